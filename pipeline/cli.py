@@ -1,0 +1,121 @@
+"""`thresher`: one command for running jobs and looking at their results."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from pipeline.config import ConfigError, load
+from pipeline.stages import STAGES, parse_stage_list
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="thresher", description="Curate web crawls into LLM pre-training corpora.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser(
+        "run",
+        help="run a curation job (no arguments: the default recipe on the embedded sample)",
+        description="Run a curation job. Options not listed here are passed to Beam unchanged "
+        "(e.g. --project, --region, --temp_location for Dataflow).",
+    )
+    run.add_argument("config", nargs="?", help="YAML config (default: built-in defaults)")
+    run.add_argument("--input", nargs="+", action="extend", metavar="GLOB", help="input paths or globs (local, gs://, s3://)")
+    run.add_argument("--output", metavar="DIR", help="run directory (default: ./thresher-out)")
+    run.add_argument("--runner", metavar="NAME", help="direct (default), portable, DataflowRunner, SparkRunner, FlinkRunner")
+    run.add_argument("--workers", type=int, metavar="N", help="local worker processes for the direct runner")
+    run.add_argument("--only", metavar="A,B", help="run only these stages (ingest and writing always run)")
+    run.add_argument("--skip", metavar="A,B", help="skip these stages")
+    run.add_argument("--no-progress", action="store_true", help="no progress line while the job runs")
+    run.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
+
+    sub.add_parser("stages", help="list the stages in recipe order")
+    return parser
+
+
+def _apply_overrides(cfg, args) -> None:
+    if args.input:
+        cfg.input = list(args.input)
+    if args.output:
+        cfg.output = args.output
+    if args.runner:
+        cfg.runner.name = args.runner
+    if args.workers is not None:
+        cfg.runner.workers = args.workers
+    only = parse_stage_list(args.only, "--only")
+    skip = parse_stage_list(args.skip, "--skip")
+    if only and skip:
+        raise ConfigError("--only and --skip cannot be used together")
+    for spec in STAGES:
+        if not spec.optional:
+            continue
+        stage_cfg = getattr(cfg.stages, spec.name)
+        if only:
+            stage_cfg.enabled = spec.name in only
+        elif spec.name in skip:
+            stage_cfg.enabled = False
+    cfg.validate()
+
+
+def _summary(result) -> str:
+    s = result.stats
+    t = s["totals"]
+    lines = [
+        f"Thresher: {t['read']:,} records read from {s['input']['files']} file(s) "
+        f"({s['input']['bytes'] / 1e6:,.1f} MB) in {result.seconds:,.1f} s",
+        f"  kept      {t['kept']:>9,}",
+        f"  dropped   {t['dropped']:>9,}",
+        f"  errored   {t['errored']:>9,}",
+    ]
+    if t["by_reason"]:
+        lines.append("  by reason:")
+        for reason, n in list(t["by_reason"].items())[:12]:
+            lines.append(f"    {reason:<32} {n:>9,}")
+        if len(t["by_reason"]) > 12:
+            lines.append(f"    ... {len(t['by_reason']) - 12} more in stats.json")
+    lines.append(f"  output    {result.output}")
+    return "\n".join(lines)
+
+
+def cmd_run(args, beam_flags: list[str]) -> int:
+    from pipeline.run import run  # Beam is slow to import: only for commands that need it
+
+    cfg = load(args.config)
+    _apply_overrides(cfg, args)
+    if not args.quiet:
+        print(f"thresher run: {', '.join(cfg.input) if cfg.input else 'embedded sample'} -> {cfg.output} "
+              f"({cfg.runner.name}, {cfg.runner.workers} worker{'s' if cfg.runner.workers > 1 else ''})", file=sys.stderr)
+    result = run(cfg, beam_flags, show_progress=not (args.no_progress or args.quiet))
+    if not args.quiet:
+        print(_summary(result))
+    return 0
+
+
+def cmd_stages(args) -> int:
+    width = max(len(s.name) for s in STAGES)
+    for s in STAGES:
+        flag = "" if s.optional else "  (always runs)"
+        print(f"{s.name:<{width}}  {s.description}{flag}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    parser = _build_parser()
+    args, rest = parser.parse_known_args(argv)
+    if rest and args.command != "run":
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
+    try:
+        if args.command == "run":
+            return cmd_run(args, rest)
+        if args.command == "stages":
+            return cmd_stages(args)
+    except ConfigError as e:
+        print(f"thresher: error: {e}", file=sys.stderr)
+        return 2
+    return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

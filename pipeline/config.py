@@ -1,0 +1,195 @@
+"""The run configuration: YAML in, typed dataclasses out, every mistake named by its key.
+
+Loading is strict: an unknown key, a value of the wrong type or out of range fails before any
+job starts, with the dotted path of the key (``stages.extract.backend``). YAML is read with
+``safe_load``: a config can never construct Python objects.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+
+from transforms.extract import BACKENDS
+
+
+class ConfigError(ValueError):
+    pass
+
+
+@dataclass
+class IngestConfig:
+    keep_status: list[int] = field(default_factory=lambda: [200])
+    keep_content_types: list[str] = field(default_factory=lambda: ["text/html", "text/plain"])
+    max_record_bytes: int = 64 * 1024 * 1024
+    max_control_ratio: float = 0.05
+
+    def validate(self, path: str) -> None:
+        _check(self.max_record_bytes > 0, f"{path}.max_record_bytes", "must be > 0")
+        _check(0 <= self.max_control_ratio <= 1, f"{path}.max_control_ratio", "must be within [0, 1]")
+        _check(bool(self.keep_content_types), f"{path}.keep_content_types", "must name at least one type")
+
+
+@dataclass
+class ExtractConfig:
+    enabled: bool = True
+    backend: str = "resiliparse"
+    main_content: bool = True
+    timeout_s: float = 10.0
+    min_chars: int = 1
+
+    def validate(self, path: str) -> None:
+        _check(self.backend in BACKENDS, f"{path}.backend", f"must be one of {', '.join(BACKENDS)}, not {self.backend!r}")
+        _check(self.timeout_s >= 0, f"{path}.timeout_s", "must be >= 0 (0: no limit)")
+        _check(self.min_chars >= 0, f"{path}.min_chars", "must be >= 0")
+
+
+@dataclass
+class StagesConfig:
+    ingest: IngestConfig = field(default_factory=IngestConfig)
+    extract: ExtractConfig = field(default_factory=ExtractConfig)
+
+
+@dataclass
+class WriteConfig:
+    document_shards: int = 4
+    rejected_shards: int = 2
+    rejected_sample: float = 1.0  # fraction of dropped documents written to rejected/ (seeded)
+    rejected_text_chars: int = 0  # cut the text of rejected documents to this many chars (0: keep all)
+    compression: str = "zstd"
+    seed: int = 0
+
+    def validate(self, path: str) -> None:
+        _check(self.document_shards >= 1, f"{path}.document_shards", "must be >= 1")
+        _check(self.rejected_shards >= 1, f"{path}.rejected_shards", "must be >= 1")
+        _check(0 <= self.rejected_sample <= 1, f"{path}.rejected_sample", "must be within [0, 1]")
+        _check(self.rejected_text_chars >= 0, f"{path}.rejected_text_chars", "must be >= 0")
+        _check(self.compression in ("zstd", "snappy", "gzip", "none"), f"{path}.compression",
+               "must be one of zstd, snappy, gzip, none")
+
+
+@dataclass
+class RunnerConfig:
+    name: str = "direct"  # direct | portable | any Beam runner name (DataflowRunner, SparkRunner, ...)
+    workers: int = 1  # local worker processes for the direct runner
+
+    def validate(self, path: str) -> None:
+        _check(self.workers >= 1, f"{path}.workers", "must be >= 1")
+        _check(bool(self.name), f"{path}.name", "must not be empty")
+
+
+@dataclass
+class Config:
+    input: list[str] = field(default_factory=list)  # paths or globs; empty: the embedded sample
+    output: str = "thresher-out"
+    runner: RunnerConfig = field(default_factory=RunnerConfig)
+    write: WriteConfig = field(default_factory=WriteConfig)
+    stages: StagesConfig = field(default_factory=StagesConfig)
+
+    def validate(self) -> "Config":
+        _check(bool(self.output), "output", "must not be empty")
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if dataclasses.is_dataclass(value):
+                _validate_tree(value, f.name)
+        return self
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_dict(), sort_keys=False, allow_unicode=True)
+
+
+def _check(ok: bool, key: str, message: str) -> None:
+    if not ok:
+        raise ConfigError(f"config key '{key}': {message}")
+
+
+def _validate_tree(obj: Any, path: str) -> None:
+    if hasattr(obj, "validate"):
+        obj.validate(path)
+    for f in dataclasses.fields(obj):
+        value = getattr(obj, f.name)
+        if dataclasses.is_dataclass(value):
+            _validate_tree(value, f"{path}.{f.name}")
+
+
+def _coerce(tp: Any, value: Any, path: str) -> Any:
+    origin = typing.get_origin(tp)
+    if dataclasses.is_dataclass(tp):
+        return _from_dict(tp, value, path)
+    if origin in (typing.Union, types.UnionType):
+        args = typing.get_args(tp)
+        if value is None and type(None) in args:
+            return None
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _coerce(arg, value, path)
+            except ConfigError:
+                pass
+        raise ConfigError(f"config key '{path}': {value!r} is not a valid {tp}")
+    if origin is list:
+        (item_tp,) = typing.get_args(tp)
+        if isinstance(value, (str, int, float)) and not isinstance(value, bool) and item_tp in (str, int):
+            value = [value]  # a single value where a list is expected
+        if not isinstance(value, list):
+            raise ConfigError(f"config key '{path}': expected a list, got {type(value).__name__}")
+        return [_coerce(item_tp, v, f"{path}[{i}]") for i, v in enumerate(value)]
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"config key '{path}': expected true or false, got {value!r}")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"config key '{path}': expected an integer, got {value!r}")
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"config key '{path}': expected a number, got {value!r}")
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"config key '{path}': expected a string, got {value!r}")
+        return value
+    raise ConfigError(f"config key '{path}': unsupported type {tp}")  # a bug in this module, not the user's
+
+
+def _from_dict(cls: type, data: Any, path: str = "") -> Any:
+    where = f"'{path}'" if path else "the top level"
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"config key {where}: expected a mapping, got {type(data).__name__}")
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    for key in data:
+        if key not in names:
+            full = f"{path}.{key}" if path else str(key)
+            raise ConfigError(f"unknown config key '{full}' (known at {where}: {', '.join(names)})")
+    kwargs = {k: _coerce(hints[k], v, f"{path}.{k}" if path else k) for k, v in data.items()}
+    return cls(**kwargs)
+
+
+def from_dict(data: Any) -> Config:
+    return _from_dict(Config, data).validate()
+
+
+def load(path: str | None) -> Config:
+    if path is None:
+        return Config().validate()
+    try:
+        with open(path, encoding="utf-8") as fh:
+            data = yaml.safe_load(fh)
+    except FileNotFoundError:
+        raise ConfigError(f"config file not found: {path}") from None
+    except yaml.YAMLError as e:
+        raise ConfigError(f"config file {path} is not valid YAML: {e}") from None
+    return from_dict(data)

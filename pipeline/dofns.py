@@ -1,0 +1,272 @@
+"""DoFns that wrap `transforms/`: reading files, running a stage, writing shards.
+
+Each DoFn counts what it does per bundle and emits the counts on the ``counts`` output when the
+bundle ends, so the statistics travel with the data and reach ``stats.json`` on every runner
+(portable runners such as Spark's do not report Beam metrics back).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import time
+import uuid
+from collections import Counter
+
+import apache_beam as beam
+from apache_beam.io.filesystem import CompressionTypes
+from apache_beam.io.filesystems import FileSystems
+from apache_beam.pvalue import TaggedOutput
+from apache_beam.transforms.window import GlobalWindow
+from apache_beam.utils.timestamp import MIN_TIMESTAMP
+from apache_beam.utils.windowed_value import WindowedValue
+
+from pipeline.progress import ProgressWriter
+from transforms.document import BASE_COLUMNS, Drop, make_id, source_name
+from transforms.ingest import Rejection, WarcOptions, read_records
+
+COUNTS = "counts"
+REJECTED = "rejected"
+
+# Fields that are carried between stages but never written as signals.
+_NOT_SIGNALS = set(BASE_COLUMNS) | {"payload", "html", "format", "warc_record_id"}
+
+
+def seeded_fraction(doc_id: str, seed: int) -> float:
+    """A number in [0, 1) fixed by (id, seed): for sampling that is the same on every run."""
+    h = hashlib.blake2b(f"{seed}\x00{doc_id}".encode(), digest_size=8).digest()
+    return int.from_bytes(h, "big") / 2**64
+
+
+def rejected_row(doc: dict, stage: str, reason: str, detail: str, errored: bool, text_chars: int = 0) -> dict:
+    text = doc.get("text") if doc.get("text") is not None else doc.get("html")
+    if text is not None and text_chars:
+        text = text[:text_chars]
+    signals = {k: v for k, v in doc.items() if k not in _NOT_SIGNALS and not isinstance(v, bytes)}
+    return {
+        "id": doc.get("id"),
+        "url": doc.get("url"),
+        "source": doc.get("source"),
+        "offset": doc.get("offset"),
+        "stage": stage,
+        "reason": reason,
+        "detail": detail[:2000] if detail else detail,
+        "errored": errored,
+        "text": text,
+        "signals": json.dumps(signals, sort_keys=True, ensure_ascii=False, default=str) if signals else None,
+    }
+
+
+class CountingDoFn(beam.DoFn):
+    """Base: per-bundle counts on the ``counts`` output; rejected rows (sampled) on ``rejected``."""
+
+    def __init__(self, rejected_sample: float = 1.0, seed: int = 0, text_chars: int = 0, progress_dir: str | None = None):
+        self.rejected_sample = rejected_sample
+        self.seed = seed
+        self.text_chars = text_chars
+        self.progress_dir = progress_dir
+
+    def setup(self):
+        self.progress = ProgressWriter(self.progress_dir)
+
+    def start_bundle(self):
+        self._counts: Counter = Counter()
+
+    def count(self, key: tuple, n: float = 1) -> None:
+        self._counts[key] += n
+
+    def reject(self, doc: dict, stage: str, reason: str, detail: str, errored: bool):
+        self.count((stage, "errored" if errored else "dropped", reason))
+        if self.rejected_sample >= 1 or seeded_fraction(str(doc.get("id")), self.seed) < self.rejected_sample:
+            return TaggedOutput(REJECTED, rejected_row(doc, stage, reason, detail, errored, self.text_chars))
+        return None
+
+    def finish_bundle(self):
+        self.progress.flush()
+        if self._counts:
+            yield TaggedOutput(COUNTS, WindowedValue(dict(self._counts), MIN_TIMESTAMP, [GlobalWindow()]))
+
+
+class _CountingReader(io.RawIOBase):
+    """A file object that reports how many bytes were read (for the progress line)."""
+
+    def __init__(self, raw, on_read):
+        self.raw = raw
+        self.on_read = on_read
+
+    def readable(self):
+        return True
+
+    def read(self, n=-1):
+        data = self.raw.read(n)
+        self.on_read(len(data))
+        return data
+
+    def readinto(self, b):
+        data = self.read(len(b))
+        b[: len(data)] = data
+        return len(data)
+
+    def seekable(self):
+        return self.raw.seekable() if hasattr(self.raw, "seekable") else False
+
+    def seek(self, pos, whence=0):
+        return self.raw.seek(pos, whence)
+
+    def tell(self):
+        return self.raw.tell()
+
+    def close(self):
+        self.raw.close()
+        super().close()
+
+
+class ReadRecords(CountingDoFn):
+    """A file path in; its documents out, one at a time (a file is streamed, never held whole)."""
+
+    STAGE = "ingest"
+
+    def __init__(self, warc: WarcOptions, **kw):
+        super().__init__(**kw)
+        self.warc = warc
+
+    def process(self, path: str):
+        source = source_name(path)
+        self.count(("input", "files"))
+        try:
+            raw = FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED)
+        except Exception as e:
+            self.count((self.STAGE, "in"))
+            doc = {"id": make_id(source, "open"), "url": None, "source": source, "offset": 0}
+            out = self.reject(doc, self.STAGE, "unreadable_file", f"{type(e).__name__}: {e}", True)
+            if out is not None:
+                yield out
+            return
+
+        def on_read(n):
+            self.count(("input", "bytes"), n)
+            self.progress.add("read_bytes", n)
+
+        start = time.perf_counter()
+        with _CountingReader(raw, on_read) as fh:
+            items = read_records(fh, path, source, self.warc)
+            while True:
+                try:
+                    item = next(items)
+                except StopIteration:
+                    break
+                except Exception as e:  # a reader bug must cost this file's rest, not the job
+                    self.count((self.STAGE, "in"))
+                    doc = {"id": make_id(source, "reader_error"), "url": None, "source": source, "offset": None}
+                    out = self.reject(doc, self.STAGE, "reader_error", f"{type(e).__name__}: {e}", True)
+                    if out is not None:
+                        yield out
+                    break
+                self.count((self.STAGE, "in"))
+                self.progress.add("read_records")
+                if isinstance(item, Rejection):
+                    out = self.reject(item.doc, self.STAGE, item.reason, item.detail, item.errored)
+                    if out is not None:
+                        yield out
+                else:
+                    yield item
+        self.count((self.STAGE, "seconds"), time.perf_counter() - start)
+
+
+class StageDoFn(CountingDoFn):
+    """Runs one stage's ``doc -> doc | Drop`` callable; an exception drops only that document."""
+
+    def __init__(self, stage: str, make, cfg, count_in: bool = True, **kw):
+        super().__init__(**kw)
+        self.stage = stage
+        self.make = make
+        self.cfg = cfg
+        self.count_in = count_in
+
+    def setup(self):
+        super().setup()
+        self.fn = self.make(self.cfg)  # models and tables load once per worker, not per element
+
+    def process(self, doc: dict):
+        if self.count_in:
+            self.count((self.stage, "in"))
+        start = time.perf_counter()
+        try:
+            out = self.fn(doc)
+        except Exception as e:
+            out = e
+        self.count((self.stage, "seconds"), time.perf_counter() - start)
+        self.progress.add(f"stage:{self.stage}")
+        if isinstance(out, Drop):
+            rej = self.reject(doc, self.stage, out.reason, out.detail, False)
+        elif isinstance(out, Exception):
+            rej = self.reject(doc, self.stage, "exception", f"{type(out).__name__}: {out}", True)
+        else:
+            self.count((self.stage, "kept"))
+            yield out
+            return
+        if rej is not None:
+            yield rej
+
+
+def shard_of(doc_id: str, seed: int, shards: int) -> int:
+    return int(seeded_fraction(doc_id, seed) * shards)
+
+
+class WriteShard(beam.DoFn):
+    """Writes one shard as Parquet, rows sorted by (id, source, offset): the same bytes every run.
+
+    The file appears atomically: written under a temporary name, then renamed.
+    """
+
+    def __init__(self, kind: str, folder: str, schema, shards: int, compression: str, progress_dir: str | None = None):
+        self.kind = kind
+        self.folder = folder
+        self.schema = schema
+        self.shards = shards
+        self.compression = compression
+        self.progress_dir = progress_dir
+
+    def setup(self):
+        self.progress = ProgressWriter(self.progress_dir)
+
+    def process(self, element):
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        shard, rows = element
+        rows = sorted(rows, key=lambda r: (str(r.get("id")), str(r.get("source")), r.get("offset") or 0))
+        if self.kind == "documents":
+            for r in rows:
+                if r.get("text") is None and r.get("html") is not None:
+                    r["text"] = r["html"]  # extraction was switched off: the decoded page is the text
+        table = pa.Table.from_pylist(rows, schema=self.schema)
+        buf = io.BytesIO()
+        pq.write_table(table, buf, compression=None if self.compression == "none" else self.compression)
+        final = f"{self.folder}/part-{shard:05d}-of-{self.shards:05d}.parquet"
+        tmp = f"{self.folder}/.tmp-{uuid.uuid4().hex}-part-{shard:05d}.parquet"
+        with FileSystems.create(tmp) as fh:
+            fh.write(buf.getvalue())
+        FileSystems.rename([tmp], [final])
+        self.progress.add("written" if self.kind == "documents" else "written_rejected", len(rows))
+        self.progress.flush()
+        yield {("output", self.kind): len(rows), ("output", f"{self.kind}_files"): 1}
+
+
+class MergeCounts(beam.CombineFn):
+    def create_accumulator(self):
+        return Counter()
+
+    def add_input(self, acc, counts):
+        acc.update(counts)
+        return acc
+
+    def merge_accumulators(self, accs):
+        out = Counter()
+        for a in accs:
+            out.update(a)
+        return out
+
+    def extract_output(self, acc):
+        return dict(acc)

@@ -1,0 +1,141 @@
+"""The Beam graph: input files -> records -> stages -> documents/ and rejected/ shards + stats."""
+
+from __future__ import annotations
+
+import json
+
+import apache_beam as beam
+import pyarrow as pa
+from apache_beam.io.filesystems import FileSystems
+
+from pipeline.config import Config
+from pipeline.dofns import COUNTS, REJECTED, MergeCounts, ReadRecords, StageDoFn, WriteShard, shard_of
+from pipeline.stages import StageSpec
+from pipeline.stats import assemble
+from transforms.ingest import WarcOptions
+
+DOCUMENT_SCHEMA = pa.schema([
+    ("id", pa.string()),
+    ("url", pa.string()),
+    ("text", pa.string()),
+    ("source", pa.string()),
+    ("offset", pa.int64()),
+    ("date", pa.string()),
+    ("content_type", pa.string()),
+    ("charset", pa.string()),
+    ("warc_record_id", pa.string()),
+    ("metadata", pa.string()),
+])
+
+REJECTED_SCHEMA = pa.schema([
+    ("id", pa.string()),
+    ("url", pa.string()),
+    ("source", pa.string()),
+    ("offset", pa.int64()),
+    ("stage", pa.string()),
+    ("reason", pa.string()),
+    ("detail", pa.string()),
+    ("errored", pa.bool_()),
+    ("text", pa.string()),
+    ("signals", pa.string()),
+])
+
+
+def document_schema(stages: list[StageSpec]) -> pa.Schema:
+    schema = DOCUMENT_SCHEMA
+    for spec in stages:
+        for name, dtype in spec.columns:
+            schema = schema.append(pa.field(name, dtype))
+    return schema
+
+
+def _stats_key(k) -> str:
+    return "|".join(str(x) for x in k)
+
+
+class WriteShards(beam.PTransform):
+    """Key rows by a seeded hash of their id, group, and write one sorted Parquet file per shard."""
+
+    def __init__(self, kind: str, folder: str, schema: pa.Schema, shards: int, seed: int, compression: str,
+                 progress_dir: str | None):
+        super().__init__()
+        self.args = (kind, folder, schema, shards, compression, progress_dir)
+        self.shards = shards
+        self.seed = seed
+
+    def expand(self, rows):
+        shards, seed = self.shards, self.seed
+        return (
+            rows
+            | "KeyByShard" >> beam.Map(lambda r: (shard_of(str(r.get("id")), seed, shards), r))
+            | "GroupShard" >> beam.GroupByKey()
+            | "WriteShard" >> beam.ParDo(WriteShard(*self.args))
+        )
+
+
+class WriteStats(beam.DoFn):
+    def __init__(self, path: str, stage_names: list[str]):
+        self.path = path
+        self.stage_names = stage_names
+
+    def process(self, counts: dict):
+        stats = assemble(counts, self.stage_names)
+        stats["counts"] = {_stats_key(k): v for k, v in sorted(counts.items(), key=lambda kv: _stats_key(kv[0]))}
+        with FileSystems.create(self.path + ".tmp") as fh:
+            fh.write(json.dumps(stats, indent=2, sort_keys=False).encode())
+        FileSystems.rename([self.path + ".tmp"], [self.path])
+        yield stats
+
+
+class Curate(beam.PTransform):
+    """The whole recipe as one composite; reads like the diagram in DESIGN.md."""
+
+    def __init__(self, cfg: Config, files: list[str], stages: list[StageSpec], staging: str,
+                 progress_dir: str | None = None):
+        super().__init__()
+        self.cfg = cfg
+        self.files = sorted(files)
+        self.stages = stages
+        self.staging = staging
+        self.progress_dir = progress_dir
+
+    def expand(self, pbegin):
+        cfg, w = self.cfg, self.cfg.write
+        common = dict(rejected_sample=w.rejected_sample, seed=w.seed, text_chars=w.rejected_text_chars,
+                      progress_dir=self.progress_dir)
+        ing = cfg.stages.ingest
+        warc = WarcOptions(tuple(ing.keep_status), tuple(ing.keep_content_types), ing.max_record_bytes)
+
+        read = (
+            pbegin
+            | "InputFiles" >> beam.Create(self.files)
+            | "SpreadFiles" >> beam.Reshuffle()
+            | "ReadRecords" >> beam.ParDo(ReadRecords(warc, **common)).with_outputs(COUNTS, REJECTED, main="docs")
+        )
+        counts, rejected = [read[COUNTS]], [read[REJECTED]]
+        # Reading a file is cheap next to extraction: spread its records over all workers.
+        docs = read.docs | "SpreadRecords" >> beam.Reshuffle()
+        for spec in self.stages:
+            out = docs | f"Stage[{spec.name}]" >> beam.ParDo(
+                StageDoFn(spec.name, spec.make, cfg, count_in=spec.name != "ingest", **common)
+            ).with_outputs(COUNTS, REJECTED, main="docs")
+            docs = out.docs
+            counts.append(out[COUNTS])
+            rejected.append(out[REJECTED])
+
+        written_docs = docs | "WriteDocuments" >> WriteShards(
+            "documents", f"{self.staging}/documents", document_schema(self.stages), w.document_shards, w.seed,
+            w.compression, self.progress_dir)
+        written_rejected = (
+            rejected
+            | "AllRejected" >> beam.Flatten()
+            | "WriteRejected" >> WriteShards("rejected", f"{self.staging}/rejected", REJECTED_SCHEMA,
+                                             w.rejected_shards, w.seed, w.compression, self.progress_dir)
+        )
+        stage_names = [s.name for s in self.stages]
+        return (
+            counts + [written_docs, written_rejected]
+            | "AllCounts" >> beam.Flatten()
+            | "MergeCounts" >> beam.CombineGlobally(MergeCounts())
+            | "WriteStats" >> beam.ParDo(WriteStats(f"{self.staging}/stats.json", stage_names))
+        )

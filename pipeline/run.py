@@ -1,0 +1,120 @@
+"""Run a curation job: check everything that can be checked, build the graph, run it, publish."""
+
+from __future__ import annotations
+
+import copy
+import datetime as dt
+import json
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass
+from importlib import resources
+
+import apache_beam as beam
+from apache_beam.io.filesystems import FileSystems
+
+from pipeline import rundir
+from pipeline.config import Config, ConfigError
+from pipeline.graph import Curate
+from pipeline.progress import ProgressDisplay
+from pipeline.runners import is_local, make_runner_and_options
+from pipeline.stages import StageSpec, enabled_stages
+from pipeline.stats import AccountingError, accounting_problems
+from transforms.ingest import detect_format
+
+
+def embedded_sample() -> str:
+    return str(resources.files("pipeline") / "data" / "sample.warc.gz")
+
+
+@dataclass
+class InputFile:
+    path: str
+    size: int
+
+
+def resolve_inputs(patterns: list[str]) -> list[InputFile]:
+    """Expand paths, folders and globs; every pattern must match a file of a known format."""
+    found: dict[str, int] = {}
+    for pattern in patterns:
+        if "://" not in pattern and os.path.isdir(pattern):
+            pattern = os.path.join(pattern, "**")
+        try:
+            matches = FileSystems.match([pattern])[0].metadata_list
+        except Exception as e:
+            raise ConfigError(f"input '{pattern}': cannot be listed: {e}") from None
+        matches = [m for m in matches if not (("://" not in m.path) and os.path.isdir(m.path))]
+        if not matches:
+            raise ConfigError(f"input '{pattern}' matches no file")
+        known = [m for m in matches if detect_format(m.path)]
+        if not known:
+            raise ConfigError(f"input '{pattern}': no file of a known format "
+                              "(.warc[.gz], .wet[.gz], .jsonl[.gz|.zst], .json[.gz], .ndjson, .parquet)")
+        if "*" not in pattern and "?" not in pattern and len(known) < len(matches):
+            raise ConfigError(f"input '{matches[0].path}': unknown format")
+        for m in known:
+            found[m.path] = m.size_in_bytes
+    return [InputFile(p, s) for p, s in sorted(found.items())]
+
+
+@dataclass
+class RunResult:
+    output: str
+    stats: dict
+    seconds: float
+
+
+def run(cfg: Config, beam_flags: list[str] | None = None, show_progress: bool = False) -> RunResult:
+    """Everything `thresher run` does after parsing its arguments."""
+    beam_flags = list(beam_flags or [])
+    stages: list[StageSpec] = enabled_stages(cfg)
+    cfg = copy.deepcopy(cfg)
+    cfg.input = list(cfg.input or [embedded_sample()])
+    files = resolve_inputs(cfg.input)
+    runner, options = make_runner_and_options(cfg.runner.name, cfg.runner.workers, beam_flags)
+
+    output = cfg.output.rstrip("/") or "/"
+    if "://" not in output:
+        output = os.path.abspath(output)
+        os.makedirs(output, exist_ok=True)
+    cfg.output = output
+    staging = rundir.prepare(output)
+    progress_dir = tempfile.mkdtemp(prefix="thresher-progress-") if is_local(cfg.runner.name) else None
+
+    started = dt.datetime.now(dt.timezone.utc)
+    t0 = time.perf_counter()
+    try:
+        pipeline = beam.Pipeline(runner=runner, options=options)
+        _ = pipeline | "Curate" >> Curate(cfg, [f.path for f in files], stages, staging, progress_dir)
+        if show_progress and progress_dir:
+            with ProgressDisplay(progress_dir, sum(f.size for f in files), [s.name for s in stages]):
+                pipeline.run().wait_until_finish()
+        else:
+            pipeline.run().wait_until_finish()
+    finally:
+        if progress_dir:
+            shutil.rmtree(progress_dir, ignore_errors=True)
+    seconds = time.perf_counter() - t0
+
+    stats = json.loads(rundir.read_bytes(rundir.join(staging, "stats.json")))
+    stats["run"] = {
+        "started": started.isoformat(timespec="seconds"),
+        "wall_seconds": round(seconds, 3),
+        "runner": cfg.runner.name,
+        "workers": cfg.runner.workers,
+        "stages": [s.name for s in stages],
+        "inputs": [f.path for f in files],
+    }
+    problems = accounting_problems(stats)
+    stats["accounting_ok"] = not problems
+    if problems:
+        stats["accounting_problems"] = problems
+    rundir.publish(output, staging)
+    rundir.atomic_write(rundir.join(output, "config.yaml"), cfg.to_yaml().encode())
+    rundir.atomic_write(rundir.join(output, "stats.json"), json.dumps(stats, indent=2).encode())
+    rundir.finish(staging)
+    if problems:
+        raise AccountingError("accounting identity broken: " + "; ".join(problems))
+    return RunResult(output, stats, seconds)

@@ -1,0 +1,90 @@
+"""The run directory contract (DESIGN.md) and how it is published.
+
+Workers write into ``DIR/.staging/``; only when the job has finished does the driver move the
+results into place, folder by folder, and write ``config.yaml`` and ``stats.json`` last. Every
+file appears under its final name whole (written under a temporary name, then renamed), and a
+rerun after a crash starts from an empty staging folder and replaces what an earlier run left,
+so nothing is duplicated. All file operations go through Beam's FileSystems: the same code
+publishes to a local folder, gs:// or s3://.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+
+from apache_beam.io.filesystems import FileSystems
+
+STAGING = ".staging"
+DATA_FOLDERS = ("documents", "rejected")  # later stages add dedup/ and shards/
+
+
+def join(*parts: str) -> str:
+    return FileSystems.join(*parts)
+
+
+def _is_local(path: str) -> bool:
+    return "://" not in path
+
+
+def _list(folder: str) -> list[str]:
+    try:
+        match = FileSystems.match([join(folder, "*")])[0]
+    except Exception:  # nothing there
+        return []
+    return sorted(m.path for m in match.metadata_list)
+
+
+def _delete_tree(path: str) -> None:
+    if FileSystems.exists(path):
+        FileSystems.delete([path])
+
+
+def safe_subpath(root: str, *parts: str) -> str:
+    """A path under `root`; refuses names that would escape it (``..``, absolute parts)."""
+    for p in parts:
+        if not p or p.startswith("/") or ".." in p.split("/") or "\\" in p:
+            raise ValueError(f"refusing path component {p!r} under {root}")
+    return join(root, *parts)
+
+
+def prepare(output: str) -> str:
+    """An empty staging folder under `output` (a crashed run's leftovers are removed)."""
+    staging = join(output, STAGING)
+    _delete_tree(staging)
+    for sub in DATA_FOLDERS:
+        FileSystems.mkdirs(join(staging, sub)) if _is_local(output) else None
+    if _is_local(output):
+        os.makedirs(staging, exist_ok=True)
+    return staging
+
+
+def atomic_write(path: str, data: bytes) -> None:
+    tmp = f"{path}.tmp-{uuid.uuid4().hex}"
+    with FileSystems.create(tmp) as fh:
+        fh.write(data)
+    FileSystems.rename([tmp], [path])
+
+
+def read_bytes(path: str) -> bytes:
+    with FileSystems.open(path) as fh:
+        return fh.read()
+
+
+def publish(output: str, staging: str, folders: tuple[str, ...] = DATA_FOLDERS) -> None:
+    """Replace each data folder of `output` by its staged version."""
+    for sub in folders:
+        src, dst = join(staging, sub), join(output, sub)
+        staged = [p for p in _list(src) if not os.path.basename(p).startswith(".tmp-")]
+        _delete_tree(dst)
+        if _is_local(output):
+            os.makedirs(src, exist_ok=True)
+            os.replace(src, dst)  # one rename: the folder appears whole
+            continue
+        FileSystems.mkdirs(dst)
+        if staged:
+            FileSystems.rename(staged, [join(dst, os.path.basename(p)) for p in staged])
+
+
+def finish(staging: str) -> None:
+    _delete_tree(staging)

@@ -1,0 +1,60 @@
+"""The stage registry: names users select with --only/--skip, in the order the recipe runs them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import pyarrow as pa
+
+from pipeline.config import Config, ConfigError
+from transforms.extract import ExtractText
+from transforms.ingest import decode_payload
+
+
+@dataclass(frozen=True)
+class StageSpec:
+    name: str
+    description: str
+    # Builds the per-document callable (doc -> doc | Drop) inside a worker, once per DoFn instance.
+    make: Callable[[Config], Callable] | None
+    columns: tuple[tuple[str, pa.DataType], ...] = ()  # signal columns the stage adds to documents/
+    optional: bool = True  # ingest and writing always run
+
+
+def _make_decode(cfg: Config):
+    ratio = cfg.stages.ingest.max_control_ratio
+
+    def decode(doc: dict):
+        return decode_payload(doc, ratio)
+
+    return decode
+
+
+def _make_extract(cfg: Config):
+    c = cfg.stages.extract
+    return ExtractText(c.backend, c.main_content, c.timeout_s, c.min_chars)
+
+
+STAGES: tuple[StageSpec, ...] = (
+    StageSpec("ingest", "read WARC/WET/JSONL/Parquet records; keep HTTP 200 text responses; decode charsets",
+              _make_decode, optional=False),
+    StageSpec("extract", "HTML to main text (resiliparse, or trafilatura)", _make_extract),
+)
+
+STAGE_NAMES = tuple(s.name for s in STAGES)
+
+
+def parse_stage_list(value: str | None, flag: str) -> list[str]:
+    if not value:
+        return []
+    names = [n.strip() for n in value.split(",") if n.strip()]
+    for n in names:
+        if n not in STAGE_NAMES:
+            raise ConfigError(f"{flag}: unknown stage '{n}' (stages: {', '.join(STAGE_NAMES)})")
+    return names
+
+
+def enabled_stages(cfg: Config) -> list[StageSpec]:
+    """The stages this run executes, in recipe order (``--only``/``--skip`` were applied to the config)."""
+    return [spec for spec in STAGES if not spec.optional or getattr(cfg.stages, spec.name).enabled]

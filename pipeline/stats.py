@@ -1,0 +1,65 @@
+"""stats.json: the run's funnel, assembled from the counts that travelled with the data."""
+
+from __future__ import annotations
+
+
+class AccountingError(RuntimeError):
+    pass
+
+
+def assemble(counts: dict, stage_names: list[str]) -> dict:
+    """Counts keyed ``(stage, kind[, reason])`` -> the stats.json document."""
+    stages: dict[str, dict] = {}
+    for name in stage_names:
+        dropped = {k[2]: int(v) for k, v in counts.items() if k[0] == name and k[1] == "dropped"}
+        errored = {k[2]: int(v) for k, v in counts.items() if k[0] == name and k[1] == "errored"}
+        stages[name] = {
+            "in": int(counts.get((name, "in"), 0)),
+            "kept": int(counts.get((name, "kept"), 0)),
+            "dropped": dict(sorted(dropped.items())),
+            "errored": dict(sorted(errored.items())),
+            "seconds": round(float(counts.get((name, "seconds"), 0.0)), 3),
+        }
+    first = stages[stage_names[0]] if stage_names else {"in": 0}
+    last = stages[stage_names[-1]] if stage_names else {"kept": 0}
+    by_reason = {}
+    for name, s in stages.items():
+        for kind in ("dropped", "errored"):
+            for reason, n in s[kind].items():
+                by_reason[f"{name}.{reason}"] = n
+    return {
+        "stages": stages,
+        "totals": {
+            "read": first["in"],
+            "kept": last["kept"],
+            "dropped": sum(sum(s["dropped"].values()) for s in stages.values()),
+            "errored": sum(sum(s["errored"].values()) for s in stages.values()),
+            "by_reason": dict(sorted(by_reason.items(), key=lambda kv: (-kv[1], kv[0]))),
+        },
+        "input": {
+            "files": int(counts.get(("input", "files"), 0)),
+            "bytes": int(counts.get(("input", "bytes"), 0)),
+        },
+        "output": {
+            "documents": int(counts.get(("output", "documents"), 0)),
+            "document_files": int(counts.get(("output", "documents_files"), 0)),
+            "rejected": int(counts.get(("output", "rejected"), 0)),
+            "rejected_files": int(counts.get(("output", "rejected_files"), 0)),
+        },
+    }
+
+
+def accounting_problems(stats: dict) -> list[str]:
+    """Every broken identity: per stage in = kept + dropped + errored; stages chain; kept = rows written."""
+    problems = []
+    prev = None
+    for name, s in stats["stages"].items():
+        out = s["kept"] + sum(s["dropped"].values()) + sum(s["errored"].values())
+        if s["in"] != out:
+            problems.append(f"stage {name}: in {s['in']} != kept + dropped + errored {out}")
+        if prev is not None and s["in"] != prev[1]:
+            problems.append(f"stage {name}: in {s['in']} != kept {prev[1]} of stage {prev[0]}")
+        prev = (name, s["kept"])
+    if stats["totals"]["kept"] != stats["output"]["documents"]:
+        problems.append(f"kept {stats['totals']['kept']} != rows written to documents/ {stats['output']['documents']}")
+    return problems

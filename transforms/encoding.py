@@ -1,0 +1,91 @@
+"""Bytes of a web page to text: charset from BOM, bytes, HTTP header, <meta>, or detection."""
+
+from __future__ import annotations
+
+import codecs
+import re
+
+from resiliparse.parse.encoding import detect_encoding
+
+_META_CHARSET = re.compile(
+    rb"""<meta[^>]+?charset\s*=\s*["']?\s*([a-zA-Z0-9_:.\-]+)""",
+    re.IGNORECASE,
+)
+
+# WHATWG's encoding standard decodes these labels with a superset codec; so do browsers.
+_WHATWG_SUPERSETS = {
+    "ascii": "cp1252",
+    "us-ascii": "cp1252",
+    "iso-8859-1": "cp1252",
+    "iso8859-1": "cp1252",
+    "latin1": "cp1252",
+    "latin-1": "cp1252",
+    "l1": "cp1252",
+    "iso-8859-9": "cp1254",
+    "euc-kr": "cp949",
+    "euc_kr": "cp949",
+    "ks_c_5601-1987": "cp949",
+    "gb2312": "gb18030",
+    "gbk": "gb18030",
+    "x-gbk": "gb18030",
+    "shift_jis": "cp932",
+    "shift-jis": "cp932",
+    "sjis": "cp932",
+    "x-sjis": "cp932",
+    "tis-620": "cp874",
+    "iso-8859-11": "cp874",
+}
+
+_BOMS = (
+    (codecs.BOM_UTF8, "utf-8"),
+    (codecs.BOM_UTF16_LE, "utf-16-le"),
+    (codecs.BOM_UTF16_BE, "utf-16-be"),
+)
+
+
+def normalise_charset(label: str | None) -> str | None:
+    """A Python codec name for an HTTP/HTML charset label, or None if unknown."""
+    if not label:
+        return None
+    label = label.strip().strip("\"'").lower()
+    label = _WHATWG_SUPERSETS.get(label, label)
+    try:
+        return codecs.lookup(label).name
+    except LookupError:
+        return None
+
+
+def meta_charset(data: bytes, scan_bytes: int = 4096) -> str | None:
+    m = _META_CHARSET.search(data[:scan_bytes])
+    return m.group(1).decode("ascii", "replace") if m else None
+
+
+def decode_page(data: bytes, header_charset: str | None = None) -> tuple[str, str]:
+    """Decode a page; returns ``(text, codec)``.
+
+    Order: a BOM; then strictly valid UTF-8 (legacy-encoded text with non-ASCII bytes is
+    practically never valid UTF-8, while servers and meta tags often lie); then the HTTP header
+    charset and the ``<meta>`` charset, each only if the bytes decode cleanly with it; then
+    uchardet's guess. The last resort decodes with replacement characters, never raises.
+    """
+    for bom, codec in _BOMS:
+        if data.startswith(bom):
+            return data[len(bom) :].decode(codec, "replace"), codec
+    try:
+        return data.decode("utf-8"), "utf-8"
+    except UnicodeDecodeError:
+        pass
+    for label in (header_charset, meta_charset(data)):
+        codec = normalise_charset(label)
+        if codec and codec != "utf-8":
+            try:
+                return data.decode(codec), codec
+            except (UnicodeDecodeError, LookupError):
+                pass
+    codec = normalise_charset(detect_encoding(data)) or "cp1252"
+    try:
+        return data.decode(codec), codec
+    except (UnicodeDecodeError, LookupError):
+        pass
+    # Mostly UTF-8 with a few broken bytes is the commonest case left.
+    return data.decode("utf-8", "replace"), "utf-8"

@@ -1,0 +1,228 @@
+"""Input records to documents: WARC/WET, JSONL and Parquet, streamed from a binary file object.
+
+Every reader yields, in file order, either a document ``dict`` or a `Rejection` saying why a
+record (or an unreadable span) did not become one. Nothing is skipped silently.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import zlib
+from dataclasses import dataclass, field
+from typing import BinaryIO, Iterator, Union
+
+from transforms.document import Drop, make_id
+from transforms.encoding import decode_page
+from transforms.extract import control_char_ratio, looks_binary
+from transforms.http import HttpError, parse_response
+from transforms.warc import ReadError, WarcRecord, iter_warc
+
+FORMATS = ("warc", "jsonl", "parquet")
+
+_SUFFIXES = (
+    (".warc.gz", "warc"), (".warc", "warc"), (".wet.gz", "warc"), (".wet", "warc"),
+    (".arc.gz", None), (".jsonl.gz", "jsonl"), (".jsonl.zst", "jsonl"), (".jsonl", "jsonl"),
+    (".ndjson", "jsonl"), (".json.gz", "jsonl"), (".json", "jsonl"), (".parquet", "parquet"),
+)
+
+
+def detect_format(path: str) -> str | None:
+    low = path.lower()
+    for suffix, fmt in _SUFFIXES:
+        if low.endswith(suffix):
+            return fmt
+    return None
+
+
+def compression_of(path: str) -> str | None:
+    low = path.lower()
+    if low.endswith(".gz"):
+        return "gzip"
+    if low.endswith(".zst"):
+        return "zstd"
+    return None
+
+
+@dataclass
+class Rejection:
+    reason: str
+    detail: str
+    errored: bool  # True: the input was broken; False: a policy decision
+    doc: dict = field(default_factory=dict)
+
+
+Item = Union[dict, Rejection]
+
+
+@dataclass
+class WarcOptions:
+    keep_status: tuple[int, ...] = (200,)
+    keep_content_types: tuple[str, ...] = ("text/html", "text/plain")
+    max_record_bytes: int = 64 << 20
+
+
+def _uri(headers: dict[str, str]) -> str | None:
+    uri = headers.get("warc-target-uri")
+    return uri.strip("<>") if uri else None
+
+
+def read_warc(raw: BinaryIO, source: str, opts: WarcOptions = WarcOptions()) -> Iterator[Item]:
+    """Documents from response (WARC) and conversion (WET) records; drops for all others."""
+    html_types = {t for t in opts.keep_content_types}
+    for item in iter_warc(raw, opts.max_record_bytes):
+        if isinstance(item, ReadError):
+            detail = item.detail + (f" ({item.length} bytes skipped)" if item.length else "")
+            doc = {"id": make_id(source, f"error@{item.offset}"), "url": None, "source": source, "offset": item.offset}
+            yield Rejection(item.reason, detail, True, doc)
+            continue
+        yield _from_record(item, source, opts, html_types)
+
+
+def _from_record(rec: WarcRecord, source: str, opts: WarcOptions, keep_types: set[str]) -> Item:
+    h = rec.headers
+    doc = {
+        "id": make_id(source, rec.offset),
+        "url": _uri(h),
+        "source": source,
+        "offset": rec.offset,
+        "date": h.get("warc-date"),
+        "warc_record_id": h.get("warc-record-id"),
+    }
+    if rec.type not in ("response", "conversion"):
+        return Rejection("not_response", f"WARC-Type {rec.type or '(none)'}", False, doc)
+    if rec.body is None:
+        return Rejection("oversize", f"record of {rec.content_length} bytes > max_record_bytes {opts.max_record_bytes}", False, doc)
+    if rec.type == "conversion":  # WET: text already extracted
+        doc.update(content_type="text/plain", charset=None, payload=rec.body, format="text")
+        return doc if rec.body.strip() else Rejection("empty_payload", "conversion record without text", False, doc)
+    block_type = h.get("content-type", "application/http").split(";")[0].strip().lower()
+    if block_type not in ("application/http", ""):
+        return Rejection("not_response", f"response block of type {block_type}", False, doc)
+    try:
+        resp = parse_response(rec.body, opts.max_record_bytes)
+    except HttpError as e:
+        return Rejection(e.reason, e.detail, e.reason != "oversize" and e.reason != "content_encoding", doc)
+    doc["content_type"] = resp.mime_type or None
+    doc["charset"] = resp.charset
+    if resp.status not in opts.keep_status:
+        return Rejection("http_status", str(resp.status), False, doc)
+    if (resp.mime_type or "text/html") not in keep_types:
+        return Rejection("content_type", resp.mime_type, False, doc)
+    if not resp.body.strip():
+        return Rejection("empty_payload", "zero-byte HTTP body", False, doc)
+    doc["payload"] = resp.body
+    doc["format"] = "text" if resp.mime_type == "text/plain" else "html"
+    return doc
+
+
+def _metadata(obj: dict, skip: tuple[str, ...]) -> str | None:
+    rest = {k: v for k, v in obj.items() if k not in skip}
+    return json.dumps(rest, sort_keys=True, ensure_ascii=False, default=str) if rest else None
+
+
+def _from_object(obj, source: str, offset: int) -> Item:
+    doc = {"id": make_id(source, offset), "url": None, "source": source, "offset": offset}
+    if not isinstance(obj, dict):
+        return Rejection("bad_record", f"expected an object, got {type(obj).__name__}", True, doc)
+    if obj.get("id") is not None:
+        if not isinstance(obj["id"], (str, int)) or isinstance(obj["id"], bool):
+            return Rejection("bad_record", f"'id' is {type(obj['id']).__name__}, not a string or integer", True, doc)
+        doc["id"] = str(obj["id"])
+    url = obj.get("url")
+    if url is not None and not isinstance(url, str):
+        return Rejection("bad_record", f"'url' is {type(url).__name__}, not a string", True, doc)
+    doc["url"] = url
+    text = obj.get("text")
+    if not isinstance(text, str):
+        reason = "no_text" if text is None else "bad_record"
+        return Rejection(reason, "no 'text' field" if text is None else f"'text' is {type(text).__name__}", text is not None, doc)
+    if not text.strip():
+        return Rejection("empty_text", "blank 'text'", False, doc)
+    doc["text"] = text
+    doc["metadata"] = _metadata(obj, ("id", "url", "text"))
+    return doc
+
+
+def _decompressed(raw: BinaryIO, compression: str | None) -> BinaryIO:
+    if compression == "gzip":
+        return gzip.GzipFile(fileobj=raw, mode="rb")
+    if compression == "zstd":
+        import zstandard
+
+        return zstandard.ZstdDecompressor().stream_reader(raw, read_across_frames=True)
+    return raw
+
+
+def read_jsonl(raw: BinaryIO, source: str, compression: str | None = None) -> Iterator[Item]:
+    """One document per line; ``offset`` is the 1-based line number."""
+    stream = io.BufferedReader(_decompressed(raw, compression), 1 << 20)
+    lineno = 0
+    while True:
+        try:
+            line = stream.readline()
+        except (EOFError, OSError, zlib.error, ValueError) as e:  # truncated or corrupt compression
+            doc = {"id": make_id(source, f"error@{lineno + 1}"), "url": None, "source": source, "offset": lineno + 1}
+            yield Rejection("truncated_file", f"{type(e).__name__}: {e} after line {lineno}", True, doc)
+            return
+        if not line:
+            return
+        lineno += 1
+        if not line.strip():
+            continue  # blank lines are layout, not records
+        try:
+            obj = json.loads(line)
+        except (ValueError, RecursionError) as e:
+            doc = {"id": make_id(source, lineno), "url": None, "source": source, "offset": lineno}
+            yield Rejection("bad_json", f"line {lineno}: {str(e)[:200]}", True, doc)
+            continue
+        yield _from_object(obj, source, lineno)
+
+
+def read_parquet(raw: BinaryIO, source: str, batch_rows: int = 1024) -> Iterator[Item]:
+    """One document per row; ``offset`` is the 0-based row number."""
+    import pyarrow.parquet as pq
+
+    try:
+        pf = pq.ParquetFile(raw)
+    except Exception as e:  # pyarrow raises several types for a non-Parquet file
+        doc = {"id": make_id(source, "error@0"), "url": None, "source": source, "offset": 0}
+        yield Rejection("bad_file", f"not a readable Parquet file: {e}", True, doc)
+        return
+    row = 0
+    try:
+        for batch in pf.iter_batches(batch_size=batch_rows):
+            for obj in batch.to_pylist():
+                yield _from_object(obj, source, row)
+                row += 1
+    except Exception as e:
+        doc = {"id": make_id(source, f"error@{row}"), "url": None, "source": source, "offset": row}
+        yield Rejection("bad_file", f"unreadable after row {row}: {e}", True, doc)
+
+
+def read_records(raw: BinaryIO, path: str, source: str, warc: WarcOptions = WarcOptions()) -> Iterator[Item]:
+    fmt = detect_format(path)
+    if fmt == "warc":
+        return read_warc(raw, source, warc)
+    if fmt == "jsonl":
+        return read_jsonl(raw, source, compression_of(path))
+    if fmt == "parquet":
+        return read_parquet(raw, source)
+    raise ValueError(f"{path}: unknown input format (expected .warc[.gz], .wet[.gz], .jsonl[.gz|.zst] or .parquet)")
+
+
+def decode_payload(doc: dict, max_control_ratio: float = 0.05):
+    """Payload bytes to ``html`` or ``text``, dropping payloads that are not text at all."""
+
+    payload = doc.pop("payload", None)
+    if payload is None:
+        return doc
+    if looks_binary(payload):
+        return Drop("binary_payload", f"{doc.get('content_type')} payload starts like binary data")
+    text, codec = decode_page(payload, doc.get("charset"))
+    doc["charset"] = codec
+    if control_char_ratio(text) > max_control_ratio:
+        return Drop("binary_payload", f"more than {max_control_ratio:.0%} control characters after decoding as {codec}")
+    doc["html" if doc.pop("format", "html") == "html" else "text"] = text
+    return doc
