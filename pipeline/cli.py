@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 
 from pipeline.config import ConfigError, load
+from pipeline.logs import configure
 from pipeline.stages import STAGES, parse_stage_list
 
 
@@ -101,7 +101,7 @@ def cmd_stages(args) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    configure()
     parser = _build_parser()
     args, rest = parser.parse_known_args(argv)
     if rest and args.command != "run":

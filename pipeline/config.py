@@ -28,9 +28,11 @@ class IngestConfig:
     keep_content_types: list[str] = field(default_factory=lambda: ["text/html", "text/plain"])
     max_record_bytes: int = 64 * 1024 * 1024
     max_control_ratio: float = 0.05
+    split_bytes: int = 4 * 1024 * 1024  # gzip WARC files are read in ranges of this size, in parallel
 
     def validate(self, path: str) -> None:
         _check(self.max_record_bytes > 0, f"{path}.max_record_bytes", "must be > 0")
+        _check(self.split_bytes >= 65536, f"{path}.split_bytes", "must be >= 65536")
         _check(0 <= self.max_control_ratio <= 1, f"{path}.max_control_ratio", "must be within [0, 1]")
         _check(bool(self.keep_content_types), f"{path}.keep_content_types", "must name at least one type")
 

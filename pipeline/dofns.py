@@ -24,7 +24,7 @@ from apache_beam.utils.windowed_value import WindowedValue
 
 from pipeline.progress import ProgressWriter
 from transforms.document import BASE_COLUMNS, Drop, make_id, source_name
-from transforms.ingest import Rejection, WarcOptions, read_records
+from transforms.ingest import Rejection, WarcOptions, read_records, splittable
 
 COUNTS = "counts"
 REJECTED = "rejected"
@@ -123,20 +123,34 @@ class _CountingReader(io.RawIOBase):
 
 
 class ReadRecords(CountingDoFn):
-    """A file path in; its documents out, one at a time (a file is streamed, never held whole)."""
+    """A file split ``(path, start, end, size)`` in; its documents out, one at a time.
+
+    A file is streamed, never held whole. Documents of splittable files (gzip WARC, read in
+    byte ranges by many workers) go to the main output; those of files read whole by one worker
+    go to ``SPREAD``, to be redistributed before the expensive stages.
+    """
 
     STAGE = "ingest"
+    SPREAD = "spread"
 
     def __init__(self, warc: WarcOptions, **kw):
         super().__init__(**kw)
         self.warc = warc
 
-    def process(self, path: str):
+    def process(self, split):
+        yield from self._read(*split)
+
+    def _read(self, path: str, start: int, end: int, size: int):
         source = source_name(path)
-        self.count(("input", "files"))
+        if start == 0:
+            self.count(("input", "files"))
+            self.count(("input", "bytes"), size)
+        tag = None if splittable(path) else self.SPREAD
         try:
             raw = FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED)
         except Exception as e:
+            if start != 0:
+                return  # the first split reports the unreadable file
             self.count((self.STAGE, "in"))
             doc = {"id": make_id(source, "open"), "url": None, "source": source, "offset": 0}
             out = self.reject(doc, self.STAGE, "unreadable_file", f"{type(e).__name__}: {e}", True)
@@ -144,21 +158,17 @@ class ReadRecords(CountingDoFn):
                 yield out
             return
 
-        def on_read(n):
-            self.count(("input", "bytes"), n)
-            self.progress.add("read_bytes", n)
-
-        start = time.perf_counter()
-        with _CountingReader(raw, on_read) as fh:
-            items = read_records(fh, path, source, self.warc)
+        t0 = time.perf_counter()
+        with _CountingReader(raw, lambda n: self.progress.add("read_bytes", n)) as fh:
+            items = read_records(fh, path, source, self.warc, (start, end))
             while True:
                 try:
                     item = next(items)
                 except StopIteration:
                     break
-                except Exception as e:  # a reader bug must cost this file's rest, not the job
+                except Exception as e:  # a reader bug must cost this split's rest, not the job
                     self.count((self.STAGE, "in"))
-                    doc = {"id": make_id(source, "reader_error"), "url": None, "source": source, "offset": None}
+                    doc = {"id": make_id(source, f"reader_error@{start}"), "url": None, "source": source, "offset": start}
                     out = self.reject(doc, self.STAGE, "reader_error", f"{type(e).__name__}: {e}", True)
                     if out is not None:
                         yield out
@@ -170,8 +180,8 @@ class ReadRecords(CountingDoFn):
                     if out is not None:
                         yield out
                 else:
-                    yield item
-        self.count((self.STAGE, "seconds"), time.perf_counter() - start)
+                    yield item if tag is None else TaggedOutput(tag, item)
+        self.count((self.STAGE, "seconds"), time.perf_counter() - t0)
 
 
 class StageDoFn(CountingDoFn):

@@ -12,7 +12,7 @@ from pipeline.config import Config
 from pipeline.dofns import COUNTS, REJECTED, MergeCounts, ReadRecords, StageDoFn, WriteShard, shard_of
 from pipeline.stages import StageSpec
 from pipeline.stats import assemble
-from transforms.ingest import WarcOptions
+from transforms.ingest import WarcOptions, plan_splits
 
 DOCUMENT_SCHEMA = pa.schema([
     ("id", pa.string()),
@@ -90,11 +90,11 @@ class WriteStats(beam.DoFn):
 class Curate(beam.PTransform):
     """The whole recipe as one composite; reads like the diagram in DESIGN.md."""
 
-    def __init__(self, cfg: Config, files: list[str], stages: list[StageSpec], staging: str,
+    def __init__(self, cfg: Config, files: list[tuple[str, int]], stages: list[StageSpec], staging: str,
                  progress_dir: str | None = None):
         super().__init__()
         self.cfg = cfg
-        self.files = sorted(files)
+        self.files = sorted(files)  # (path, size in bytes)
         self.stages = stages
         self.staging = staging
         self.progress_dir = progress_dir
@@ -106,15 +106,20 @@ class Curate(beam.PTransform):
         ing = cfg.stages.ingest
         warc = WarcOptions(tuple(ing.keep_status), tuple(ing.keep_content_types), ing.max_record_bytes)
 
+        split_bytes = ing.split_bytes
         read = (
             pbegin
             | "InputFiles" >> beam.Create(self.files)
-            | "SpreadFiles" >> beam.Reshuffle()
-            | "ReadRecords" >> beam.ParDo(ReadRecords(warc, **common)).with_outputs(COUNTS, REJECTED, main="docs")
+            | "PlanSplits" >> beam.FlatMap(lambda f: [(f[0], a, b, f[1]) for a, b in plan_splits(f[0], f[1], split_bytes)])
+            | "SpreadSplits" >> beam.Reshuffle()
+            | "ReadRecords" >> beam.ParDo(ReadRecords(warc, **common)).with_outputs(
+                COUNTS, REJECTED, ReadRecords.SPREAD, main="docs")
         )
         counts, rejected = [read[COUNTS]], [read[REJECTED]]
-        # Reading a file is cheap next to extraction: spread its records over all workers.
-        docs = read.docs | "SpreadRecords" >> beam.Reshuffle()
+        # Gzip WARC is read in byte ranges by all workers; a file that must be read whole by one
+        # worker has its records spread over all workers before the expensive stages.
+        spread = read[ReadRecords.SPREAD] | "SpreadRecords" >> beam.Reshuffle()
+        docs = (read.docs, spread) | "AllRecords" >> beam.Flatten()
         for spec in self.stages:
             out = docs | f"Stage[{spec.name}]" >> beam.ParDo(
                 StageDoFn(spec.name, spec.make, cfg, count_in=spec.name != "ingest", **common)

@@ -87,7 +87,7 @@ def run(cfg: Config, beam_flags: list[str] | None = None, show_progress: bool = 
     t0 = time.perf_counter()
     try:
         pipeline = beam.Pipeline(runner=runner, options=options)
-        _ = pipeline | "Curate" >> Curate(cfg, [f.path for f in files], stages, staging, progress_dir)
+        _ = pipeline | "Curate" >> Curate(cfg, [(f.path, f.size) for f in files], stages, staging, progress_dir)
         if show_progress and progress_dir:
             with ProgressDisplay(progress_dir, sum(f.size for f in files), [s.name for s in stages]):
                 pipeline.run().wait_until_finish()

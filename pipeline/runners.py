@@ -7,6 +7,8 @@ network. One worker runs in-process; N workers run as N local SDK worker process
 
 from __future__ import annotations
 
+import sys
+
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from pipeline.config import ConfigError
@@ -34,10 +36,14 @@ def make_runner_and_options(runner: str, workers: int, beam_flags: list[str]):
         raise ConfigError(f"unknown option(s): {' '.join(bad)} (not a Thresher flag nor a Beam pipeline option)")
     if runner == "direct":
         from apache_beam.runners.portability.fn_api_runner import FnApiRunner
+        from apache_beam.transforms.environments import SubprocessSDKEnvironment
 
-        mode = "in_memory" if workers == 1 else "multi_processing"
-        options = PipelineOptions(beam_flags, direct_num_workers=workers, direct_running_mode=mode)
-        return FnApiRunner(), options
+        options = PipelineOptions(beam_flags, direct_num_workers=workers, direct_running_mode="in_memory")
+        if workers == 1:
+            return FnApiRunner(), options
+        # Beam's multi_processing mode with our worker entry point (pipeline/worker.py: quiet logs)
+        env = SubprocessSDKEnvironment.from_command_string(f"{sys.executable} -m pipeline.worker")
+        return FnApiRunner(default_environment=env), options
     if runner == "portable":
         return "PortableRunner", PipelineOptions(beam_flags)
     return runner, PipelineOptions(beam_flags)

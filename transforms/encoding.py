@@ -5,6 +5,8 @@ from __future__ import annotations
 import codecs
 import re
 
+import charset_normalizer
+
 from resiliparse.parse.encoding import detect_encoding
 
 _META_CHARSET = re.compile(
@@ -82,10 +84,19 @@ def decode_page(data: bytes, header_charset: str | None = None) -> tuple[str, st
                 return data.decode(codec), codec
             except (UnicodeDecodeError, LookupError):
                 pass
-    codec = normalise_charset(detect_encoding(data)) or "cp1252"
-    try:
-        return data.decode(codec), codec
-    except (UnicodeDecodeError, LookupError):
-        pass
+    # uchardet is fast but gives up on some legacy pages; charset-normalizer is slower and better.
+    guess = normalise_charset(detect_encoding(data, html5_compatible=False))
+    if guess and guess != "utf-8":
+        try:
+            return data.decode(guess), guess
+        except (UnicodeDecodeError, LookupError):
+            pass
+    best = charset_normalizer.from_bytes(data[:65536]).best()
+    codec = normalise_charset(best.encoding) if best is not None else None
+    if codec:
+        try:
+            return data.decode(codec), codec
+        except (UnicodeDecodeError, LookupError):
+            pass
     # Mostly UTF-8 with a few broken bytes is the commonest case left.
     return data.decode("utf-8", "replace"), "utf-8"

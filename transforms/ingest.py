@@ -17,7 +17,7 @@ from transforms.document import Drop, make_id
 from transforms.encoding import decode_page
 from transforms.extract import control_char_ratio, looks_binary
 from transforms.http import HttpError, parse_response
-from transforms.warc import ReadError, WarcRecord, iter_warc
+from transforms.warc import ReadError, WarcRecord, is_gzip, iter_warc, iter_warc_split
 
 FORMATS = ("warc", "jsonl", "parquet")
 
@@ -68,10 +68,23 @@ def _uri(headers: dict[str, str]) -> str | None:
     return uri.strip("<>") if uri else None
 
 
-def read_warc(raw: BinaryIO, source: str, opts: WarcOptions = WarcOptions()) -> Iterator[Item]:
-    """Documents from response (WARC) and conversion (WET) records; drops for all others."""
+def read_warc(raw: BinaryIO, source: str, opts: WarcOptions = WarcOptions(),
+              split: tuple[int, int] | None = None) -> Iterator[Item]:
+    """Documents from response (WARC) and conversion (WET) records; drops for all others.
+
+    With `split` = (start, end), only the records of a gzip WARC whose members start in that
+    byte range (see `transforms.warc.iter_warc_split`); `raw` must then be seekable.
+    """
     html_types = {t for t in opts.keep_content_types}
-    for item in iter_warc(raw, opts.max_record_bytes):
+    if split is None:
+        items = iter_warc(raw, opts.max_record_bytes)
+    elif is_gzip(raw):
+        items = iter_warc_split(raw, split[0], split[1], opts.max_record_bytes)
+    elif split[0] == 0:
+        items = iter_warc(raw, opts.max_record_bytes)  # not gzip after all: the first split reads it whole
+    else:
+        return
+    for item in items:
         if isinstance(item, ReadError):
             detail = item.detail + (f" ({item.length} bytes skipped)" if item.length else "")
             doc = {"id": make_id(source, f"error@{item.offset}"), "url": None, "source": source, "offset": item.offset}
@@ -157,7 +170,10 @@ def _decompressed(raw: BinaryIO, compression: str | None) -> BinaryIO:
 
 def read_jsonl(raw: BinaryIO, source: str, compression: str | None = None) -> Iterator[Item]:
     """One document per line; ``offset`` is the 1-based line number."""
-    stream = io.BufferedReader(_decompressed(raw, compression), 1 << 20)
+    # Small reads from a compressed stream: when it turns out truncated, the lines before the
+    # damage have been delivered already.
+    dec = _decompressed(raw, compression)
+    stream = dec if compression == "gzip" else io.BufferedReader(dec, 1 << 16)
     lineno = 0
     while True:
         try:
@@ -201,10 +217,22 @@ def read_parquet(raw: BinaryIO, source: str, batch_rows: int = 1024) -> Iterator
         yield Rejection("bad_file", f"unreadable after row {row}: {e}", True, doc)
 
 
-def read_records(raw: BinaryIO, path: str, source: str, warc: WarcOptions = WarcOptions()) -> Iterator[Item]:
+def splittable(path: str) -> bool:
+    """Can the file be read in byte ranges by several workers? (gzip WARC: member by member.)"""
+    return detect_format(path) == "warc" and compression_of(path) == "gzip"
+
+
+def plan_splits(path: str, size: int, split_bytes: int) -> list[tuple[int, int]]:
+    if not splittable(path) or size <= split_bytes:
+        return [(0, max(size, 1))]
+    return [(a, min(a + split_bytes, size)) for a in range(0, size, split_bytes)]
+
+
+def read_records(raw: BinaryIO, path: str, source: str, warc: WarcOptions = WarcOptions(),
+                 split: tuple[int, int] | None = None) -> Iterator[Item]:
     fmt = detect_format(path)
     if fmt == "warc":
-        return read_warc(raw, source, warc)
+        return read_warc(raw, source, warc, split if splittable(path) else None)
     if fmt == "jsonl":
         return read_jsonl(raw, source, compression_of(path))
     if fmt == "parquet":

@@ -27,6 +27,7 @@ from typing import BinaryIO, Iterator, Union
 
 GZIP_MAGIC = b"\x1f\x8b\x08"
 WARC_MAGIC = b"WARC/1."
+HEADER_STARTS = (b"WARC/1.0\r\n", b"WARC/1.1\r\n")
 READ_CHUNK = 1 << 20
 MAX_HEADER_BYTES = 64 * 1024
 
@@ -59,11 +60,16 @@ class _Stream:
     """Decompressed bytes with their file offsets, discontinuities and read errors."""
 
     pieces: Iterator[tuple]
+    base: int = 0  # file offset of decompressed position 0 (plain files read from a split)
+    end_offset: int | None = None  # a split's end: records of members starting here or later are not ours
+    boundary: int | None = None  # file offset of the first member starting at or after end_offset
     buf: bytearray = field(default_factory=bytearray)
     start: int = 0  # decompressed position of buf[0]
     end_of_data: bool = False
     members: deque = field(default_factory=deque)  # (decompressed pos, file offset) of member starts
-    breaks: list = field(default_factory=list)  # decompressed positions where data is discontinuous
+    # Damaged gzip members as (start, end) decompressed positions: their output [start, end) is
+    # unreliable and bytes are missing at `end`.
+    damaged: list = field(default_factory=list)
     errors: deque = field(default_factory=deque)
 
     @property
@@ -87,13 +93,18 @@ class _Stream:
             self.buf += piece[1]
         elif kind == "member":
             self.members.append((self.end, piece[1]))
-        elif kind == "break":
-            self.breaks.append(self.end)
+            if self.end_offset is not None and piece[1] >= self.end_offset and self.boundary is None:
+                self.boundary = piece[1]
+        elif kind == "damage":
+            start = self.members[-1][0] if self.members else 0
+            self.damaged.append((start, self.end))
         elif kind == "error":
-            self.errors.append(piece[1])
+            if self.boundary is None or piece[1].offset < self.boundary:
+                self.errors.append(piece[1])  # errors past the boundary belong to the next split
 
     def find(self, pattern: bytes, frm: int, limit: int | None = None) -> int:
         """Position of `pattern` at or after `frm` (before `limit`), pulling data as needed; -1 if absent."""
+        frm = max(frm, self.start)
         scan = frm
         while True:
             stop = self.end if limit is None else min(self.end, limit)
@@ -115,7 +126,7 @@ class _Stream:
             self.start += cut
         while len(self.members) > 1 and self.members[1][0] <= pos:
             self.members.popleft()
-        self.breaks = [b for b in self.breaks if b >= pos]
+        self.damaged = [d for d in self.damaged if d[1] >= pos]
 
     def skip_to(self, pos: int) -> bool:
         """Advance to `pos` without keeping the bytes (for records too large to load)."""
@@ -126,7 +137,7 @@ class _Stream:
         return self.end >= pos
 
     def file_offset(self, pos: int) -> int:
-        off = pos
+        off = self.base + pos
         for dpos, foff in self.members:
             if dpos <= pos:
                 off = foff
@@ -134,28 +145,38 @@ class _Stream:
                 break
         return off
 
-    def break_in(self, a: int, b: int) -> bool:
-        return any(a < x <= b for x in self.breaks)
-
-    def at_line_start(self, pos: int) -> bool:
-        return (
-            pos == 0
-            or pos in self.breaks
-            or any(d == pos for d, _ in self.members)
-            or (pos - 1 >= self.start and self.buf[pos - 1 - self.start] == 0x0A)
-        )
+    def damage_in(self, a: int, b: int) -> int | None:
+        """End of the first damaged member overlapping the span [a, b), or None."""
+        for start, end in self.damaged:
+            if a < end and b > start:
+                return end
+        return None
 
 
-def _plain_pieces(raw: BinaryIO) -> Iterator[tuple]:
+def _plain_pieces(raw: BinaryIO, base: int = 0) -> Iterator[tuple]:
     while chunk := raw.read(READ_CHUNK):
         yield ("data", chunk)
 
 
-def _gzip_pieces(raw: BinaryIO) -> Iterator[tuple]:
-    """Inflate gzip members one after another, resynchronising on the magic after damage."""
+def is_member_start(data: bytes) -> bool:
+    """Does `data` begin a gzip member that inflates to a WARC header? (Resync and split points.)"""
+    if not data.startswith(GZIP_MAGIC):
+        return False
+    try:
+        return zlib.decompressobj(31).decompress(data[:65536], 16).startswith(WARC_MAGIC)
+    except zlib.error:
+        return False
+
+
+def _gzip_pieces(raw: BinaryIO, base: int = 0) -> Iterator[tuple]:
+    """Inflate gzip members one after another, resynchronising on the next member start after damage.
+
+    A member start is a gzip magic whose first inflated bytes are a WARC header: the same rule
+    `find_member_start` uses to align a split, so split readers agree on where records begin.
+    """
     buf = b""
-    base = 0  # file offset of buf[0]
     eof = False
+    look = 1024  # bytes needed to recognise a member start
 
     def more() -> bool:
         nonlocal buf, eof
@@ -168,28 +189,41 @@ def _gzip_pieces(raw: BinaryIO) -> Iterator[tuple]:
         buf += chunk
         return True
 
+    def skip_to_member(frm: int) -> int:
+        """Drop bytes until buf starts a member (searching from buf[frm]); returns bytes dropped."""
+        nonlocal buf, base
+        dropped = 0
+        while True:
+            i = buf.find(GZIP_MAGIC, frm)
+            while i >= 0:
+                while len(buf) - i < look and more():
+                    pass
+                if is_member_start(buf[i:]):
+                    dropped += i
+                    base += i
+                    buf = buf[i:]
+                    return dropped
+                i = buf.find(GZIP_MAGIC, i + 1)
+            keep = min(len(buf), len(GZIP_MAGIC) - 1)
+            dropped += len(buf) - keep
+            base += len(buf) - keep
+            buf = buf[len(buf) - keep :]
+            frm = 0
+            if not more():
+                dropped += len(buf)
+                base += len(buf)
+                buf = b""
+                return dropped
+
     while True:
-        while len(buf) < len(GZIP_MAGIC) and more():
+        while len(buf) < look and more():
             pass
         if not buf:
             return
-        if not buf.startswith(GZIP_MAGIC):
-            # bytes outside any member: skip to the next magic
-            skipped_from = base
-            while (i := buf.find(GZIP_MAGIC, 1)) < 0:
-                keep = len(GZIP_MAGIC) - 1
-                base += max(0, len(buf) - keep)
-                buf = buf[-keep:]
-                if not more():
-                    base += len(buf)
-                    buf = b""
-                    break
-            else:
-                base += i
-                buf = buf[i:]
-            length = base - skipped_from
-            yield ("error", ReadError(skipped_from, "garbage", "bytes outside any gzip member", length))
-            yield ("break",)
+        if not is_member_start(buf):
+            at = base
+            n = skip_to_member(0)
+            yield ("error", ReadError(at, "garbage", "bytes outside any gzip member", n))
             continue
         member_start = base
         yield ("member", member_start)
@@ -200,19 +234,10 @@ def _gzip_pieces(raw: BinaryIO) -> Iterator[tuple]:
                 out = d.decompress(buf)
             except zlib.error as e:
                 yield ("error", ReadError(member_start, "gzip_corrupt", str(e)))
-                yield ("break",)
-                # resync on the next magic after this member's start
-                base += 1
-                buf = buf[1:] if buf else b""
-                # discard up to the next magic candidate (handled by the outer loop)
-                i = buf.find(GZIP_MAGIC)
-                if i > 0:
-                    base += i
-                    buf = buf[i:]
-                elif i < 0:
-                    keep = len(GZIP_MAGIC) - 1
-                    base += max(0, len(buf) - keep)
-                    buf = buf[-keep:]
+                yield ("damage",)
+                # the rest of this member is part of the reported damage: skip it silently
+                consumed = base - member_start
+                skip_to_member(1 if consumed == 0 else 0)
                 break
             if out:
                 produced += len(out)
@@ -229,8 +254,52 @@ def _gzip_pieces(raw: BinaryIO) -> Iterator[tuple]:
                     "error",
                     ReadError(member_start, "gzip_truncated", f"file ends inside a gzip member after {produced} bytes"),
                 )
-                yield ("break",)
+                yield ("damage",)
                 return
+
+
+def find_member_start(raw: BinaryIO, start: int, end: int, compressed: bool) -> int | None:
+    """The first record start at or after `start` and before `end`, for reading a file split.
+
+    Compressed: a gzip member that inflates to a WARC header. Plain: a WARC header line right
+    after a record's closing blank line. None if no record starts in [start, end).
+    """
+    chunk = 1 << 20
+    pos = start
+    carry = b""
+    raw.seek(start)
+    while pos < end:
+        data = carry + raw.read(chunk)
+        if len(data) == len(carry):
+            return None
+        data_start = pos - len(carry)
+        i = 0
+        while True:
+            if compressed:
+                i = data.find(GZIP_MAGIC, i)
+            else:
+                i = data.find(b"\r\n\r\nWARC/1.", i)
+            if i < 0 or data_start + i >= end:
+                break
+            if compressed:
+                tail = data[i : i + 65536]
+                if len(tail) < 65536 and len(data) - i < 65536:
+                    raw.seek(data_start + i)
+                    tail = raw.read(65536)
+                    raw.seek(data_start + len(data))
+                if is_member_start(tail):
+                    return data_start + i
+            else:
+                cand = data_start + i + 4
+                raw.seek(cand)
+                if raw.read(10) in HEADER_STARTS:
+                    return cand
+                raw.seek(data_start + len(data))
+            i += 1
+        keep = 16
+        carry = data[-keep:]
+        pos = data_start + len(data)
+    return None
 
 
 def _parse_headers(raw: bytes) -> dict[str, str] | None:
@@ -253,8 +322,32 @@ def _parse_headers(raw: bytes) -> dict[str, str] | None:
     return headers
 
 
-def iter_warc(raw: BinaryIO, max_record_bytes: int = 64 << 20) -> Iterator[Item]:
-    """Yield every record and every unreadable span of a WARC file, in file order."""
+def is_gzip(raw: BinaryIO) -> bool:
+    raw.seek(0)
+    head = raw.read(len(GZIP_MAGIC))
+    raw.seek(0)
+    return head == GZIP_MAGIC
+
+
+def iter_warc_split(raw: BinaryIO, start: int, end: int, max_record_bytes: int = 64 << 20) -> Iterator[Item]:
+    """The records of a gzip WARC whose members start in [start, end), and the damage up to the
+    next such member: splits of one file together yield each record and each error exactly once.
+    `raw` must be seekable."""
+    if start > 0:
+        aligned = find_member_start(raw, start, end, compressed=True)
+        if aligned is None:
+            return
+        start = aligned
+    raw.seek(start)
+    yield from iter_warc(raw, max_record_bytes, base=start, end=end)
+
+
+def iter_warc(raw: BinaryIO, max_record_bytes: int = 64 << 20, base: int = 0, end: int | None = None) -> Iterator[Item]:
+    """Yield every record and every unreadable span of a WARC file, in file order.
+
+    `base` is the file offset `raw` is positioned at; with `end`, reading stops at the first
+    record whose gzip member starts at or after `end` (see `iter_warc_split`).
+    """
     head = raw.read(len(GZIP_MAGIC))
     rest = raw
 
@@ -269,50 +362,57 @@ def iter_warc(raw: BinaryIO, max_record_bytes: int = 64 << 20) -> Iterator[Item]
             return rest.read(n)
 
     src = _Prefixed()
-    pieces = _gzip_pieces(src) if head.startswith(GZIP_MAGIC) else _plain_pieces(src)
-    s = _Stream(pieces)
+    if head.startswith(GZIP_MAGIC):
+        s = _Stream(_gzip_pieces(src, base), end_offset=end)
+    else:
+        s = _Stream(_plain_pieces(src), base=base, end_offset=end)
     pos = 0
+    quiet_until = -1  # bytes of a record already reported are not reported again as garbage
 
-    def drain_errors():
-        while s.errors:
+    def drain_errors(upto: int | None = None):
+        """Queued errors in file order; with `upto`, only those at offsets <= upto."""
+        while s.errors and (upto is None or s.errors[0].offset <= upto):
             yield s.errors.popleft()
 
+    def next_header(frm: int, limit: int | None = None) -> int:
+        nxt = frm
+        while True:
+            nxt = s.find(WARC_MAGIC, nxt + 1, limit)
+            if nxt < 0 or (s.fill(nxt + 10) and s.get(nxt, nxt + 10) in HEADER_STARTS):
+                return nxt
+
     while True:
-        s.fill(pos + len(WARC_MAGIC))
+        s.fill(pos + 10)
+        if end is not None and pos < s.end and s.file_offset(pos) >= end:
+            yield from drain_errors()
+            return  # the next split's first record
         yield from drain_errors()
         if pos >= s.end and s.end_of_data:
             return
-        if not (s.get(pos, pos + len(WARC_MAGIC)) == WARC_MAGIC and s.at_line_start(pos)):
-            nxt = pos
-            while True:
-                nxt = s.find(WARC_MAGIC, nxt + 1)
-                if nxt < 0 or s.at_line_start(nxt):
-                    break
+        if s.get(pos, pos + 10) not in HEADER_STARTS:
+            # resynchronise on the next header line (it need not start a line: garbage may precede it)
+            nxt = next_header(pos)
             stop = nxt if nxt >= 0 else s.end
             skipped = s.get(pos, stop)
-            if skipped.strip(b"\r\n\t \x00"):
+            if skipped.strip(b"\r\n\t \x00") and stop > quiet_until and s.damage_in(pos, stop) is None:
                 yield ReadError(s.file_offset(pos), "garbage", "bytes outside any WARC record", stop - pos)
             yield from drain_errors()
+            s.discard_before(stop)
             if nxt < 0:
-                s.discard_before(s.end)
-                s.fill(s.end + 1)
-                yield from drain_errors()
-                if s.end_of_data and s.end <= stop:
-                    return
-                pos = stop
-                continue
-            s.discard_before(nxt)
+                return
             pos = nxt
             continue
 
         offset = s.file_offset(pos)
+        if end is not None and offset >= end:
+            return
         hdr_end = s.find(b"\r\n\r\n", pos, pos + MAX_HEADER_BYTES)
         yield from drain_errors()
-        if hdr_end < 0 or s.break_in(pos, hdr_end):
-            if s.end_of_data and s.end < pos + MAX_HEADER_BYTES and not s.break_in(pos, s.end):
-                yield ReadError(offset, "truncated_record", "file ends inside a WARC header")
-            elif not s.break_in(pos, s.end):
-                yield ReadError(offset, "bad_header", "no end of WARC header within 64 KiB")
+        if hdr_end < 0 or s.damage_in(pos, hdr_end + 4) is not None:
+            if s.damage_in(pos, max(s.end, pos + 1)) is None:
+                reason = "truncated_record" if s.end_of_data and s.end < pos + MAX_HEADER_BYTES else "bad_header"
+                yield ReadError(offset, reason, "no end of WARC header" + ("" if reason == "truncated_record" else " within 64 KiB"))
+            quiet_until = s.end
             pos += 1
             continue
         headers = _parse_headers(s.get(pos, hdr_end))
@@ -320,47 +420,42 @@ def iter_warc(raw: BinaryIO, max_record_bytes: int = 64 << 20) -> Iterator[Item]
             length = int(headers["content-length"]) if headers else -1
         except (KeyError, ValueError):
             length = -1
-        if headers is None or length < 0 or "warc-type" not in headers:
-            what = "unparseable header line" if headers is None else (
-                "no WARC-Type" if headers and "warc-type" not in headers and length >= 0 else "missing or bad Content-Length"
-            )
+        body_start = hdr_end + 4
+        if headers is None or length < 0:
+            what = "unparseable header line" if headers is None else "missing or bad Content-Length"
             yield ReadError(offset, "bad_header", what)
+            nxt = next_header(hdr_end)
+            quiet_until = nxt if nxt >= 0 else s.end
             pos = hdr_end
             continue
-        body_start = hdr_end + 4
         body_end = body_start + length
         if length > max_record_bytes:
             complete = s.skip_to(body_end) and s.fill(body_end + 4)
-            yield from drain_errors()
-            if not complete:
-                if not s.breaks:
-                    yield ReadError(offset, "truncated_record", f"file ends inside a {length}-byte record")
-                return
-            if s.get(body_end, body_end + 4) != b"\r\n\r\n":
-                yield ReadError(offset, "bad_content_length", f"Content-Length {length} does not end the record")
-                pos = body_end
-                continue
-            yield WarcRecord(offset, headers, length, None)
-            pos = body_end + 4
+        else:
+            complete = s.fill(body_end + 4)
+            s.fill(body_end + 5)  # completes the member: a CRC error surfaces before we yield
+        yield from drain_errors(upto=offset)  # later members' errors come after this record
+        lost = s.damage_in(pos, body_end + 4)
+        if lost is not None:  # bytes of this record went with a damaged member, already reported
+            pos = max(lost, pos + 1)
             continue
-
-        complete = s.fill(body_end + 4)
-        s.fill(body_end + 5)  # completes the member: a CRC error surfaces before we yield
-        yield from drain_errors()
-        if s.break_in(pos, body_end + 4):
-            # bytes of this record were lost with a damaged member, already reported
-            pos = next(b for b in s.breaks if b > pos)
-            continue
-        if not complete:
-            if s.end_of_data and not s.break_in(pos, s.end):
+        if not complete or s.get(body_end, body_end + 4) != b"\r\n\r\n":
+            # Either the file ends early, or Content-Length lies. A header inside the claimed
+            # body tells the two apart: then the length lied, and the records after it are read.
+            inside = next_header(hdr_end, None if length > max_record_bytes else body_end + 10) if length <= max_record_bytes else -1
+            if not complete and inside < 0:
                 yield ReadError(offset, "truncated_record", f"file ends inside a {length}-byte record")
-            s.discard_before(s.end)
-            pos = s.end
-            continue
-        if s.get(body_end, body_end + 4) != b"\r\n\r\n":
+                return
             yield ReadError(offset, "bad_content_length", f"Content-Length {length} does not end the record")
-            pos = body_start  # resync inside the claimed body: a following record may hide there
+            nxt = inside if inside >= 0 else next_header(hdr_end)
+            quiet_until = nxt if nxt >= 0 else s.end
+            pos = hdr_end
             continue
-        yield WarcRecord(offset, headers, length, s.get(body_start, body_end))
+        if "warc-type" not in headers:
+            yield ReadError(offset, "bad_header", "no WARC-Type")
+        elif length > max_record_bytes:
+            yield WarcRecord(offset, headers, length, None)
+        else:
+            yield WarcRecord(offset, headers, length, s.get(body_start, body_end))
         pos = body_end + 4
         s.discard_before(pos)

@@ -1,0 +1,15 @@
+"""The SDK worker process for local multi-process runs: Beam's own, with quiet logging.
+
+Beam's worker logs every start-up step at INFO to the terminal it inherits; users of
+`thresher run --workers N` should see progress, not gRPC channel set-up. Warnings still show.
+"""
+
+import sys
+
+from pipeline.logs import configure
+
+if __name__ == "__main__":
+    configure(fmt="%(levelname)s worker: %(message)s")  # before Beam is imported: it logs on import
+    from apache_beam.runners.worker import sdk_worker_main
+
+    sdk_worker_main.main(sys.argv)

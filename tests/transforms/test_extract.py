@@ -1,0 +1,58 @@
+import pytest
+
+from transforms.document import Drop
+from transforms.extract import ExtractText, HtmlExtractor, looks_binary, normalise_whitespace
+
+ARTICLE = """<html><head><title>T</title><script>var x = "script text";</script><style>p{}</style></head>
+<body><nav><a href="/">Home</a> | <a href="/about">About</a></nav>
+<article><h1>Installing the package</h1>
+<p>The package is installed with the system's package manager. It pulls in every dependency it needs.</p>
+<p>Afterwards, the service starts automatically and listens on the default port.</p></article>
+<footer>Copyright 2024</footer></body></html>"""
+
+
+@pytest.mark.parametrize("backend", ["resiliparse", "trafilatura"])
+def test_main_text_without_scripts(backend):
+    text = HtmlExtractor(backend)(ARTICLE)
+    assert "installed with the system's package manager" in text
+    assert "listens on the default port" in text
+    assert "script text" not in text and "p{}" not in text
+
+
+def test_stage_turns_html_into_text_and_passes_text_through():
+    stage = ExtractText()
+    out = stage({"id": "a", "html": ARTICLE})
+    assert "html" not in out and "package manager" in out["text"]
+    assert stage({"id": "b", "text": "already text"}) == {"id": "b", "text": "already text"}
+
+
+def test_page_without_text_is_dropped_with_reason():
+    out = ExtractText()({"id": "a", "html": "<html><body><script>only()</script></body></html>"})
+    assert isinstance(out, Drop) and out.reason == "empty_text"
+
+
+def test_min_chars():
+    out = ExtractText(min_chars=10_000)({"id": "a", "html": ARTICLE})
+    assert isinstance(out, Drop) and out.reason == "empty_text"
+
+
+def test_timeout_drops_the_page():
+    stage = ExtractText(timeout_s=1e-6)
+    out = stage({"id": "a", "html": ARTICLE * 200})
+    assert isinstance(out, Drop) and out.reason == "extract_timeout"
+
+
+def test_malformed_html_never_raises():
+    for html in ["<", "<html><body><p>unclosed <b>bold <i>it", "<" * 10_000, "\x00<p>\x00nul\x00</p>", "<div>" * 5000 + "deep"]:
+        out = ExtractText()({"id": "a", "html": html})
+        assert isinstance(out, (dict, Drop))
+
+
+def test_looks_binary():
+    assert looks_binary(b"%PDF-1.4 ...")
+    assert looks_binary(b"\x00" * 100 + b"<html>")
+    assert not looks_binary("<html><body>Ünïcödé</body></html>".encode())
+
+
+def test_normalise_whitespace():
+    assert normalise_whitespace("  a \t b \n\n\n\n c  \r\n") == "a b\n\nc"
