@@ -119,14 +119,20 @@ class Curate(beam.PTransform):
         # Gzip WARC is read in byte ranges by all workers; a file that must be read whole by one
         # worker has its records spread over all workers before the expensive stages.
         spread = read[ReadRecords.SPREAD] | "SpreadRecords" >> beam.Reshuffle()
-        docs = (read.docs, spread) | "AllRecords" >> beam.Flatten()
-        for spec in self.stages:
-            out = docs | f"Stage[{spec.name}]" >> beam.ParDo(
-                StageDoFn(spec.name, spec.make, cfg, count_in=spec.name != "ingest", **common)
-            ).with_outputs(COUNTS, REJECTED, main="docs")
-            docs = out.docs
-            counts.append(out[COUNTS])
-            rejected.append(out[REJECTED])
+        # Each branch runs the stages itself: a Flatten before them would make the runner
+        # materialise every raw payload between two fused stages.
+        kept = []
+        for branch, docs in (("", read.docs), ("spread", spread)):
+            for spec in self.stages:
+                label = f"Stage[{spec.name}]" + (f"/{branch}" if branch else "")
+                out = docs | label >> beam.ParDo(
+                    StageDoFn(spec.name, spec.make, cfg, count_in=spec.name != "ingest", **common)
+                ).with_outputs(COUNTS, REJECTED, main="docs")
+                docs = out.docs
+                counts.append(out[COUNTS])
+                rejected.append(out[REJECTED])
+            kept.append(docs)
+        docs = kept | "AllKept" >> beam.Flatten()
 
         written_docs = docs | "WriteDocuments" >> WriteShards(
             "documents", f"{self.staging}/documents", document_schema(self.stages), w.document_shards, w.seed,

@@ -1,0 +1,62 @@
+import pytest
+import yaml
+
+from pipeline.config import Config, ConfigError, from_dict, load
+
+
+def test_defaults_are_valid_and_round_trip():
+    cfg = Config().validate()
+    again = from_dict(yaml.safe_load(cfg.to_yaml()))
+    assert again == cfg
+
+
+@pytest.mark.parametrize(
+    "data,key",
+    [
+        ({"outptu": "x"}, "outptu"),
+        ({"stages": {"extract": {"backnd": "x"}}}, "stages.extract.backnd"),
+        ({"stages": {"extrct": {}}}, "stages.extrct"),
+        ({"write": {"document_shards": 0}}, "write.document_shards"),
+        ({"write": {"document_shards": "4"}}, "write.document_shards"),
+        ({"write": {"rejected_sample": 1.5}}, "write.rejected_sample"),
+        ({"stages": {"extract": {"backend": "lynx"}}}, "stages.extract.backend"),
+        ({"stages": {"extract": {"enabled": "yes"}}}, "stages.extract.enabled"),
+        ({"runner": {"workers": 0}}, "runner.workers"),
+        ({"stages": {"ingest": {"keep_status": ["200"]}}}, "stages.ingest.keep_status[0]"),
+        ({"stages": {"ingest": {"split_bytes": 10}}}, "stages.ingest.split_bytes"),
+    ],
+)
+def test_mistakes_name_the_key(data, key):
+    with pytest.raises(ConfigError) as e:
+        from_dict(data)
+    assert f"'{key}'" in str(e.value)
+
+
+def test_single_values_where_lists_are_expected():
+    cfg = from_dict({"input": "a.warc.gz", "stages": {"ingest": {"keep_status": 200}}})
+    assert cfg.input == ["a.warc.gz"] and cfg.stages.ingest.keep_status == [200]
+
+
+def test_load_file(tmp_path):
+    p = tmp_path / "c.yaml"
+    p.write_text("output: out\nstages:\n  extract:\n    backend: trafilatura\n")
+    cfg = load(str(p))
+    assert cfg.output == "out" and cfg.stages.extract.backend == "trafilatura"
+
+
+def test_yaml_cannot_construct_objects(tmp_path):
+    p = tmp_path / "evil.yaml"
+    p.write_text("output: !!python/object/apply:os.system ['echo pwned']\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load(str(p))
+
+
+def test_missing_and_empty_files(tmp_path):
+    with pytest.raises(ConfigError, match="not found"):
+        load(str(tmp_path / "nope.yaml"))
+    p = tmp_path / "empty.yaml"
+    p.write_text("")
+    assert load(str(p)) == Config()
+    p.write_text("- a list\n")
+    with pytest.raises(ConfigError, match="expected a mapping"):
+        load(str(p))
