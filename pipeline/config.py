@@ -8,7 +8,7 @@ job starts, with the dotted path of the key (``stages.extract.backend``). YAML i
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
+import importlib
 import types
 import typing
 from dataclasses import dataclass, field
@@ -49,7 +49,7 @@ class ExtractConfig:
     def validate(self, path: str) -> None:
         _check(self.backend in BACKENDS, f"{path}.backend", f"must be one of {', '.join(BACKENDS)}, not {self.backend!r}")
         if self.enabled and self.backend == "trafilatura":
-            _check(importlib.util.find_spec("trafilatura") is not None, f"{path}.backend",
+            _check(_importable("trafilatura", "lxml.html.clean"), f"{path}.backend",
                    "trafilatura is not installed: pip install 'thresher[trafilatura]'")
         _check(self.timeout_s >= 0, f"{path}.timeout_s", "must be >= 0 (0: no limit)")
         _check(self.min_chars >= 0, f"{path}.min_chars", "must be >= 0")
@@ -110,6 +110,15 @@ class Config:
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.to_dict(), sort_keys=False, allow_unicode=True)
+
+
+def _importable(*modules: str) -> bool:
+    try:
+        for m in modules:
+            importlib.import_module(m)
+    except ImportError:
+        return False
+    return True
 
 
 def _check(ok: bool, key: str, message: str) -> None:

@@ -159,7 +159,15 @@ class ReadRecords(CountingDoFn):
             return
 
         busy = 0.0  # time in the reader only: yielding runs the fused downstream stages
-        with _CountingReader(raw, lambda n: self.progress.add("read_bytes", n)) as fh:
+        budget = [end - start]  # progress counts each byte of the file once, across its splits
+
+        def on_read(n: int) -> None:
+            n = min(n, budget[0])
+            if n > 0:
+                budget[0] -= n
+                self.progress.add("read_bytes", n)
+
+        with _CountingReader(raw, on_read) as fh:
             items = read_records(fh, path, source, self.warc, (start, end))
             while True:
                 t0 = time.perf_counter()

@@ -1,0 +1,48 @@
+import io
+
+from pipeline.progress import ProgressDisplay, ProgressWriter, read_totals
+from pipeline.stats import accounting_problems, assemble
+
+
+def counts():
+    return {
+        ("ingest", "in"): 10, ("ingest", "kept"): 6, ("ingest", "dropped", "http_status"): 3,
+        ("ingest", "errored", "garbage"): 1, ("extract", "in"): 6, ("extract", "kept"): 5,
+        ("extract", "dropped", "empty_text"): 1, ("output", "documents"): 5, ("input", "files"): 2,
+    }
+
+
+def test_assemble_funnel():
+    stats = assemble(counts(), ["ingest", "extract"])
+    assert stats["totals"] == {"read": 10, "kept": 5, "dropped": 4, "errored": 1,
+                               "by_reason": {"ingest.http_status": 3, "extract.empty_text": 1, "ingest.garbage": 1}}
+    assert stats["stages"]["ingest"]["errored"] == {"garbage": 1}
+    assert accounting_problems(stats) == []
+
+
+def test_every_broken_identity_is_named():
+    c = counts()
+    c[("ingest", "in")] = 11  # a record that vanished
+    c[("output", "documents")] = 4  # a row that was not written
+    c[("extract", "in")] = 7
+    problems = accounting_problems(assemble(c, ["ingest", "extract"]))
+    assert any(p.startswith("stage ingest: in 11") for p in problems)
+    assert any("stage extract: in 7 != kept 6 of stage ingest" in p for p in problems)
+    assert any("rows written to documents/ 4" in p for p in problems)
+
+
+def test_progress_files_are_summed(tmp_path):
+    a, b = ProgressWriter(str(tmp_path), interval=0), ProgressWriter(str(tmp_path), interval=0)
+    a.add("read_bytes", 1_000_000)
+    b.add("read_bytes", 500_000)
+    b.add("stage:extract", 7)
+    assert read_totals(str(tmp_path)) == {"read_bytes": 1_500_000, "stage:extract": 7}
+    line = ProgressDisplay(str(tmp_path), 3_000_000, ["extract"], stream=io.StringIO()).line()
+    assert "read 1.5/3.0 MB (50%)" in line and "extract 7" in line
+
+
+def test_progress_without_folder_is_a_no_op():
+    w = ProgressWriter(None)
+    w.add("read_bytes", 5)
+    w.flush()
+    assert not w.totals
