@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import pickle
 import time
 import uuid
 from collections import Counter
@@ -234,6 +235,33 @@ def shard_of(doc_id: str, seed: int, shards: int) -> int:
     return int(seeded_fraction(doc_id, seed) * shards)
 
 
+class BatchByShard(beam.DoFn):
+    """Rows -> ``(shard, pickled list of rows)``, at most `batch_rows` rows a batch, per bundle."""
+
+    def __init__(self, shards: int, seed: int, batch_rows: int = 2000):
+        self.shards = shards
+        self.seed = seed
+        self.batch_rows = batch_rows
+
+    def start_bundle(self):
+        self._buffers: dict[int, list] = {}
+
+    def process(self, row: dict):
+        shard = shard_of(str(row.get("id")), self.seed, self.shards)
+        buf = self._buffers.setdefault(shard, [])
+        buf.append(row)
+        if len(buf) >= self.batch_rows:
+            self._buffers[shard] = []
+            yield shard, pickle.dumps(buf, protocol=pickle.HIGHEST_PROTOCOL)
+
+    def finish_bundle(self):
+        for shard, buf in sorted(self._buffers.items()):
+            if buf:
+                blob = pickle.dumps(buf, protocol=pickle.HIGHEST_PROTOCOL)
+                yield WindowedValue((shard, blob), MIN_TIMESTAMP, [GlobalWindow()])
+        self._buffers = {}
+
+
 class WriteShard(beam.DoFn):
     """Writes one shard as Parquet, rows sorted by (id, source, offset): the same bytes every run.
 
@@ -255,8 +283,9 @@ class WriteShard(beam.DoFn):
         import pyarrow as pa
         import pyarrow.parquet as pq
 
-        shard, rows = element
-        rows = sorted(rows, key=lambda r: (str(r.get("id")), str(r.get("source")), r.get("offset") or 0))
+        shard, batches = element
+        rows = [row for blob in batches for row in pickle.loads(blob)]
+        rows.sort(key=lambda r: (str(r.get("id")), str(r.get("source")), r.get("offset") or 0))
         if self.kind == "documents":
             for r in rows:
                 if r.get("text") is None and r.get("html") is not None:

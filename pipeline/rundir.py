@@ -52,10 +52,9 @@ def prepare(output: str) -> str:
     """An empty staging folder under `output` (a crashed run's leftovers are removed)."""
     staging = join(output, STAGING)
     _delete_tree(staging)
-    for sub in DATA_FOLDERS:
-        FileSystems.mkdirs(join(staging, sub)) if _is_local(output) else None
-    if _is_local(output):
-        os.makedirs(staging, exist_ok=True)
+    if _is_local(output):  # object stores have no folders to make
+        for sub in DATA_FOLDERS:
+            os.makedirs(join(staging, sub), exist_ok=True)
     return staging
 
 
@@ -74,7 +73,7 @@ def read_bytes(path: str) -> bytes:
 def publish(output: str, staging: str, folders: tuple[str, ...] = DATA_FOLDERS) -> None:
     """Replace each data folder of `output` by its staged version."""
     for sub in folders:
-        src, dst = join(staging, sub), join(output, sub)
+        src, dst = safe_subpath(staging, sub), safe_subpath(output, sub)
         staged = [p for p in _list(src) if not os.path.basename(p).startswith(".tmp-")]
         _delete_tree(dst)
         if _is_local(output):
