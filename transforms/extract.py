@@ -122,14 +122,15 @@ class ExtractText:
         self.min_chars = min_chars
 
     def __call__(self, doc: dict):
-        html = doc.pop("html", None)
+        html = doc.get("html")
         if html is None:
             return doc
         try:
             text = self.extractor(html)
         except ExtractTimeout as e:
-            return Drop("extract_timeout", str(e))
+            return Drop("extract_timeout", str(e))  # the page stays on the document for rejected/
         if len(text) < self.min_chars:
             return Drop("empty_text", f"{len(text)} characters extracted (min_chars {self.min_chars})")
+        del doc["html"]
         doc["text"] = text
         return doc
