@@ -31,6 +31,21 @@ def _build_parser() -> argparse.ArgumentParser:
     run.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
 
     sub.add_parser("stages", help="list the stages in recipe order")
+
+    tok = sub.add_parser("tokenizer", help="tokenizer tools").add_subparsers(dest="tokenizer_command", required=True)
+    train = tok.add_parser("train", help="train a byte-level BPE on a run's curated documents")
+    train.add_argument("dir", help="a run directory (its documents/ are read)")
+    train.add_argument("--vocab-size", type=int, required=True)
+    train.add_argument("--output", required=True, metavar="tokenizer.json")
+    train.add_argument("--eos-token", default="<|endoftext|>")
+    train.add_argument("--max-docs", type=int, default=0, help="train on the first N documents (0: all)")
+
+    insp = sub.add_parser("inspect", help="report on a run directory: funnel, shards, languages, lengths")
+    insp.add_argument("dir")
+    insp.add_argument("--json", action="store_true", help="print the report as JSON")
+    insp.add_argument("--html", metavar="REPORT.html", help="also write a self-contained HTML report with plots")
+    insp.add_argument("--verify", action="store_true",
+                      help="check shard checksums, manifest, dtype and token ids; exit 1 on any mismatch")
     return parser
 
 
@@ -100,6 +115,58 @@ def cmd_stages(args) -> int:
     return 0
 
 
+def cmd_tokenizer_train(args) -> int:
+    import glob
+    import os
+
+    import pyarrow.parquet as pq
+
+    from transforms.tokenize import train_bpe
+
+    files = sorted(glob.glob(os.path.join(args.dir, "documents", "*.parquet")))
+    if not files:
+        raise ConfigError(f"{args.dir}: no documents/*.parquet (is it a run directory?)")
+    if args.vocab_size < 257:
+        raise ConfigError("--vocab-size must be at least 257 (256 bytes and EOS)")
+
+    def texts():
+        n = 0
+        for f in files:
+            for t in pq.read_table(f, columns=["text"]).column("text").to_pylist():
+                if args.max_docs and n >= args.max_docs:
+                    return
+                n += 1
+                yield t
+
+    tok = train_bpe(texts(), args.vocab_size, args.eos_token)
+    tok.save(args.output)
+    print(f"trained a {tok.get_vocab_size()}-token byte-level BPE on {args.dir} -> {args.output}")
+    return 0
+
+
+def cmd_inspect(args) -> int:
+    from pipeline.inspect import build_report, render_console, render_html, verify_run
+
+    report = build_report(args.dir)
+    problems = verify_run(args.dir) if args.verify else []
+    if args.verify:
+        report["verify"] = {"ok": not problems, "problems": problems}
+    if args.html:
+        with open(args.html, "w", encoding="utf-8") as fh:
+            fh.write(render_html(report))
+    if args.json:
+        import json
+
+        print(json.dumps(report, indent=2))
+    else:
+        print(render_console(report))
+    if problems:
+        for p in problems:
+            print(f"thresher inspect: verify: {p}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     configure()
     parser = _build_parser()
@@ -111,6 +178,10 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_run(args, rest)
         if args.command == "stages":
             return cmd_stages(args)
+        if args.command == "tokenizer":
+            return cmd_tokenizer_train(args)
+        if args.command == "inspect":
+            return cmd_inspect(args)
     except ConfigError as e:
         print(f"thresher: error: {e}", file=sys.stderr)
         return 2

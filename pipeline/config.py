@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import os
 import types
 import typing
 from dataclasses import dataclass, field
@@ -56,9 +57,27 @@ class ExtractConfig:
 
 
 @dataclass
+class TokenizeConfig:
+    enabled: bool = True
+    tokenizer: str = ""  # path to a tokenizer.json; empty: the small default shipped in the package
+    eos_token: str = "<|endoftext|>"
+    shard_tokens: int = 50_000_000  # target tokens per shard
+    batch_docs: int = 256  # documents per encode_batch call
+
+    def validate(self, path: str) -> None:
+        _check(self.shard_tokens >= 1, f"{path}.shard_tokens", "must be >= 1")
+        _check(self.shard_tokens < 2**31, f"{path}.shard_tokens", "must be < 2**31 (Arrow list offsets are int32)")
+        _check(self.batch_docs >= 1, f"{path}.batch_docs", "must be >= 1")
+        if self.enabled and self.tokenizer:
+            _check(os.path.exists(self.tokenizer) or "://" in self.tokenizer, f"{path}.tokenizer",
+                   f"no such file: {self.tokenizer}")
+
+
+@dataclass
 class StagesConfig:
     ingest: IngestConfig = field(default_factory=IngestConfig)
     extract: ExtractConfig = field(default_factory=ExtractConfig)
+    tokenize: TokenizeConfig = field(default_factory=TokenizeConfig)
 
 
 @dataclass

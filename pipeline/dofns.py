@@ -196,28 +196,64 @@ class ReadRecords(CountingDoFn):
 
 
 class StageDoFn(CountingDoFn):
-    """Runs one stage's ``doc -> doc | Drop`` callable; an exception drops only that document."""
+    """Runs one stage's ``doc -> doc | Drop`` callable; an exception drops only that document.
 
-    def __init__(self, stage: str, make, cfg, count_in: bool = True, **kw):
+    With ``batch`` > 0 the callable takes a list of documents and returns one outcome each; the
+    DoFn buffers up to ``batch`` documents of a bundle (a failing batch is retried document by
+    document, so one bad document still costs only itself).
+    """
+
+    def __init__(self, stage: str, make, cfg, count_in: bool = True, batch: int = 0, **kw):
         super().__init__(**kw)
         self.stage = stage
         self.make = make
         self.cfg = cfg
         self.count_in = count_in
+        self.batch = batch
 
     def setup(self):
         super().setup()
         self.fn = self.make(self.cfg)  # models and tables load once per worker, not per element
 
+    def start_bundle(self):
+        super().start_bundle()
+        self._buffer: list[dict] = []
+
     def process(self, doc: dict):
         if self.count_in:
             self.count((self.stage, "in"))
+        if self.batch:
+            self._buffer.append(doc)
+            if len(self._buffer) >= self.batch:
+                yield from self._flush()
+            return
         start = time.perf_counter()
         try:
             out = self.fn(doc)
         except Exception as e:
             out = e
         self.count((self.stage, "seconds"), time.perf_counter() - start)
+        yield from self._outcome(doc, out)
+
+    def _flush(self):
+        docs, self._buffer = self._buffer, []
+        if not docs:
+            return
+        start = time.perf_counter()
+        try:
+            outs = self.fn(docs)
+        except Exception:
+            outs = []
+            for d in docs:
+                try:
+                    outs.append(self.fn([d])[0])
+                except Exception as e:
+                    outs.append(e)
+        self.count((self.stage, "seconds"), time.perf_counter() - start)
+        for doc, out in zip(docs, outs):
+            yield from self._outcome(doc, out)
+
+    def _outcome(self, doc: dict, out):
         self.progress.add(f"stage:{self.stage}")
         if isinstance(out, Drop):
             rej = self.reject(doc, self.stage, out.reason, out.detail, False)
@@ -230,24 +266,36 @@ class StageDoFn(CountingDoFn):
         if rej is not None:
             yield rej
 
+    def finish_bundle(self):
+        for item in self._flush():
+            if isinstance(item, TaggedOutput):
+                yield TaggedOutput(item.tag, WindowedValue(item.value, MIN_TIMESTAMP, [GlobalWindow()]))
+            else:
+                yield WindowedValue(item, MIN_TIMESTAMP, [GlobalWindow()])
+        yield from super().finish_bundle()
+
 
 def shard_of(doc_id: str, seed: int, shards: int) -> int:
     return int(seeded_fraction(doc_id, seed) * shards)
 
 
 class BatchByShard(beam.DoFn):
-    """Rows -> ``(shard, pickled list of rows)``, at most `batch_rows` rows a batch, per bundle."""
+    """Rows -> ``(shard, pickled list of rows)``, at most `batch_rows` rows a batch, per bundle.
 
-    def __init__(self, shards: int, seed: int, batch_rows: int = 2000):
+    The shard count is fixed, or (``shards=None``) a side input given to `process`.
+    """
+
+    def __init__(self, shards: int | None, seed: int, batch_rows: int = 2000, salt: str = ""):
         self.shards = shards
         self.seed = seed
         self.batch_rows = batch_rows
+        self.salt = salt
 
     def start_bundle(self):
         self._buffers: dict[int, list] = {}
 
-    def process(self, row: dict):
-        shard = shard_of(str(row.get("id")), self.seed, self.shards)
+    def process(self, row: dict, n_shards: int | None = None):
+        shard = shard_of(self.salt + str(row.get("id")), self.seed, n_shards or self.shards)
         buf = self._buffers.setdefault(shard, [])
         buf.append(row)
         if len(buf) >= self.batch_rows:
@@ -319,3 +367,36 @@ class MergeCounts(beam.CombineFn):
 
     def extract_output(self, acc):
         return dict(acc)
+
+
+class WriteTokenShard(beam.DoFn):
+    """Writes one tokenized shard (transforms/shards.py), documents in seeded shuffled order."""
+
+    def __init__(self, folder: str, dtype: str, seed: int, salt: str, progress_dir: str | None = None):
+        self.folder = folder
+        self.dtype = dtype
+        self.seed = seed
+        self.salt = salt
+        self.progress_dir = progress_dir
+
+    def setup(self):
+        self.progress = ProgressWriter(self.progress_dir)
+
+    def process(self, element):
+        from transforms.shards import encode_shard, shard_name
+
+        index, batches = element
+        rows = [row for blob in batches for row in pickle.loads(blob)]
+        rows.sort(key=lambda r: (seeded_fraction(self.salt + str(r["id"]), self.seed), str(r["id"]),
+                                 str(r.get("source")), r.get("offset") or 0))
+        data = encode_shard(rows, self.dtype)
+        name = shard_name(index)
+        tmp = f"{self.folder}/.tmp-{uuid.uuid4().hex}-{name}"
+        with FileSystems.create(tmp) as fh:
+            fh.write(data)
+        FileSystems.rename([tmp], [f"{self.folder}/{name}"])
+        tokens = int(sum(len(r["tokens"]) for r in rows))
+        self.progress.add("shards")
+        self.progress.flush()
+        yield {"file": name, "rows": len(rows), "tokens": tokens, "bytes": len(data),
+               "sha256": hashlib.sha256(data).hexdigest()}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from typing import Tuple
 
@@ -10,10 +11,13 @@ import pyarrow as pa
 from apache_beam.io.filesystems import FileSystems
 
 from pipeline.config import Config
-from pipeline.dofns import COUNTS, REJECTED, BatchByShard, MergeCounts, ReadRecords, StageDoFn, WriteShard
+from pipeline.dofns import (COUNTS, REJECTED, BatchByShard, MergeCounts, ReadRecords, StageDoFn, WriteShard,
+                            WriteTokenShard)
 from pipeline.stages import StageSpec
 from pipeline.stats import assemble
 from transforms.ingest import WarcOptions, plan_splits
+from transforms.shards import Manifest, ShardInfo
+from transforms.tokenize import TokenizerInfo
 
 DOCUMENT_SCHEMA = pa.schema([
     ("id", pa.string()),
@@ -78,6 +82,72 @@ class WriteShards(beam.PTransform):
         )
 
 
+SHUFFLE_SALT = "shuffle:"
+
+
+class WriteManifest(beam.DoFn):
+    def __init__(self, path: str, tokenizer: TokenizerInfo, shard_tokens: int, seed: int):
+        self.path = path
+        self.tokenizer = tokenizer
+        self.shard_tokens = shard_tokens
+        self.seed = seed
+
+    def process(self, infos: list):
+        manifest = Manifest(tokenizer=dataclasses.asdict(self.tokenizer), dtype=self.tokenizer.dtype, seed=self.seed,
+                            shard_tokens=self.shard_tokens,
+                            shards=[ShardInfo(**i) for i in sorted(infos, key=lambda i: i["file"])])
+        with FileSystems.create(self.path + ".tmp") as fh:
+            fh.write(manifest.to_json().encode())
+        FileSystems.rename([self.path + ".tmp"], [self.path])
+        yield {("output", "shards"): len(manifest.shards), ("output", "shard_rows"): manifest.rows,
+               ("output", "shard_tokens"): manifest.tokens}
+
+
+class WriteTokenShards(beam.PTransform):
+    """Tokenized documents -> ``shards/shard-NNNNN.arrow`` + ``shards/manifest.json``.
+
+    The shard count is ceil(total tokens / shard_tokens), known once every document is
+    tokenized (a side input); each document goes to shard floor(u * count) for a seeded
+    u = hash(seed, id) in [0, 1), and within a shard documents are ordered by u. The stream a
+    trainer reads shard by shard is thus a seeded random permutation of the corpus, identical on
+    every runner and worker count, with shards of about shard_tokens tokens each.
+    """
+
+    def __init__(self, folder: str, tokenizer: TokenizerInfo, shard_tokens: int, seed: int, progress_dir: str | None):
+        super().__init__()
+        self.folder = folder
+        self.tokenizer = tokenizer
+        self.shard_tokens = shard_tokens
+        self.seed = seed
+        self.progress_dir = progress_dir
+
+    def expand(self, docs):
+        target = self.shard_tokens
+        rows = docs | "ShardRows" >> beam.Map(
+            lambda d: {"id": d["id"], "url": d.get("url"), "lang": d.get("lang"), "source": d.get("source"),
+                       "offset": d.get("offset"), "tokens": d["tokens"]})
+        n_shards = (
+            rows
+            | "TokenCounts" >> beam.Map(lambda r: len(r["tokens"]))
+            | "TotalTokens" >> beam.CombineGlobally(sum)
+            | "ShardCount" >> beam.Map(lambda total: max(1, -(-total // target)))
+        )
+        infos = (
+            rows
+            | "BatchByShard" >> beam.ParDo(BatchByShard(None, self.seed, salt=SHUFFLE_SALT),
+                                           n_shards=beam.pvalue.AsSingleton(n_shards)).with_output_types(Tuple[int, bytes])
+            | "GroupShard" >> beam.GroupByKey()
+            | "WriteShard" >> beam.ParDo(WriteTokenShard(self.folder, self.tokenizer.dtype, self.seed, SHUFFLE_SALT,
+                                                         self.progress_dir))
+        )
+        return (
+            infos
+            | "AllShards" >> beam.combiners.ToList()
+            | "WriteManifest" >> beam.ParDo(WriteManifest(f"{self.folder}/manifest.json", self.tokenizer,
+                                                          self.shard_tokens, self.seed))
+        )
+
+
 class WriteStats(beam.DoFn):
     def __init__(self, path: str, stage_names: list[str]):
         self.path = path
@@ -96,9 +166,10 @@ class Curate(beam.PTransform):
     """The whole recipe as one composite; reads like the diagram in DESIGN.md."""
 
     def __init__(self, cfg: Config, files: list[tuple[str, int]], stages: list[StageSpec], staging: str,
-                 progress_dir: str | None = None):
+                 progress_dir: str | None = None, tokenizer: TokenizerInfo | None = None):
         super().__init__()
         self.cfg = cfg
+        self.tokenizer = tokenizer  # set when the tokenize stage runs
         self.files = sorted(files)  # (path, size in bytes)
         self.stages = stages
         self.staging = staging
@@ -131,13 +202,20 @@ class Curate(beam.PTransform):
             for spec in self.stages:
                 label = f"Stage[{spec.name}]" + (f"/{branch}" if branch else "")
                 out = docs | label >> beam.ParDo(
-                    StageDoFn(spec.name, spec.make, cfg, count_in=spec.name != "ingest", **common)
+                    StageDoFn(spec.name, spec.make, cfg, count_in=spec.name != "ingest",
+                              batch=cfg.stages.tokenize.batch_docs if spec.batch else 0, **common)
                 ).with_outputs(COUNTS, REJECTED, main="docs")
                 docs = out.docs
                 counts.append(out[COUNTS])
                 rejected.append(out[REJECTED])
             kept.append(docs)
         docs = kept | "AllKept" >> beam.Flatten()
+
+        extra_counts = []
+        if self.tokenizer is not None:
+            extra_counts.append(docs | "WriteTokenShards" >> WriteTokenShards(
+                f"{self.staging}/shards", self.tokenizer, cfg.stages.tokenize.shard_tokens, w.seed, self.progress_dir))
+            docs = docs | "DropTokens" >> beam.Map(lambda d: {k: v for k, v in d.items() if k != "tokens"})
 
         written_docs = docs | "WriteDocuments" >> WriteShards(
             "documents", f"{self.staging}/documents", document_schema(self.stages), w.document_shards, w.seed,
@@ -150,7 +228,7 @@ class Curate(beam.PTransform):
         )
         stage_names = [s.name for s in self.stages]
         return (
-            counts + [written_docs, written_rejected]
+            counts + [written_docs, written_rejected] + extra_counts
             | "AllCounts" >> beam.Flatten()
             | "MergeCounts" >> beam.CombineGlobally(MergeCounts())
             | "WriteStats" >> beam.ParDo(WriteStats(f"{self.staging}/stats.json", stage_names))

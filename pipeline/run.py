@@ -20,9 +20,10 @@ from pipeline.config import Config, ConfigError
 from pipeline.graph import Curate
 from pipeline.progress import ProgressDisplay
 from pipeline.runners import is_local, make_runner_and_options
-from pipeline.stages import StageSpec, enabled_stages
+from pipeline.stages import StageSpec, default_tokenizer, enabled_stages
 from pipeline.stats import AccountingError, accounting_problems
 from transforms.ingest import detect_format
+from transforms.tokenize import TokenizerInfo, tokenizer_from_json
 
 
 def embedded_sample() -> str:
@@ -59,6 +60,16 @@ def resolve_inputs(patterns: list[str]) -> list[InputFile]:
     return [InputFile(p, s) for p, s in sorted(found.items())]
 
 
+def tokenizer_info(cfg: Config) -> TokenizerInfo:
+    """The tokenizer's identity for the manifest; a bad tokenizer fails here, before the job."""
+    path = cfg.stages.tokenize.tokenizer or default_tokenizer()
+    try:
+        text = rundir.read_bytes(path).decode("utf-8")
+        return tokenizer_from_json(text, path.rsplit("/", 1)[-1], cfg.stages.tokenize.eos_token)[1]
+    except (OSError, ValueError, UnicodeDecodeError) as e:
+        raise ConfigError(f"config key 'stages.tokenize.tokenizer': {e}") from None
+
+
 @dataclass
 class RunResult:
     output: str
@@ -80,6 +91,9 @@ def run(cfg: Config, beam_flags: list[str] | None = None, show_progress: bool = 
         output = os.path.abspath(output)
         os.makedirs(output, exist_ok=True)
     cfg.output = output
+    tokenizer = None
+    if any(s.name == "tokenize" for s in stages):
+        tokenizer = tokenizer_info(cfg)
     staging = rundir.prepare(output)
     progress_dir = tempfile.mkdtemp(prefix="thresher-progress-") if is_local(cfg.runner.name) else None
 
@@ -87,7 +101,8 @@ def run(cfg: Config, beam_flags: list[str] | None = None, show_progress: bool = 
     t0 = time.perf_counter()
     try:
         pipeline = beam.Pipeline(runner=runner, options=options)
-        _ = pipeline | "Curate" >> Curate(cfg, [(f.path, f.size) for f in files], stages, staging, progress_dir)
+        _ = pipeline | "Curate" >> Curate(cfg, [(f.path, f.size) for f in files], stages, staging, progress_dir,
+                                          tokenizer)
         if show_progress and progress_dir:
             with ProgressDisplay(progress_dir, sum(f.size for f in files), [s.name for s in stages]):
                 pipeline.run().wait_until_finish()
@@ -111,7 +126,7 @@ def run(cfg: Config, beam_flags: list[str] | None = None, show_progress: bool = 
     stats["accounting_ok"] = not problems
     if problems:
         stats["accounting_problems"] = problems
-    rundir.publish(output, staging)
+    rundir.publish(output, staging, ("documents", "rejected") + (("shards",) if tokenizer else ()))
     rundir.atomic_write(rundir.join(output, "config.yaml"), cfg.to_yaml().encode())
     rundir.atomic_write(rundir.join(output, "stats.json"), json.dumps(stats, indent=2).encode())
     rundir.finish(staging)

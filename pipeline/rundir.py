@@ -16,7 +16,7 @@ import uuid
 from apache_beam.io.filesystems import FileSystems
 
 STAGING = ".staging"
-DATA_FOLDERS = ("documents", "rejected")  # later stages add dedup/ and shards/
+DATA_FOLDERS = ("documents", "rejected", "shards")  # dedup/ comes with the dedup stages
 
 
 def join(*parts: str) -> str:
@@ -71,7 +71,11 @@ def read_bytes(path: str) -> bytes:
 
 
 def publish(output: str, staging: str, folders: tuple[str, ...] = DATA_FOLDERS) -> None:
-    """Replace each data folder of `output` by its staged version."""
+    """Replace each data folder of `output` by its staged version; folders this run did not
+    produce are removed, so no folder from an earlier run with other stages is left behind."""
+    for sub in DATA_FOLDERS:
+        if sub not in folders:
+            _delete_tree(safe_subpath(output, sub))
     for sub in folders:
         src, dst = safe_subpath(staging, sub), safe_subpath(output, sub)
         staged = [p for p in _list(src) if not os.path.basename(p).startswith(".tmp-")]

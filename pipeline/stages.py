@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from importlib import resources
 from typing import Callable
 
 import pyarrow as pa
@@ -10,6 +11,7 @@ import pyarrow as pa
 from pipeline.config import Config, ConfigError
 from transforms.extract import ExtractText
 from transforms.ingest import decode_payload
+from transforms.tokenize import TokenizeDocuments
 
 
 @dataclass(frozen=True)
@@ -20,6 +22,7 @@ class StageSpec:
     make: Callable[[Config], Callable] | None
     columns: tuple[tuple[str, pa.DataType], ...] = ()  # signal columns the stage adds to documents/
     optional: bool = True  # ingest and writing always run
+    batch: int = 0  # > 0: `make` builds a callable over lists of documents, called with up to this many
 
 
 def _make_decode(cfg: Config):
@@ -36,10 +39,25 @@ def _make_extract(cfg: Config):
     return ExtractText(c.backend, c.main_content, c.timeout_s, c.min_chars)
 
 
+def default_tokenizer() -> str:
+    return str(resources.files("pipeline") / "data" / "tokenizer.json")
+
+
+def _make_tokenize(cfg: Config):
+    from apache_beam.io.filesystems import FileSystems  # workers read gs:// and s3:// tokenizers too
+
+    path = cfg.stages.tokenize.tokenizer or default_tokenizer()
+    with FileSystems.open(path) as fh:
+        text = fh.read().decode("utf-8")
+    return TokenizeDocuments(text, path.rsplit("/", 1)[-1], cfg.stages.tokenize.eos_token)
+
+
 STAGES: tuple[StageSpec, ...] = (
     StageSpec("ingest", "read WARC/WET/JSONL/Parquet records; keep HTTP 200 text responses; decode charsets",
               _make_decode, optional=False),
     StageSpec("extract", "HTML to main text (resiliparse, or trafilatura)", _make_extract),
+    StageSpec("tokenize", "token ids with a Hugging Face tokenizer, EOS appended; writes shards/",
+              _make_tokenize, columns=(("n_tokens", pa.int32()),), batch=256),
 )
 
 STAGE_NAMES = tuple(s.name for s in STAGES)

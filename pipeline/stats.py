@@ -45,6 +45,9 @@ def assemble(counts: dict, stage_names: list[str]) -> dict:
             "document_files": int(counts.get(("output", "documents_files"), 0)),
             "rejected": int(counts.get(("output", "rejected"), 0)),
             "rejected_files": int(counts.get(("output", "rejected_files"), 0)),
+            "shards": int(counts.get(("output", "shards"), 0)),
+            "shard_rows": int(counts.get(("output", "shard_rows"), 0)),
+            "shard_tokens": int(counts.get(("output", "shard_tokens"), 0)),
         },
     }
 
@@ -62,4 +65,6 @@ def accounting_problems(stats: dict) -> list[str]:
         prev = (name, s["kept"])
     if stats["totals"]["kept"] != stats["output"]["documents"]:
         problems.append(f"kept {stats['totals']['kept']} != rows written to documents/ {stats['output']['documents']}")
+    if "tokenize" in stats["stages"] and stats["output"]["shard_rows"] != stats["totals"]["kept"]:
+        problems.append(f"kept {stats['totals']['kept']} != rows written to shards/ {stats['output']['shard_rows']}")
     return problems

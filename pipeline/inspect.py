@@ -1,0 +1,304 @@
+"""`thresher inspect`: what a run directory holds, as text, JSON or a self-contained HTML page."""
+
+from __future__ import annotations
+
+import glob
+import html
+import json
+import os
+from collections import Counter
+from urllib.parse import urlsplit
+
+import numpy as np
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from pipeline.stats import accounting_problems
+from transforms.shards import MANIFEST, open_shard, read_manifest, token_arrays, verify
+
+PERCENTILES = (5, 25, 50, 75, 95, 99)
+
+
+def _percentiles(values: np.ndarray) -> dict:
+    if len(values) == 0:
+        return {}
+    out = {f"p{p}": float(np.percentile(values, p)) for p in PERCENTILES}
+    out.update(min=float(values.min()), max=float(values.max()), mean=round(float(values.mean()), 1),
+               total=int(values.sum()))
+    return out
+
+
+def _histogram(values: np.ndarray, bins: int = 30) -> dict:
+    """Log-spaced bins: document lengths span orders of magnitude."""
+    if len(values) == 0:
+        return {"edges": [], "counts": []}
+    lo, hi = max(1.0, float(values.min())), max(2.0, float(values.max()))
+    edges = np.unique(np.round(np.geomspace(lo, hi + 1, bins + 1)))
+    counts, edges = np.histogram(values, bins=edges)
+    return {"edges": [int(e) for e in edges], "counts": [int(c) for c in counts]}
+
+
+def _site(url: str | None) -> str:
+    if not url:
+        return "(no url)"
+    parts = urlsplit(url)
+    return parts.hostname or "(no host)"
+
+
+def _section(url: str | None) -> str:
+    if not url:
+        return "(no url)"
+    parts = urlsplit(url)
+    first = parts.path.strip("/").split("/", 1)[0]
+    return f"{parts.hostname}/{first}" if first else (parts.hostname or "(no host)")
+
+
+def _top(counter: Counter, n: int = 25) -> dict:
+    items = counter.most_common()
+    top = dict(items[:n])
+    if len(items) > n:
+        top["(other)"] = sum(c for _, c in items[n:])
+    return top
+
+
+def build_report(run_dir: str) -> dict:
+    if not os.path.isdir(run_dir):
+        raise FileNotFoundError(f"{run_dir}: no such run directory")
+    report: dict = {"dir": os.path.abspath(run_dir)}
+    stats_path = os.path.join(run_dir, "stats.json")
+    if os.path.exists(stats_path):
+        with open(stats_path) as fh:
+            stats = json.load(fh)
+        report["funnel"] = [
+            {"stage": name, "in": s["in"], "kept": s["kept"], "dropped": s["dropped"], "errored": s["errored"]}
+            for name, s in stats["stages"].items()
+        ]
+        report["totals"] = {k: v for k, v in stats["totals"].items() if k != "by_reason"}
+        report["by_reason"] = stats["totals"].get("by_reason", {})
+        report["run"] = stats.get("run", {})
+
+    doc_files = sorted(glob.glob(os.path.join(run_dir, "documents", "*.parquet")))
+    if doc_files:
+        langs: Counter = Counter()
+        sites: Counter = Counter()
+        sections: Counter = Counter()
+        char_lengths = []
+        for f in doc_files:
+            cols = [c for c in ("url", "text", "lang") if c in pq.read_schema(f).names]
+            t = pq.read_table(f, columns=cols)
+            char_lengths.append(pc.utf8_length(t.column("text")).to_numpy(zero_copy_only=False))
+            for url in t.column("url").to_pylist():
+                sites[_site(url)] += 1
+                sections[_section(url)] += 1
+            if "lang" in cols:
+                langs.update(x or "(none)" for x in t.column("lang").to_pylist())
+            else:
+                langs["(no langid stage)"] += t.num_rows
+        chars = np.concatenate(char_lengths) if char_lengths else np.zeros(0)
+        report["documents"] = {
+            "rows": int(len(chars)),
+            "files": len(doc_files),
+            "chars": _percentiles(chars),
+            "chars_histogram": _histogram(chars),
+            "languages": _top(langs),
+            "sites": _top(sites),
+            "sections": _top(sections),
+        }
+
+    shard_dir = os.path.join(run_dir, "shards")
+    if os.path.exists(os.path.join(shard_dir, MANIFEST)):
+        m = read_manifest(shard_dir)
+        lengths = []
+        for s in m.shards:
+            path = os.path.join(shard_dir, s.file)
+            if os.path.exists(path):
+                _, offsets = token_arrays(open_shard(path))
+                lengths.append(np.diff(offsets))
+        toks = np.concatenate(lengths) if lengths else np.zeros(0)
+        report["shards"] = {
+            "tokenizer": m.tokenizer,
+            "dtype": m.dtype,
+            "seed": m.seed,
+            "shard_tokens": m.shard_tokens,
+            "count": len(m.shards),
+            "rows": m.rows,
+            "tokens": m.tokens,
+            "bytes": sum(s.bytes for s in m.shards),
+            "per_shard": [{"file": s.file, "rows": s.rows, "tokens": s.tokens, "bytes": s.bytes} for s in m.shards],
+            "doc_tokens": _percentiles(toks),
+            "tokens_histogram": _histogram(toks),
+        }
+    return report
+
+
+def verify_run(run_dir: str) -> list[str]:
+    """Shard checks (transforms.shards.verify) plus the run's own identities."""
+    problems = []
+    stats_path = os.path.join(run_dir, "stats.json")
+    stats = None
+    if os.path.exists(stats_path):
+        with open(stats_path) as fh:
+            stats = json.load(fh)
+        problems += [f"stats.json: {p}" for p in accounting_problems(stats)]
+    docs = sorted(glob.glob(os.path.join(run_dir, "documents", "*.parquet")))
+    rows = sum(pq.read_metadata(f).num_rows for f in docs)
+    if stats is not None and rows != stats["totals"]["kept"]:
+        problems.append(f"documents/: {rows} rows, stats.json says {stats['totals']['kept']} kept")
+    shard_dir = os.path.join(run_dir, "shards")
+    if os.path.isdir(shard_dir):
+        problems += [f"shards/{p}" for p in verify(shard_dir)]
+        try:
+            m = read_manifest(shard_dir)
+            if stats is not None and m.rows != stats["totals"]["kept"]:
+                problems.append(f"shards/{MANIFEST}: {m.rows} rows, stats.json says {stats['totals']['kept']} kept")
+        except (OSError, ValueError, KeyError, TypeError):
+            pass  # already reported by verify()
+    return problems
+
+
+def _fmt_bytes(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if n < 1000 or unit == "TB":
+            return f"{n:,.1f} {unit}" if unit != "B" else f"{int(n)} B"
+        n /= 1000
+    return str(n)
+
+
+def render_console(r: dict) -> str:
+    out = [f"Run directory {r['dir']}"]
+    if "totals" in r:
+        t = r["totals"]
+        out.append(f"\nFunnel: {t['read']:,} read -> {t['kept']:,} kept ({t['dropped']:,} dropped, {t['errored']:,} errored)")
+        out.append(f"  {'stage':<12} {'in':>10} {'kept':>10}  dropped / errored by reason")
+        for s in r["funnel"]:
+            reasons = ", ".join([f"{k} {v:,}" for k, v in s["dropped"].items()]
+                                + [f"{k} {v:,} (error)" for k, v in s["errored"].items()])
+            out.append(f"  {s['stage']:<12} {s['in']:>10,} {s['kept']:>10,}  {reasons}")
+    d = r.get("documents")
+    if d:
+        c = d["chars"]
+        out.append(f"\nDocuments: {d['rows']:,} in {d['files']} files")
+        if c:
+            out.append("  characters: " + "  ".join(f"p{p} {c[f'p{p}']:,.0f}" for p in PERCENTILES)
+                       + f"  max {c['max']:,.0f}  total {c['total']:,}")
+        for title, key in (("languages", "languages"), ("sites", "sites"), ("sections (site/first path segment)", "sections")):
+            items = list(d[key].items())
+            out.append(f"  {title}: " + ", ".join(f"{k} {v:,}" for k, v in items[:15])
+                       + (f", ... ({len(items) - 15} more)" if len(items) > 15 else ""))
+    s = r.get("shards")
+    if s:
+        tk = s["tokenizer"]
+        out.append(f"\nShards: {s['count']} ({s['dtype']}), {s['rows']:,} documents, {s['tokens']:,} tokens, "
+                   f"{_fmt_bytes(s['bytes'])}; tokenizer {tk['name']} (vocab {tk['vocab_size']:,}, EOS {tk['eos_id']}, "
+                   f"sha256 {tk['sha256'][:12]}), seed {s['seed']}")
+        dt = s["doc_tokens"]
+        if dt:
+            out.append("  tokens per document: " + "  ".join(f"p{p} {dt[f'p{p}']:,.0f}" for p in PERCENTILES)
+                       + f"  max {dt['max']:,.0f}")
+        out.append(f"  {'shard':<20} {'rows':>10} {'tokens':>14} {'bytes':>12}")
+        for row in s["per_shard"]:
+            out.append(f"  {row['file']:<20} {row['rows']:>10,} {row['tokens']:>14,} {_fmt_bytes(row['bytes']):>12}")
+    v = r.get("verify")
+    if v is not None:
+        out.append("\nVerify: OK" if v["ok"] else "\nVerify: FAILED\n  " + "\n  ".join(v["problems"]))
+    return "\n".join(out)
+
+
+_PAGE = """<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>Thresher report: @@TITLE@@</title>
+<style>
+body { font: 14px/1.4 system-ui, sans-serif; margin: 2em; color: #222; max-width: 1100px; }
+h1 { font-size: 1.4em; } h2 { font-size: 1.15em; margin-top: 2em; }
+.chart { margin: 0.5em 0 1.5em; } .chart svg { display: block; }
+.bar { fill: #3b6ea8; } .bar.kept { fill: #4a9a5b; } .label { font-size: 11px; fill: #333; }
+table { border-collapse: collapse; } td, th { padding: 2px 10px; text-align: right; border-bottom: 1px solid #ddd; }
+td:first-child, th:first-child { text-align: left; }
+</style></head><body>
+<h1>Thresher report</h1>
+<p>@@TITLE@@</p>
+<div id="summary"></div>
+<h2>Funnel: documents in and kept per stage</h2><div class="chart" id="funnel"></div>
+<h2>Dropped and errored, by stage and reason</h2><div class="chart" id="reasons"></div>
+<h2>Document length (characters)</h2><div class="chart" id="chars"></div>
+<h2>Document length (tokens)</h2><div class="chart" id="tokens"></div>
+<h2>Languages</h2><div class="chart" id="languages"></div>
+<h2>Sources (site / first path segment)</h2><div class="chart" id="sections"></div>
+<h2>Shards</h2><div id="shards"></div>
+<script id="report-data" type="application/json">@@DATA@@</script>
+<script>
+"use strict";
+const R = JSON.parse(document.getElementById("report-data").textContent);
+const NS = "http://www.w3.org/2000/svg";
+function el(tag, attrs, parent) {
+  const e = document.createElementNS(NS, tag);
+  for (const [k, v] of Object.entries(attrs || {})) e.setAttribute(k, v);
+  if (parent) parent.appendChild(e);
+  return e;
+}
+function empty(id, what) { document.getElementById(id).textContent = "(no " + what + " in this run)"; }
+// Horizontal bars: one row per label; `series` is a list of [className, values].
+function hbars(id, labels, series) {
+  if (!labels.length) return empty(id, "data");
+  const rowH = 18, labelW = 260, width = 900, plotW = width - labelW - 90;
+  const max = Math.max(1, ...series.flatMap(s => s[1]));
+  const svg = el("svg", {width: width, height: labels.length * rowH * series.length + 10}, document.getElementById(id));
+  labels.forEach((lab, i) => {
+    series.forEach(([cls, vals], j) => {
+      const y = (i * series.length + j) * rowH;
+      const w = Math.max(1, plotW * vals[i] / max);
+      el("rect", {class: "bar " + cls, x: labelW, y: y + 2, width: w, height: rowH - 4}, svg);
+      const t = el("text", {class: "label", x: labelW + w + 4, y: y + rowH - 5}, svg);
+      t.textContent = vals[i].toLocaleString() + (series.length > 1 ? " " + cls : "");
+    });
+    const t = el("text", {class: "label", x: labelW - 6, y: i * series.length * rowH + rowH - 5, "text-anchor": "end"}, svg);
+    t.textContent = lab.length > 40 ? lab.slice(0, 39) + "…" : lab;
+  });
+}
+// Vertical histogram over (log-spaced) bin edges.
+function histogram(id, h, unit) {
+  if (!h || !h.counts || !h.counts.length) return empty(id, unit);
+  const width = 900, height = 220, pad = 40, n = h.counts.length;
+  const max = Math.max(1, ...h.counts), bw = (width - 2 * pad) / n;
+  const svg = el("svg", {width: width, height: height + 40}, document.getElementById(id));
+  h.counts.forEach((c, i) => {
+    const bh = (height - 20) * c / max;
+    const r = el("rect", {class: "bar", x: pad + i * bw, y: height - bh, width: Math.max(1, bw - 1), height: bh}, svg);
+    el("title", {}, r).textContent = h.edges[i] + "–" + h.edges[i + 1] + " " + unit + ": " + c;
+    if (i % 5 === 0) {
+      const t = el("text", {class: "label", x: pad + i * bw, y: height + 15}, svg);
+      t.textContent = h.edges[i].toLocaleString();
+    }
+  });
+  const t = el("text", {class: "label", x: width - pad, y: height + 32, "text-anchor": "end"}, svg);
+  t.textContent = unit + " (log-spaced bins); max bin " + max.toLocaleString() + " documents";
+}
+function table(id, rows, cols) {
+  if (!rows || !rows.length) return empty(id, "shards");
+  const t = document.createElement("table");
+  t.innerHTML = "<tr>" + cols.map(c => "<th>" + c + "</th>").join("") + "</tr>" +
+    rows.map(r => "<tr>" + cols.map(c => "<td>" + (typeof r[c] === "number" ? r[c].toLocaleString() : r[c]) + "</td>").join("") + "</tr>").join("");
+  document.getElementById(id).appendChild(t);
+}
+const f = R.funnel || [];
+hbars("funnel", f.map(s => s.stage), [["in", f.map(s => s.in)], ["kept", f.map(s => s.kept)]]);
+const reasons = Object.entries(R.by_reason || {});
+hbars("reasons", reasons.map(r => r[0]), [["dropped", reasons.map(r => r[1])]]);
+histogram("chars", R.documents && R.documents.chars_histogram, "characters");
+histogram("tokens", R.shards && R.shards.tokens_histogram, "tokens");
+const langs = Object.entries((R.documents || {}).languages || {});
+hbars("languages", langs.map(l => l[0]), [["documents", langs.map(l => l[1])]]);
+const secs = Object.entries((R.documents || {}).sections || {});
+hbars("sections", secs.map(s => s[0]), [["documents", secs.map(s => s[1])]]);
+table("shards", R.shards && R.shards.per_shard, ["file", "rows", "tokens", "bytes"]);
+const t = R.totals;
+document.getElementById("summary").textContent = t ?
+  t.read.toLocaleString() + " records read, " + t.kept.toLocaleString() + " kept, " + t.dropped.toLocaleString() +
+  " dropped, " + t.errored.toLocaleString() + " errored." : "";
+</script></body></html>
+"""
+
+
+def render_html(report: dict) -> str:
+    # "</" cannot appear inside a <script> element; JSON allows escaping the slash
+    data = json.dumps(report).replace("</", "<\\/")
+    return _PAGE.replace("@@TITLE@@", html.escape(report["dir"])).replace("@@DATA@@", data)

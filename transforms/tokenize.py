@@ -1,0 +1,88 @@
+"""Tokenizers (Hugging Face `tokenizers`): load a tokenizer.json, or train a byte-level BPE."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable
+
+import numpy as np
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
+DEFAULT_EOS = "<|endoftext|>"
+
+
+@dataclass(frozen=True)
+class TokenizerInfo:
+    name: str
+    sha256: str  # of the tokenizer's canonical JSON
+    vocab_size: int
+    eos_token: str
+    eos_id: int
+
+    @property
+    def dtype(self) -> str:
+        return "uint16" if self.vocab_size <= 2**16 else "uint32"
+
+
+def tokenizer_sha256(tok: Tokenizer) -> str:
+    return hashlib.sha256(tok.to_str().encode()).hexdigest()
+
+
+def tokenizer_from_json(text: str, name: str, eos_token: str = DEFAULT_EOS) -> tuple[Tokenizer, TokenizerInfo]:
+    try:
+        tok = Tokenizer.from_str(text)
+    except Exception as e:
+        raise ValueError(f"{name}: not a tokenizer.json that `tokenizers` can load: {e}") from None
+    eos_id = tok.token_to_id(eos_token)
+    if eos_id is None:
+        raise ValueError(f"{name}: the tokenizer has no EOS token {eos_token!r}")
+    info = TokenizerInfo(name, tokenizer_sha256(tok), tok.get_vocab_size(with_added_tokens=True), eos_token, eos_id)
+    return tok, info
+
+
+def load_tokenizer(path: str, eos_token: str = DEFAULT_EOS) -> tuple[Tokenizer, TokenizerInfo]:
+    return tokenizer_from_json(Path(path).read_text(encoding="utf-8"), Path(path).name, eos_token)
+
+
+def train_bpe(texts: Iterable[str], vocab_size: int, eos_token: str = DEFAULT_EOS, min_frequency: int = 2) -> Tokenizer:
+    """A byte-level BPE (GPT-2 style: any text encodes, nothing is unknown) trained on `texts`."""
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        min_frequency=min_frequency,
+        special_tokens=[eos_token],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    tok.train_from_iterator(texts, trainer=trainer)
+    return tok
+
+
+class TokenizeDocuments:
+    """The ``tokenize`` stage, on a batch of documents: adds ``tokens`` (EOS appended, in the
+    tokenizer's smallest fitting dtype) and ``n_tokens``. One ``encode_batch`` call per batch:
+    crossing into Rust once per document costs about a tenth of the throughput."""
+
+    def __init__(self, tokenizer_json: str, name: str, eos_token: str = DEFAULT_EOS):
+        self.tokenizer, self.info = tokenizer_from_json(tokenizer_json, name, eos_token)
+        self.dtype = np.uint16 if self.info.dtype == "uint16" else np.uint32
+
+    def encode(self, texts: list[str]) -> list[np.ndarray]:
+        out = []
+        eos = self.info.eos_id
+        for enc in self.tokenizer.encode_batch(texts, add_special_tokens=False):
+            ids = np.empty(len(enc.ids) + 1, dtype=self.dtype)
+            ids[:-1] = enc.ids
+            ids[-1] = eos
+            out.append(ids)
+        return out
+
+    def __call__(self, docs: list[dict]) -> list[dict]:
+        for doc, ids in zip(docs, self.encode([d["text"] for d in docs])):
+            doc["tokens"] = ids
+            doc["n_tokens"] = len(ids)
+        return docs
