@@ -334,10 +334,6 @@ class WriteShard(beam.DoFn):
         shard, batches = element
         rows = [row for blob in batches for row in pickle.loads(blob)]
         rows.sort(key=lambda r: (str(r.get("id")), str(r.get("source")), r.get("offset") or 0))
-        if self.kind == "documents":
-            for r in rows:
-                if r.get("text") is None and r.get("html") is not None:
-                    r["text"] = r["html"]  # extraction was switched off: the decoded page is the text
         table = pa.Table.from_pylist(rows, schema=self.schema)
         buf = io.BytesIO()
         pq.write_table(table, buf, compression=None if self.compression == "none" else self.compression)

@@ -27,9 +27,10 @@ class StageSpec:
 
 def _make_decode(cfg: Config):
     ratio = cfg.stages.ingest.max_control_ratio
+    html_field = "html" if cfg.stages.extract.enabled else "text"
 
     def decode(doc: dict):
-        return decode_payload(doc, ratio)
+        return decode_payload(doc, ratio, html_field)
 
     return decode
 

@@ -240,8 +240,9 @@ def read_records(raw: BinaryIO, path: str, source: str, warc: WarcOptions = Warc
     raise ValueError(f"{path}: unknown input format (expected .warc[.gz], .wet[.gz], .jsonl[.gz|.zst] or .parquet)")
 
 
-def decode_payload(doc: dict, max_control_ratio: float = 0.05):
-    """Payload bytes to ``html`` or ``text``, dropping payloads that are not text at all."""
+def decode_payload(doc: dict, max_control_ratio: float = 0.05, html_field: str = "html"):
+    """Payload bytes to ``html`` (for the extract stage) or ``text``, dropping payloads that are
+    not text at all. With ``html_field="text"`` (extraction switched off) pages become text as they are."""
 
     payload = doc.pop("payload", None)
     if payload is None:
@@ -252,5 +253,5 @@ def decode_payload(doc: dict, max_control_ratio: float = 0.05):
     doc["charset"] = codec
     if control_char_ratio(text) > max_control_ratio:
         return Drop("binary_payload", f"more than {max_control_ratio:.0%} control characters after decoding as {codec}")
-    doc["html" if doc.pop("format", "html") == "html" else "text"] = text
+    doc[html_field if doc.pop("format", "html") == "html" else "text"] = text
     return doc

@@ -98,7 +98,8 @@ def test_resolved_config_reruns_the_same_job(sample_run, tmp_path):
 
 def test_skip_extract_keeps_decoded_html(tmp_path):
     out, stats = run_to(tmp_path, "raw", **{"stages.extract.enabled": False})
-    assert list(stats["stages"]) == ["ingest"]
+    assert list(stats["stages"]) == ["ingest", "tokenize"]
+    assert stats["totals"]["errored"] == 0
     docs = rows(out / "documents")
     assert any("<html" in d["text"].lower() for d in docs)
 
