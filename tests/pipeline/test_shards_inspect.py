@@ -1,0 +1,153 @@
+"""Tokenized shards and `thresher inspect`, end to end on the embedded sample."""
+
+import hashlib
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+
+from pipeline.cli import main
+from pipeline.config import Config
+from pipeline.inspect import build_report, render_html
+from pipeline.run import run
+from pipeline.stages import default_tokenizer
+from transforms.shards import open_shard, read_manifest, token_arrays
+from transforms.tokenize import load_tokenizer
+
+pytestmark = pytest.mark.slow
+
+
+def run_to(out: Path, **tokenize) -> Path:
+    cfg = Config()
+    cfg.output = str(out)
+    for k, v in tokenize.items():
+        setattr(cfg.stages.tokenize, k, v)
+    return Path(run(cfg).output)
+
+
+@pytest.fixture(scope="module")
+def small_shards(tmp_path_factory):
+    """The sample cut into shards of ~200k tokens."""
+    return run_to(tmp_path_factory.mktemp("shards") / "out", shard_tokens=200_000)
+
+
+def shard_digests(out: Path) -> dict:
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted((out / "shards").iterdir())}
+
+
+def test_shards_round_trip_to_the_tokenizers_own_encoding(small_shards):
+    m = read_manifest(str(small_shards / "shards"))
+    tok, info = load_tokenizer(default_tokenizer())
+    assert m.tokenizer["sha256"] == info.sha256 and m.dtype == "uint16" and m.tokenizer["eos_id"] == info.eos_id
+    texts = {d["id"]: d["text"] for d in pq.read_table(small_shards / "documents").to_pylist()}
+    seen = 0
+    for s in m.shards:
+        table = open_shard(str(small_shards / "shards" / s.file))
+        flat, offsets = token_arrays(table)
+        ids = table.column("id").to_pylist()
+        for i in range(0, len(ids), 7):
+            doc = flat[offsets[i]:offsets[i + 1]]
+            assert doc[-1] == info.eos_id
+            assert doc[:-1].tolist() == tok.encode(texts[ids[i]], add_special_tokens=False).ids
+            assert tok.decode(doc[:-1].tolist()) == tok.decode(tok.encode(texts[ids[i]]).ids)
+        seen += len(ids)
+    assert seen == m.rows == len(texts)
+
+
+def test_shard_sizes_follow_the_target_and_the_order_is_shuffled(small_shards):
+    m = read_manifest(str(small_shards / "shards"))
+    assert len(m.shards) == -(-m.tokens // 200_000) >= 4
+    assert max(s.tokens for s in m.shards) < 3 * 200_000
+    ids = [i for s in m.shards for i in open_shard(str(small_shards / "shards" / s.file)).column("id").to_pylist()]
+    assert ids != sorted(ids)
+    urls = [u for s in m.shards for u in open_shard(str(small_shards / "shards" / s.file)).column("url").to_pylist()]
+    assert urls != sorted(urls)  # not in crawl order either
+
+
+def test_shards_are_byte_identical_across_runs_and_workers(small_shards, tmp_path):
+    again = run_to(tmp_path / "again", shard_tokens=200_000)
+    assert shard_digests(small_shards) == shard_digests(again)
+    cfg = Config()
+    cfg.output = str(tmp_path / "two")
+    cfg.runner.workers = 2
+    cfg.stages.tokenize.shard_tokens = 200_000
+    two = Path(run(cfg).output)
+    assert shard_digests(small_shards) == shard_digests(two)
+
+
+def test_stats_count_shards(small_shards):
+    stats = json.loads((small_shards / "stats.json").read_text())
+    m = read_manifest(str(small_shards / "shards"))
+    assert stats["output"]["shards"] == len(m.shards)
+    assert stats["output"]["shard_tokens"] == m.tokens and stats["output"]["shard_rows"] == m.rows
+    assert stats["stages"]["tokenize"]["in"] == stats["stages"]["tokenize"]["kept"] == m.rows
+    assert "n_tokens" in pq.read_schema(next((small_shards / "documents").glob("*.parquet"))).names
+
+
+def test_hugging_face_datasets_reads_the_shards(small_shards):
+    import datasets
+
+    files = sorted(str(p) for p in (small_shards / "shards").glob("*.arrow"))
+    ds = datasets.load_dataset("arrow", data_files=files, split="train")
+    m = read_manifest(str(small_shards / "shards"))
+    assert len(ds) == m.rows
+    assert sum(len(t) for t in ds["tokens"]) == m.tokens
+
+
+def test_inspect_console_json_and_verify(small_shards, capsys):
+    assert main(["inspect", str(small_shards), "--verify"]) == 0
+    out = capsys.readouterr().out
+    assert "Funnel: 841 read" in out and "Shards:" in out and "Verify: OK" in out
+    assert main(["inspect", str(small_shards), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["shards"]["tokens"] == read_manifest(str(small_shards / "shards")).tokens
+    assert report["documents"]["sections"]["127.0.0.1/debian-handbook"] > 10
+
+
+def test_verify_fails_on_a_corrupted_shard_and_names_it(small_shards, tmp_path, capsys):
+    broken = tmp_path / "broken"
+    shutil.copytree(small_shards, broken)
+    victim = sorted((broken / "shards").glob("*.arrow"))[1]
+    data = bytearray(victim.read_bytes())
+    data[len(data) // 2] ^= 0x5A
+    victim.write_bytes(bytes(data))
+    assert main(["inspect", str(broken), "--verify"]) == 1
+    err = capsys.readouterr().err
+    assert f"shards/{victim.name}" in err and "sha256" in err
+
+
+def test_tokenizer_train_command(small_shards, tmp_path):
+    out = tmp_path / "tok.json"
+    assert main(["tokenizer", "train", str(small_shards), "--vocab-size", "600", "--max-docs", "50",
+                 "--output", str(out)]) == 0
+    tok, info = load_tokenizer(str(out))
+    assert info.vocab_size <= 600 and info.eos_token == "<|endoftext|>"
+
+
+def _chromium():
+    for name in ("chromium", "chromium-browser", "google-chrome"):
+        path = shutil.which(name)
+        if path:
+            return path
+    return None
+
+
+def test_html_report_draws_its_plots_in_a_browser(small_shards, tmp_path):
+    browser = _chromium()
+    if browser is None:
+        pytest.skip("no Chromium here (.ci/run installs Debian's chromium where apt works)")
+    page = tmp_path / "report.html"
+    page.write_text(render_html(build_report(str(small_shards))))
+    dom = subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--dump-dom", page.as_uri()],
+                         capture_output=True, text=True, timeout=120).stdout
+    # the bars exist only if the page's script ran and drew them
+    for chart in ("funnel", "reasons", "chars", "tokens", "languages", "sections"):
+        start = dom.index(f'id="{chart}"')
+        section = dom[start:dom.index("</div>", start)]
+        assert section.count("<rect") > 0, chart
+    assert dom.count('class="bar') >= 20
+    assert "shard-00000.arrow" in dom

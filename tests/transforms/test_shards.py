@@ -1,0 +1,102 @@
+import json
+import os
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from transforms.shards import (Manifest, ShardInfo, encode_shard, open_shard, read_manifest, sha256_file, shard_name,
+                               token_arrays, verify)
+
+
+def rows(n=50, vocab=1000, seed=0):
+    rng = np.random.default_rng(seed)
+    return [{"id": f"doc{i}", "url": f"http://x/{i}", "lang": "en", "source": "s.warc.gz",
+             "tokens": rng.integers(0, vocab, size=int(rng.integers(1, 300)), dtype=np.uint16)} for i in range(n)]
+
+
+def write_dir(folder, shards_rows, dtype="uint16", vocab=1000):
+    infos = []
+    for i, rs in enumerate(shards_rows):
+        data = encode_shard(rs, dtype)
+        (folder / shard_name(i)).write_bytes(data)
+        infos.append(ShardInfo(shard_name(i), len(rs), int(sum(len(r["tokens"]) for r in rs)), len(data),
+                               sha256_file(str(folder / shard_name(i)))))
+    m = Manifest({"name": "t", "sha256": "x", "vocab_size": vocab, "eos_token": "<e>", "eos_id": 0}, dtype, 0, 1000, infos)
+    (folder / "manifest.json").write_text(m.to_json())
+    return m
+
+
+def test_round_trip_zero_copy(tmp_path):
+    rs = rows()
+    (tmp_path / "s.arrow").write_bytes(encode_shard(rs, "uint16"))
+    table = open_shard(str(tmp_path / "s.arrow"))
+    flat, offsets = token_arrays(table)
+    assert flat.dtype == np.uint16 and not flat.flags.owndata  # a view of the mapped file
+    for i, r in enumerate(rs):
+        assert np.array_equal(flat[offsets[i]:offsets[i + 1]], r["tokens"])
+    assert table.column("id").to_pylist() == [r["id"] for r in rs]
+    assert table.schema.metadata[b"thresher.format"] == b"thresher-shards/1"
+
+
+def test_uint32_shards(tmp_path):
+    rs = [{"id": "a", "url": None, "lang": None, "source": "s", "tokens": np.array([70_000, 1], dtype=np.uint32)}]
+    (tmp_path / "s.arrow").write_bytes(encode_shard(rs, "uint32"))
+    flat, _ = token_arrays(open_shard(str(tmp_path / "s.arrow")))
+    assert flat.dtype == np.uint32 and flat.tolist() == [70_000, 1]
+
+
+def test_manifest_round_trip_and_verify_ok(tmp_path):
+    m = write_dir(tmp_path, [rows(30), rows(20, seed=1)])
+    again = read_manifest(str(tmp_path))
+    assert again == m and json.loads(m.to_json())["totals"]["rows"] == 50
+    assert verify(str(tmp_path)) == []
+
+
+def test_verify_names_a_corrupted_shard(tmp_path):
+    write_dir(tmp_path, [rows(30), rows(20, seed=1)])
+    p = tmp_path / shard_name(1)
+    data = bytearray(p.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    p.write_bytes(bytes(data))
+    problems = verify(str(tmp_path))
+    assert problems and all(x.startswith("shard-00001.arrow") for x in problems)
+    assert any("sha256" in x for x in problems)
+
+
+@pytest.mark.parametrize("break_it,expect", [
+    (lambda d, m: m["shards"][0].update(rows=31), "31"),
+    (lambda d, m: m["shards"][0].update(tokens=1), "tokens, manifest says 1"),
+    (lambda d, m: m.update(dtype="uint32"), "manifest says uint32"),
+    (lambda d, m: m["tokenizer"].update(vocab_size=10), ">= vocab_size 10"),
+    (lambda d, m: (d / "stray.arrow").write_bytes(b"x"), "stray.arrow: not in manifest.json"),
+    (lambda d, m: os.remove(d / shard_name(0)), "shard-00000.arrow: missing"),
+])
+def test_verify_names_each_mismatch(tmp_path, break_it, expect):
+    write_dir(tmp_path, [rows(30)])
+    m = json.loads((tmp_path / "manifest.json").read_text())
+    break_it(tmp_path, m)
+    (tmp_path / "manifest.json").write_text(json.dumps(m))
+    problems = verify(str(tmp_path))
+    assert any(expect in p for p in problems), problems
+
+
+def test_not_a_manifest(tmp_path):
+    (tmp_path / "manifest.json").write_text('{"format": "other"}')
+    assert verify(str(tmp_path))[0].startswith("manifest.json: not a thresher-shards manifest")
+
+
+def test_other_arrow_readers_open_a_shard(tmp_path):
+    import duckdb
+    import polars as pl
+
+    rs = rows(10)
+    path = str(tmp_path / "s.arrow")
+    with open(path, "wb") as fh:
+        fh.write(encode_shard(rs, "uint16"))
+    df = pl.read_ipc(path)
+    assert df["id"].to_list() == [r["id"] for r in rs]
+    assert df["tokens"][3].to_list() == rs[3]["tokens"].tolist()
+    shard = pa.ipc.open_file(pa.memory_map(path)).read_all()  # noqa: F841 (DuckDB finds it by name)
+    total = duckdb.sql("select sum(len(tokens)) from shard").fetchall()[0][0]
+    assert total == sum(len(r["tokens"]) for r in rs)

@@ -1,0 +1,55 @@
+import numpy as np
+import pytest
+
+from pipeline.stages import default_tokenizer
+from transforms.tokenize import TokenizeDocuments, load_tokenizer, tokenizer_from_json, tokenizer_sha256, train_bpe
+
+TEXTS = [
+    "The quick brown fox jumps over the lazy dog. " * 5,
+    "Der schnelle braune Fuchs springt über den faulen Hund.",
+    "敏捷的棕色狐狸跳过了懒狗。日本語のテキストも使えます。",
+    "def f(x):\n    return x ** 2  # code, too\n",
+] * 20
+
+
+def test_training_is_deterministic_and_byte_level():
+    a = train_bpe(TEXTS, 400)
+    b = train_bpe(TEXTS, 400)
+    assert tokenizer_sha256(a) == tokenizer_sha256(b)
+    assert a.get_vocab_size() <= 400
+    # byte-level: text never seen in training encodes and decodes exactly
+    unseen = "Ωμέγα ✓ emoji 🙂 and tabs\tand\nnewlines"
+    assert a.decode(a.encode(unseen).ids) == unseen
+
+
+def test_documents_get_tokens_with_eos():
+    tok = train_bpe(TEXTS, 400)
+    stage = TokenizeDocuments(tok.to_str(), "t.json")
+    docs = stage([{"id": "a", "text": TEXTS[0]}, {"id": "b", "text": TEXTS[2]}])
+    eos = stage.info.eos_id
+    for d, text in zip(docs, (TEXTS[0], TEXTS[2])):
+        assert d["tokens"].dtype == np.uint16
+        assert d["tokens"][-1] == eos and d["n_tokens"] == len(d["tokens"])
+        assert list(d["tokens"][:-1]) == tok.encode(text, add_special_tokens=False).ids
+
+
+def test_tokenizer_without_eos_is_refused(tmp_path):
+    tok = train_bpe(TEXTS, 400, eos_token="<eos>")
+    with pytest.raises(ValueError, match="no EOS token"):
+        tokenizer_from_json(tok.to_str(), "x.json", eos_token="<|endoftext|>")
+    with pytest.raises(ValueError, match="not a tokenizer.json"):
+        tokenizer_from_json("{}", "bad.json")
+
+
+def test_large_vocabularies_use_uint32():
+    tok = train_bpe(TEXTS, 400)
+    stage = TokenizeDocuments(tok.to_str(), "t.json")
+    assert stage.info.dtype == "uint16"
+    info = stage.info.__class__("x", "h", 70_000, "<|endoftext|>", 0)
+    assert info.dtype == "uint32"
+
+
+def test_the_shipped_default_tokenizer_loads():
+    tok, info = load_tokenizer(default_tokenizer())
+    assert info.vocab_size == 8192 and info.dtype == "uint16"
+    assert tok.decode(tok.encode("Debian package documentation").ids) == "Debian package documentation"
