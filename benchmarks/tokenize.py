@@ -12,10 +12,16 @@ Without --docs, the crawl is curated first (tokenize skipped) to get real extrac
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import sys
+
+# This file's name shadows the standard library's `tokenize` (which pandas and linecache import)
+# when run as a script: take its folder off the module path first.
+_HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != _HERE]
+
+import argparse
+import json
 import tempfile
 import time
 from pathlib import Path
