@@ -57,6 +57,47 @@ class ExtractConfig:
 
 
 @dataclass
+class DedupExactConfig:
+    enabled: bool = True
+    lowercase: bool = True
+    whitespace: bool = True
+    punctuation: bool = True
+    digits: bool = True
+    unicode_nfkc: bool = True
+    by_url: bool = False  # first keep only the newest capture (WARC-Date) of each URL
+
+
+@dataclass
+class DedupMinhashConfig:
+    enabled: bool = True
+    ngram: int = 5  # word n-gram shingles (character n-grams in scripts without spaces)
+    bands: int = 14
+    rows: int = 8
+    auto_bands: bool = False  # derive bands x rows from `threshold` for `num_perm` (datasketch's optimiser)
+    num_perm: int = 112
+    threshold: float = 0.8  # target Jaccard similarity
+    verify: bool = True  # drop candidate pairs whose estimated Jaccard is below `threshold`
+    keep: str = "lowest_id"  # lowest_id | longest
+    rounds: int = 20  # connected-components rounds unrolled in the graph
+    seed: int = 1
+
+    def resolved_bands(self) -> tuple[int, int]:
+        if self.auto_bands:
+            from transforms.dedup import optimal_bands
+
+            return optimal_bands(self.threshold, self.num_perm)
+        return self.bands, self.rows
+
+    def validate(self, path: str) -> None:
+        _check(self.ngram >= 1, f"{path}.ngram", "must be >= 1")
+        _check(self.bands >= 1 and self.rows >= 1, f"{path}.bands", "bands and rows must be >= 1")
+        _check(0 < self.threshold <= 1, f"{path}.threshold", "must be within (0, 1]")
+        _check(self.num_perm >= 2, f"{path}.num_perm", "must be >= 2")
+        _check(self.keep in ("lowest_id", "longest"), f"{path}.keep", "must be lowest_id or longest")
+        _check(1 <= self.rounds <= 200, f"{path}.rounds", "must be within [1, 200]")
+
+
+@dataclass
 class TokenizeConfig:
     enabled: bool = True
     tokenizer: str = ""  # path to a tokenizer.json; empty: the small default shipped in the package
@@ -77,6 +118,8 @@ class TokenizeConfig:
 class StagesConfig:
     ingest: IngestConfig = field(default_factory=IngestConfig)
     extract: ExtractConfig = field(default_factory=ExtractConfig)
+    dedup_exact: DedupExactConfig = field(default_factory=DedupExactConfig)
+    dedup_minhash: DedupMinhashConfig = field(default_factory=DedupMinhashConfig)
     tokenize: TokenizeConfig = field(default_factory=TokenizeConfig)
 
 

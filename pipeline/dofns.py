@@ -316,7 +316,9 @@ class WriteShard(beam.DoFn):
     The file appears atomically: written under a temporary name, then renamed.
     """
 
-    def __init__(self, kind: str, folder: str, schema, shards: int, compression: str, progress_dir: str | None = None):
+    def __init__(self, kind: str, folder: str, schema, shards: int, compression: str, progress_dir: str | None = None,
+                 filename: str | None = None):
+        self.filename = filename  # a fixed name for a single-file output (dedup/clusters.parquet)
         self.kind = kind
         self.folder = folder
         self.schema = schema
@@ -337,7 +339,7 @@ class WriteShard(beam.DoFn):
         table = pa.Table.from_pylist(rows, schema=self.schema)
         buf = io.BytesIO()
         pq.write_table(table, buf, compression=None if self.compression == "none" else self.compression)
-        final = f"{self.folder}/part-{shard:05d}-of-{self.shards:05d}.parquet"
+        final = f"{self.folder}/{self.filename or f'part-{shard:05d}-of-{self.shards:05d}.parquet'}"
         tmp = f"{self.folder}/.tmp-{uuid.uuid4().hex}-part-{shard:05d}.parquet"
         with FileSystems.create(tmp) as fh:
             fh.write(buf.getvalue())

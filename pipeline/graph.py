@@ -32,6 +32,8 @@ DOCUMENT_SCHEMA = pa.schema([
     ("metadata", pa.string()),
 ])
 
+CLUSTERS_SCHEMA = pa.schema([("id", pa.string()), ("cluster_id", pa.string())])
+
 REJECTED_SCHEMA = pa.schema([
     ("id", pa.string()),
     ("url", pa.string()),
@@ -67,9 +69,9 @@ class WriteShards(beam.PTransform):
     """
 
     def __init__(self, kind: str, folder: str, schema: pa.Schema, shards: int, seed: int, compression: str,
-                 progress_dir: str | None):
+                 progress_dir: str | None, filename: str | None = None):
         super().__init__()
-        self.args = (kind, folder, schema, shards, compression, progress_dir)
+        self.args = (kind, folder, schema, shards, compression, progress_dir, filename)
         self.shards = shards
         self.seed = seed
 
@@ -195,23 +197,42 @@ class Curate(beam.PTransform):
         # Gzip WARC is read in byte ranges by all workers; a file that must be read whole by one
         # worker has its records spread over all workers before the expensive stages.
         spread = read[ReadRecords.SPREAD] | "SpreadRecords" >> beam.Reshuffle()
-        # Each branch runs the stages itself: a Flatten before them would make the runner
-        # materialise every raw payload between two fused stages.
-        kept = []
-        for branch, docs in (("", read.docs), ("spread", spread)):
-            for spec in self.stages:
+        # Each branch runs the per-document stages itself: a Flatten before them would make the
+        # runner materialise every raw payload between two fused stages. Corpus stages (dedup)
+        # need every document, so the branches join before the first of them.
+        branches = [("", read.docs), ("spread", spread)]
+        docs = None
+        extra_counts = []
+        for spec in self.stages:
+            if spec.corpus is not None:
+                if docs is None:
+                    docs = [b for _, b in branches] | "AllKept" >> beam.Flatten()
+                result = docs | f"Stage[{spec.name}]" >> spec.corpus(cfg, common)
+                docs, stage_counts, stage_rejected = result[:3]
+                counts += stage_counts
+                rejected += stage_rejected
+                if spec.name == "dedup_minhash":
+                    extra_counts.append(result[3] | "WriteClusters" >> WriteShards(
+                        "clusters", f"{self.staging}/dedup", CLUSTERS_SCHEMA, 1, w.seed, w.compression, None,
+                        filename="clusters.parquet"))
+                continue
+            batch = cfg.stages.tokenize.batch_docs if spec.batch else 0
+            dofn = StageDoFn(spec.name, spec.make, cfg, count_in=spec.name != "ingest", batch=batch, **common)
+            targets = [("", docs)] if docs is not None else branches
+            outs = []
+            for branch, pcoll in targets:
                 label = f"Stage[{spec.name}]" + (f"/{branch}" if branch else "")
-                out = docs | label >> beam.ParDo(
-                    StageDoFn(spec.name, spec.make, cfg, count_in=spec.name != "ingest",
-                              batch=cfg.stages.tokenize.batch_docs if spec.batch else 0, **common)
-                ).with_outputs(COUNTS, REJECTED, main="docs")
-                docs = out.docs
+                out = pcoll | label >> beam.ParDo(dofn).with_outputs(COUNTS, REJECTED, main="docs")
                 counts.append(out[COUNTS])
                 rejected.append(out[REJECTED])
-            kept.append(docs)
-        docs = kept | "AllKept" >> beam.Flatten()
+                outs.append((branch, out.docs))
+            if docs is not None:
+                docs = outs[0][1]
+            else:
+                branches = outs
+        if docs is None:
+            docs = [b for _, b in branches] | "AllKept" >> beam.Flatten()
 
-        extra_counts = []
         if self.tokenizer is not None:
             extra_counts.append(docs | "WriteTokenShards" >> WriteTokenShards(
                 f"{self.staging}/shards", self.tokenizer, cfg.stages.tokenize.shard_tokens, w.seed, self.progress_dir))

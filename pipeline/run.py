@@ -17,11 +17,11 @@ from apache_beam.io.filesystems import FileSystems
 
 from pipeline import rundir
 from pipeline.config import Config, ConfigError
-from pipeline.graph import Curate
+from pipeline.graph import CLUSTERS_SCHEMA, Curate
 from pipeline.progress import ProgressDisplay
 from pipeline.runners import is_local, make_runner_and_options
 from pipeline.stages import StageSpec, default_tokenizer, enabled_stages
-from pipeline.stats import AccountingError, accounting_problems
+from pipeline.stats import AccountingError, accounting_problems, add_clustering_rounds
 from transforms.ingest import detect_format
 from transforms.tokenize import TokenizerInfo, tokenizer_from_json
 
@@ -58,6 +58,16 @@ def resolve_inputs(patterns: list[str]) -> list[InputFile]:
         for m in known:
             found[m.path] = m.size_in_bytes
     return [InputFile(p, s) for p, s in sorted(found.items())]
+
+
+def write_empty_parquet(path: str, schema) -> None:
+    import io
+
+    import pyarrow.parquet as pq
+
+    buf = io.BytesIO()
+    pq.write_table(schema.empty_table(), buf)
+    rundir.atomic_write(path, buf.getvalue())
 
 
 def tokenizer_info(cfg: Config) -> TokenizerInfo:
@@ -114,6 +124,12 @@ def run(cfg: Config, beam_flags: list[str] | None = None, show_progress: bool = 
     seconds = time.perf_counter() - t0
 
     stats = json.loads(rundir.read_bytes(rundir.join(staging, "stats.json")))
+    names = [s.name for s in stages]
+    if "dedup_minhash" in names:
+        add_clustering_rounds(stats, cfg.stages.dedup_minhash.rounds)
+        clusters = rundir.join(staging, "dedup", "clusters.parquet")
+        if not FileSystems.exists(clusters):  # no near-duplicates at all: an empty table, not a missing file
+            write_empty_parquet(clusters, CLUSTERS_SCHEMA)
     stats["run"] = {
         "started": started.isoformat(timespec="seconds"),
         "wall_seconds": round(seconds, 3),
@@ -126,7 +142,8 @@ def run(cfg: Config, beam_flags: list[str] | None = None, show_progress: bool = 
     stats["accounting_ok"] = not problems
     if problems:
         stats["accounting_problems"] = problems
-    rundir.publish(output, staging, ("documents", "rejected") + (("shards",) if tokenizer else ()))
+    rundir.publish(output, staging, ("documents", "rejected") + (("shards",) if tokenizer else ())
+                   + (("dedup",) if "dedup_minhash" in names else ()))
     rundir.atomic_write(rundir.join(output, "config.yaml"), cfg.to_yaml().encode())
     rundir.atomic_write(rundir.join(output, "stats.json"), json.dumps(stats, indent=2).encode())
     rundir.finish(staging)

@@ -16,7 +16,7 @@ import uuid
 from apache_beam.io.filesystems import FileSystems
 
 STAGING = ".staging"
-DATA_FOLDERS = ("documents", "rejected", "shards")  # dedup/ comes with the dedup stages
+DATA_FOLDERS = ("documents", "rejected", "dedup", "shards")
 
 
 def join(*parts: str) -> str:

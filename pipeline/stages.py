@@ -23,6 +23,7 @@ class StageSpec:
     columns: tuple[tuple[str, pa.DataType], ...] = ()  # signal columns the stage adds to documents/
     optional: bool = True  # ingest and writing always run
     batch: int = 0  # > 0: `make` builds a callable over lists of documents, called with up to this many
+    corpus: Callable | None = None  # a corpus-level stage: (cfg, common kwargs) -> PTransform
 
 
 def _make_decode(cfg: Config):
@@ -53,10 +54,23 @@ def _make_tokenize(cfg: Config):
     return TokenizeDocuments(text, path.rsplit("/", 1)[-1], cfg.stages.tokenize.eos_token)
 
 
+def _corpus(name: str):
+    def build(cfg: Config, common: dict):
+        from pipeline import dedup  # Beam code: imported only when a graph is built
+
+        return getattr(dedup, name)(cfg, common)
+
+    return build
+
+
 STAGES: tuple[StageSpec, ...] = (
     StageSpec("ingest", "read WARC/WET/JSONL/Parquet records; keep HTTP 200 text responses; decode charsets",
               _make_decode, optional=False),
     StageSpec("extract", "HTML to main text (resiliparse, or trafilatura)", _make_extract),
+    StageSpec("dedup_exact", "one document per normalised-text hash (optionally newest capture per URL)", None,
+              corpus=_corpus("ExactDedup")),
+    StageSpec("dedup_minhash", "MinHash LSH near-duplicate removal, components clustered in parallel; writes dedup/",
+              None, corpus=_corpus("MinHashDedup")),
     StageSpec("tokenize", "token ids with a Hugging Face tokenizer, EOS appended; writes shards/",
               _make_tokenize, columns=(("n_tokens", pa.int32()),), batch=256),
 )

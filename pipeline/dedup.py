@@ -1,0 +1,279 @@
+"""Corpus-level dedup stages in Beam: exact (one document per normalised-text hash) and MinHash
+near-dedup (signatures -> LSH bands -> GroupByKey -> verified candidate edges -> connected
+components computed in parallel -> one representative per component).
+
+No step gathers all edges or all documents on one worker: every grouping is by a key (a hash, a
+band bucket, a node, a component), so a worker holds at most one bucket, one node's neighbours
+or one component at a time.
+"""
+
+from __future__ import annotations
+
+import apache_beam as beam
+import numpy as np
+
+from pipeline.dofns import COUNTS, REJECTED, CountingDoFn
+from transforms.dedup import MinHasher, Normalisation, band_keys, bucket_edges, exact_key, shingle_hashes
+
+
+class KeepOnePerKey(CountingDoFn):
+    """(key, documents sharing it) -> the one kept (lowest id, or newest capture for URLs)."""
+
+    def __init__(self, stage: str, reason: str, newest: bool = False, count_in: bool = True, **kw):
+        super().__init__(**kw)
+        self.stage = stage
+        self.reason = reason
+        self.newest = newest
+        self.count_in = count_in
+
+    def process(self, element):
+        _, docs = element
+        docs = list(docs)
+        if self.count_in:
+            self.count((self.stage, "in"), len(docs))
+        if self.newest:
+            docs.sort(key=lambda d: (d.get("date") or "", _neg(str(d["id"]))), reverse=True)
+        else:
+            docs.sort(key=lambda d: (str(d["id"]), str(d.get("source")), d.get("offset") or 0))
+        keep, rest = docs[0], docs[1:]
+        yield keep
+        for d in rest:
+            out = self.reject(d, self.stage, self.reason, f"duplicate of {keep['id']}", False)
+            if out is not None:
+                yield out
+
+
+def _neg(s: str) -> tuple:
+    """A key that sorts strings in reverse (ties on date: the lowest id wins under reverse=True)."""
+    return tuple(-ord(c) for c in s)
+
+
+class CountKept(CountingDoFn):
+    def __init__(self, stage: str, **kw):
+        super().__init__(**kw)
+        self.stage = stage
+
+    def process(self, doc):
+        self.count((self.stage, "kept"))
+        yield doc
+
+
+class ExactDedup(beam.PTransform):
+    """The ``dedup_exact`` stage. Returns (docs, counts, rejected)."""
+
+    def __init__(self, cfg, common: dict):
+        super().__init__()
+        self.c = cfg.stages.dedup_exact
+        self.common = common
+
+    def expand(self, docs):
+        c = self.c
+        how = Normalisation(c.lowercase, c.whitespace, c.punctuation, c.digits, c.unicode_nfkc)
+        counts, rejected = [], []
+        count_in = True
+        if c.by_url:
+            with_url = docs | "UrlKey" >> beam.Map(lambda d: (d.get("url") or f"\x00{d['id']}", d))
+            out = (with_url | "GroupUrl" >> beam.GroupByKey()
+                   | "NewestPerUrl" >> beam.ParDo(KeepOnePerKey("dedup_exact", "url_duplicate", newest=True,
+                                                                **self.common)).with_outputs(COUNTS, REJECTED, main="docs"))
+            docs, count_in = out.docs, False
+            counts.append(out[COUNTS])
+            rejected.append(out[REJECTED])
+        out = (
+            docs
+            | "TextKey" >> beam.Map(lambda d: (exact_key(d.get("text") or "", how), d))
+            | "GroupText" >> beam.GroupByKey()
+            | "OnePerText" >> beam.ParDo(KeepOnePerKey("dedup_exact", "exact_duplicate", count_in=count_in,
+                                                       **self.common)).with_outputs(COUNTS, REJECTED, main="docs")
+        )
+        counts.append(out[COUNTS])
+        rejected.append(out[REJECTED])
+        kept = out.docs | "CountKept" >> beam.ParDo(CountKept("dedup_exact", **self.common)).with_outputs(COUNTS, main="docs")
+        counts.append(kept[COUNTS])
+        return kept.docs, counts, rejected
+
+
+# ---- connected components: alternating large-star / small-star (Kiveris et al., 2014) ----
+
+class _Star(CountingDoFn):
+    """One reducer of large-star or small-star; counts the edges it rewires (0 in a round: converged)."""
+
+    def __init__(self, kind: str, stage: str, round_no: int):
+        super().__init__()
+        self.kind = kind
+        self.stage = stage
+        self.round_no = round_no
+
+    def process(self, element):
+        v, neigh = element
+        neigh = set(neigh)
+        neigh.discard(v)
+        if not neigh:
+            return
+        m = min(min(neigh), v)
+        changed = 0
+        if self.kind == "large":
+            for u in neigh:
+                if u > v:
+                    yield (u, m)
+                    changed += m != v
+        else:  # small: neigh are the neighbours <= v (keyed by the larger endpoint)
+            for u in neigh | {v}:
+                if u != m:
+                    yield (u, m)
+            changed = len(neigh) - 1
+        if changed:
+            self.count((self.stage, "cc_changes", f"{self.round_no:03d}"), changed)
+
+
+class ConnectedComponents(beam.PTransform):
+    """Undirected edges (a, b) -> (node, smallest node of its component), in a fixed number of rounds.
+
+    Beam graphs are static, so the rounds are unrolled; each round counts the edges it changed,
+    and a round with no change proves convergence (`stats.json` reports the rounds used; a run
+    whose last round still changed edges fails instead of writing a wrong clustering).
+    """
+
+    def __init__(self, rounds: int, stage: str):
+        super().__init__()
+        self.rounds = rounds
+        self.stage = stage
+
+    def expand(self, edges):
+        counts = []
+        e = edges | "NoSelfLoops" >> beam.Filter(lambda ab: ab[0] != ab[1])
+        for r in range(1, self.rounds + 1):
+            large = (
+                e
+                | f"Large{r}/BothWays" >> beam.FlatMap(lambda ab: [(ab[0], ab[1]), (ab[1], ab[0])])
+                | f"Large{r}/Group" >> beam.GroupByKey()
+                | f"Large{r}/Star" >> beam.ParDo(_Star("large", self.stage, r)).with_outputs(COUNTS, main="edges")
+            )
+            small = (
+                large.edges
+                | f"Small{r}/ByLarger" >> beam.Map(lambda ab: (max(ab), min(ab)))
+                | f"Small{r}/Group" >> beam.GroupByKey()
+                | f"Small{r}/Star" >> beam.ParDo(_Star("small", self.stage, r)).with_outputs(COUNTS, main="edges")
+            )
+            counts += [large[COUNTS], small[COUNTS]]
+            e = small.edges
+        labels = (
+            e
+            | "Labels" >> beam.FlatMap(lambda um: [(um[0], um[1]), (um[1], um[1])])
+            | "GroupLabels" >> beam.GroupByKey()
+            | "MinLabel" >> beam.MapTuple(lambda node, ms: (node, min(ms)))
+        )
+        return labels, counts
+
+
+class Signatures(CountingDoFn):
+    def __init__(self, stage: str, ngram: int, num_perm: int, hash_seed: int, **kw):
+        super().__init__(**kw)
+        self.stage = stage
+        self.ngram = ngram
+        self.num_perm = num_perm
+        self.hash_seed = hash_seed
+
+    def setup(self):
+        super().setup()
+        self.hasher = MinHasher(self.num_perm, self.hash_seed)
+
+    def process(self, doc):
+        import time
+
+        t0 = time.perf_counter()
+        sig = self.hasher.signature(shingle_hashes(doc.get("text") or "", self.ngram))
+        self.count((self.stage, "seconds"), time.perf_counter() - t0)
+        self.count((self.stage, "in"))
+        yield (str(doc["id"]), sig.tobytes(), len(doc.get("text") or ""))
+
+
+def _bucket_edges(element, threshold):
+    _, members = element
+    members = [(i, np.frombuffer(s, dtype=np.uint64)) for i, s in members]
+    yield from bucket_edges(members, threshold)
+
+
+class ChooseRepresentative(CountingDoFn):
+    """(component, [(id, length)]) -> (id, representative) for every member; cluster stats."""
+
+    def __init__(self, stage: str, rule: str):
+        super().__init__()
+        self.stage = stage
+        self.rule = rule
+
+    def process(self, element):
+        _, members = element
+        members = sorted(set(members))
+        if self.rule == "longest":
+            rep = min(members, key=lambda m: (-m[1], m[0]))[0]
+        else:
+            rep = members[0][0]
+        self.count((self.stage, "info", "clusters"))
+        self.count((self.stage, "cluster_size", f"{len(members):06d}"))
+        for node, _ in members:
+            yield (node, rep)
+
+
+class ApplyDecision(CountingDoFn):
+    def __init__(self, stage: str, **kw):
+        super().__init__(**kw)
+        self.stage = stage
+
+    def process(self, element):
+        _, grouped = element
+        reps = list(grouped["rep"])
+        for doc in grouped["doc"]:
+            rep = reps[0] if reps else None
+            if rep is not None and rep != str(doc["id"]):
+                doc["near_duplicate_of"] = rep
+                out = self.reject(doc, self.stage, "near_duplicate", f"near duplicate of {rep}", False)
+                if out is not None:
+                    yield out
+            else:
+                self.count((self.stage, "kept"))
+                yield doc
+
+
+class MinHashDedup(beam.PTransform):
+    """The ``dedup_minhash`` stage. Returns (docs, counts, rejected, cluster rows)."""
+
+    def __init__(self, cfg, common: dict):
+        super().__init__()
+        self.c = cfg.stages.dedup_minhash
+        self.common = common
+
+    def expand(self, docs):
+        c = self.c
+        stage = "dedup_minhash"
+        bands, rows = c.resolved_bands()
+        threshold = c.threshold if c.verify else None
+        keyed_docs = docs | "KeyById" >> beam.Map(lambda d: (str(d["id"]), d))
+        sigs = docs | "Signatures" >> beam.ParDo(Signatures(stage, c.ngram, bands * rows, c.seed, **self.common)
+                                                 ).with_outputs(COUNTS, main="sigs")
+        edges = (
+            sigs.sigs
+            | "BandKeys" >> beam.FlatMap(lambda s: [((b, k), (s[0], s[1])) for b, k in
+                                                     band_keys(np.frombuffer(s[1], dtype=np.uint64), bands, rows)])
+            | "GroupBuckets" >> beam.GroupByKey()
+            | "BucketEdges" >> beam.FlatMap(_bucket_edges, threshold)
+            | "UniqueEdges" >> beam.Distinct()
+        )
+        labels, cc_counts = edges | "Components" >> ConnectedComponents(c.rounds, stage)
+        lengths = sigs.sigs | "Lengths" >> beam.Map(lambda s: (s[0], s[2]))
+        members = (
+            {"label": labels, "length": lengths}
+            | "JoinLengths" >> beam.CoGroupByKey()
+            | "ByComponent" >> beam.FlatMap(lambda kv: [(lab, (kv[0], max(kv[1]["length"] or [0])))
+                                                        for lab in kv[1]["label"]])
+            | "GroupComponents" >> beam.GroupByKey()
+            | "Representative" >> beam.ParDo(ChooseRepresentative(stage, c.keep)).with_outputs(COUNTS, main="reps")
+        )
+        decided = (
+            {"doc": keyed_docs, "rep": members.reps}
+            | "JoinDecisions" >> beam.CoGroupByKey()
+            | "Apply" >> beam.ParDo(ApplyDecision(stage, **self.common)).with_outputs(COUNTS, REJECTED, main="docs")
+        )
+        cluster_rows = members.reps | "ClusterRows" >> beam.MapTuple(lambda i, rep: {"id": i, "cluster_id": rep})
+        counts = [sigs[COUNTS], members[COUNTS], decided[COUNTS]] + cc_counts
+        return decided.docs, counts, [decided[REJECTED]], cluster_rows

@@ -1,0 +1,174 @@
+"""Deduplication logic: text normalisation, exact keys, shingles, MinHash signatures, LSH bands,
+candidate verification, and a union-find (the test oracle for the parallel clustering).
+
+Signatures are computed with numpy rather than datasketch: one vectorised pass over all
+shingles and all permutations of a document (measured in benchmarks/dedup.py against
+datasketch's bulk path; datasketch stays the test oracle for signature quality and derives the
+bands x rows for a target Jaccard threshold).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import unicodedata
+from dataclasses import dataclass
+
+import numpy as np
+import xxhash
+
+# Scripts written without spaces between words: each character is a token there.
+_NO_SPACE = (
+    "\u3040-\u30ff"  # Hiragana, Katakana
+    "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"  # CJK ideographs
+    "\u0e00-\u0e7f"  # Thai
+    "\u0e80-\u0eff"  # Lao
+    "\u1000-\u109f"  # Myanmar
+    "\u1780-\u17ff"  # Khmer
+)
+_TOKEN = re.compile(rf"[{_NO_SPACE}]|[^\W{_NO_SPACE}]+", re.UNICODE)
+_PUNCT = re.compile(r"[^\w\s]", re.UNICODE)
+_DIGITS = re.compile(r"\d")
+_SPACE = re.compile(r"\s+")
+
+
+@dataclass(frozen=True)
+class Normalisation:
+    lowercase: bool = True
+    whitespace: bool = True
+    punctuation: bool = True
+    digits: bool = True
+    unicode_nfkc: bool = True
+
+
+def normalise(text: str, how: Normalisation = Normalisation()) -> str:
+    if how.unicode_nfkc:
+        text = unicodedata.normalize("NFKC", text)
+    if how.lowercase:
+        text = text.lower()
+    if how.punctuation:
+        text = _PUNCT.sub(" ", text)
+    if how.digits:
+        text = _DIGITS.sub("0", text)
+    if how.whitespace:
+        text = _SPACE.sub(" ", text).strip()
+    return text
+
+
+def exact_key(text: str, how: Normalisation = Normalisation()) -> str:
+    return hashlib.blake2b(normalise(text, how).encode(), digest_size=16).hexdigest()
+
+
+def tokens(text: str) -> list[str]:
+    """Words, lower-cased; in scripts without spaces (CJK, Thai, ...) single characters."""
+    return _TOKEN.findall(text.lower())
+
+
+def shingle_hashes(text: str, n: int = 5, seed: int = 0) -> np.ndarray:
+    """The distinct 64-bit hashes of the document's token n-grams (fewer tokens: one shingle of all)."""
+    toks = tokens(text)
+    if not toks:
+        return np.zeros(0, dtype=np.uint64)
+    word_hash = {t: xxhash.xxh3_64_intdigest(t.encode(), seed) for t in set(toks)}
+    h = np.fromiter((word_hash[t] for t in toks), dtype=np.uint64, count=len(toks))
+    if len(h) < n:
+        n = len(h)
+    # n-gram hash: a polynomial over the token hashes (wrapping uint64 arithmetic), then mixed
+    acc = np.zeros(len(h) - n + 1, dtype=np.uint64)
+    mult = np.uint64(0x9E3779B97F4A7C15)
+    with np.errstate(over="ignore"):
+        for k in range(n):
+            acc = acc * mult + h[k : k + len(acc)]
+    return np.unique(_mix(acc))
+
+
+def _mix(x: np.ndarray) -> np.ndarray:
+    """splitmix64's finaliser, vectorised: a bijection on uint64 with good avalanche."""
+    with np.errstate(over="ignore"):
+        x = x ^ (x >> np.uint64(30))
+        x = x * np.uint64(0xBF58476D1CE4E5B9)
+        x = x ^ (x >> np.uint64(27))
+        x = x * np.uint64(0x94D049BB133111EB)
+        x = x ^ (x >> np.uint64(31))
+    return x
+
+
+class MinHasher:
+    """MinHash signatures of `num_perm` 64-bit values: permutation k is mix(x ^ salt_k)."""
+
+    def __init__(self, num_perm: int, seed: int = 1, chunk: int = 4096):
+        rng = np.random.default_rng(seed)
+        self.salts = rng.integers(0, 2**63, size=num_perm, dtype=np.uint64) * np.uint64(2) + np.uint64(1)
+        self.num_perm = num_perm
+        self.chunk = chunk
+
+    def signature(self, hashes: np.ndarray) -> np.ndarray:
+        sig = np.full(self.num_perm, np.iinfo(np.uint64).max, dtype=np.uint64)
+        for a in range(0, len(hashes), self.chunk):  # bounded memory for very long documents
+            block = _mix(hashes[a : a + self.chunk, None] ^ self.salts[None, :])
+            np.minimum(sig, block.min(axis=0), out=sig)
+        return sig
+
+
+def band_keys(sig: np.ndarray, bands: int, rows: int) -> list[tuple[int, bytes]]:
+    """(band index, 8-byte key of that band's rows) for LSH bucketing."""
+    view = sig[: bands * rows].reshape(bands, rows)
+    return [(b, xxhash.xxh3_64_digest(view[b].tobytes())) for b in range(bands)]
+
+
+def estimated_jaccard(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.mean(a == b)) if len(a) else 0.0
+
+
+def optimal_bands(threshold: float, num_perm: int) -> tuple[int, int]:
+    """bands x rows minimising false positives + negatives around `threshold` (datasketch's optimiser)."""
+    from datasketch.lsh import _optimal_param
+
+    return _optimal_param(threshold, num_perm, 0.5, 0.5)
+
+
+def candidate_probability(jaccard: np.ndarray, bands: int, rows: int) -> np.ndarray:
+    """P(two documents of similarity s share at least one band) = 1 - (1 - s^r)^b."""
+    return 1.0 - (1.0 - np.asarray(jaccard, dtype=float) ** rows) ** bands
+
+
+def bucket_edges(members: list[tuple[str, np.ndarray]], threshold: float | None, max_checks: int = 16):
+    """Edges among documents sharing an LSH bucket, without all pairs: members sorted by id, each
+    is linked to the first earlier member it verifies against (up to `max_checks` tried). With
+    `threshold` None every member links to the first. Yields (id, id)."""
+    members = sorted(members, key=lambda m: m[0])
+    for i in range(1, len(members)):
+        mid, msig = members[i]
+        if threshold is None:
+            yield members[0][0], mid
+            continue
+        for j in range(min(i, max_checks)):
+            if estimated_jaccard(msig, members[j][1]) >= threshold:
+                yield members[j][0], mid
+                break
+
+
+class UnionFind:
+    """Components of an edge list on one machine: the oracle the Beam clustering is tested against."""
+
+    def __init__(self):
+        self.parent: dict = {}
+
+    def find(self, x):
+        root = x
+        while self.parent.setdefault(root, root) != root:
+            root = self.parent[root]
+        while self.parent[x] != root:
+            self.parent[x], x = root, self.parent[x]
+        return root
+
+    def union(self, a, b):
+        ra, rb = self.find(a), self.find(b)
+        if ra != rb:
+            if rb < ra:
+                ra, rb = rb, ra
+            self.parent[rb] = ra  # the smaller id becomes the root: roots are component minima
+
+    def components(self) -> dict:
+        """node -> the smallest node of its component."""
+        return {x: self.find(x) for x in list(self.parent)}
