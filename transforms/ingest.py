@@ -154,7 +154,9 @@ def _from_object(obj, source: str, offset: int) -> Item:
     if not text.strip():
         return Rejection("empty_text", "blank 'text'", False, doc)
     doc["text"] = text
-    doc["metadata"] = _metadata(obj, ("id", "url", "text"))
+    if isinstance(obj.get("date"), str):
+        doc["date"] = obj["date"]  # a capture date, as WARC-Date is for crawls (URL dedup keeps the newest)
+    doc["metadata"] = _metadata(obj, ("id", "url", "text", "date"))
     return doc
 
 

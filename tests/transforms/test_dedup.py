@@ -1,0 +1,119 @@
+import numpy as np
+import pytest
+from datasketch import MinHash
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from transforms.dedup import (MinHasher, Normalisation, UnionFind, band_keys, bucket_edges, candidate_probability,
+                              estimated_jaccard, exact_key, normalise, optimal_bands, shingle_hashes, tokens)
+
+BASE = ("Debian is a free operating system for your computer. An operating system is the set of basic programs "
+        "and utilities that make your computer run. Debian provides more than a pure OS: it comes with many "
+        "thousands of packages, precompiled software bundled up in a nice format for easy installation.")
+
+
+def test_normalisation_options():
+    assert normalise("  Hello,   WORLD! 2024 ") == "hello world 0000"
+    assert normalise("Hello, World", Normalisation(lowercase=False, punctuation=False)) == "Hello, World"
+    assert exact_key("Hello,  world!") == exact_key("hello world")
+    assert exact_key("hello world") != exact_key("hello word")
+    assert exact_key("ﬁle") == exact_key("file")  # NFKC folds the ligature
+
+
+def test_tokens_split_scripts_without_spaces_into_characters():
+    assert tokens("Hello, wörld") == ["hello", "wörld"]
+    assert tokens("日本語の文章") == ["日", "本", "語", "の", "文", "章"]
+    assert tokens("ภาษาไทย") == list("ภาษาไทย")
+    assert tokens("한국어 문장") == ["한국어", "문장"]  # Hangul is written with spaces
+
+
+def test_shingles_of_short_and_empty_texts():
+    assert len(shingle_hashes("")) == 0
+    assert len(shingle_hashes("two words", n=5)) == 1
+    a = shingle_hashes(BASE)
+    assert a.dtype == np.uint64 and len(a) == len(set(a.tolist()))
+
+
+def jaccard(a, b):
+    sa, sb = set(shingle_hashes(a).tolist()), set(shingle_hashes(b).tolist())
+    return len(sa & sb) / len(sa | sb)
+
+
+def edit(text, k, seed):
+    rng = np.random.default_rng(seed)
+    words = text.split()
+    for i in rng.choice(len(words), size=k, replace=False):
+        words[i] = "edited"
+    return " ".join(words)
+
+
+def test_signature_estimates_jaccard_as_well_as_datasketch():
+    """datasketch is the oracle for signature quality: our error is no worse than its own."""
+    hasher = MinHasher(256, seed=3)
+    ours, theirs = [], []
+    for seed in range(30):
+        other = edit(BASE * 3, int(3 + seed), seed)
+        true = jaccard(BASE * 3, other)
+        ours.append(abs(estimated_jaccard(hasher.signature(shingle_hashes(BASE * 3)),
+                                          hasher.signature(shingle_hashes(other))) - true))
+        m1, m2 = MinHash(num_perm=256, seed=3), MinHash(num_perm=256, seed=3)
+        m1.update_batch([s.to_bytes(8, "little") for s in shingle_hashes(BASE * 3).tolist()])
+        m2.update_batch([s.to_bytes(8, "little") for s in shingle_hashes(other).tolist()])
+        theirs.append(abs(m1.jaccard(m2) - true))
+    assert np.mean(ours) <= np.mean(theirs) * 1.5 + 0.01
+    assert np.mean(ours) < 0.05
+
+
+def test_signatures_are_deterministic_and_seeded():
+    h = shingle_hashes(BASE)
+    assert np.array_equal(MinHasher(112, 1).signature(h), MinHasher(112, 1).signature(h))
+    assert not np.array_equal(MinHasher(112, 1).signature(h), MinHasher(112, 2).signature(h))
+    long_doc = shingle_hashes(" ".join(f"w{i}" for i in range(20000)))  # chunked path
+    sig = MinHasher(64, chunk=1000).signature(long_doc)
+    assert np.array_equal(sig, MinHasher(64, chunk=10**6).signature(long_doc))
+
+
+def test_band_keys_collide_for_identical_signatures_only():
+    hasher = MinHasher(112)
+    a = hasher.signature(shingle_hashes(BASE))
+    b = hasher.signature(shingle_hashes(BASE.replace("Debian", "Ubuntu")))
+    ka, kb = band_keys(a, 14, 8), band_keys(a.copy(), 14, 8)
+    assert ka == kb and len(ka) == 14
+    shared = sum(x == y for x, y in zip(ka, band_keys(b, 14, 8)))
+    assert shared < 14
+
+
+def test_candidate_probability_and_optimal_bands():
+    p = candidate_probability([0.5, 0.8, 0.95], 14, 8)
+    assert p[0] < 0.1 and p[1] > 0.8 and p[2] > 0.999
+    b, r = optimal_bands(0.8, 112)
+    assert b * r <= 112
+
+
+def test_bucket_edges_verify_candidates():
+    hasher = MinHasher(128)
+    docs = {"a": BASE, "b": edit(BASE, 2, 0), "c": "completely different text about cooking pasta and tomatoes " * 5}
+    members = [(k, hasher.signature(shingle_hashes(v))) for k, v in docs.items()]
+    assert sorted(bucket_edges(members, threshold=0.5)) == [("a", "b")]  # true Jaccard 0.64
+    assert sorted(bucket_edges(members, threshold=None)) == [("a", "b"), ("a", "c")]
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 30), st.integers(0, 30)), max_size=60))
+def test_union_find_roots_are_component_minima(edges):
+    uf = UnionFind()
+    for a, b in edges:
+        uf.union(a, b)
+    comps = uf.components()
+    for a, b in edges:
+        assert comps[a] == comps[b] <= min(a, b)
+    for node, root in comps.items():
+        assert root == min(n for n, r in comps.items() if r == root)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.text(max_size=300))
+def test_dedup_functions_never_raise(text):
+    exact_key(text)
+    shingle_hashes(text)
+    MinHasher(16).signature(shingle_hashes(text))
