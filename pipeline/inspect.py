@@ -76,6 +76,12 @@ def build_report(run_dir: str) -> dict:
         report["totals"] = {k: v for k, v in stats["totals"].items() if k != "by_reason"}
         report["by_reason"] = stats["totals"].get("by_reason", {})
         report["run"] = stats.get("run", {})
+        mh = stats["stages"].get("dedup_minhash")
+        if mh is not None:
+            report["dedup"] = {k: mh.get(k) for k in ("clusters", "cluster_sizes", "rounds_used", "converged")}
+            report["dedup"]["near_duplicates"] = sum(mh["dropped"].values())
+            ex = stats["stages"].get("dedup_exact")
+            report["dedup"]["exact_duplicates"] = sum(ex["dropped"].values()) if ex else 0
 
     doc_files = sorted(glob.glob(os.path.join(run_dir, "documents", "*.parquet")))
     if doc_files:
@@ -174,6 +180,12 @@ def render_console(r: dict) -> str:
             reasons = ", ".join([f"{k} {v:,}" for k, v in s["dropped"].items()]
                                 + [f"{k} {v:,} (error)" for k, v in s["errored"].items()])
             out.append(f"  {s['stage']:<12} {s['in']:>10,} {s['kept']:>10,}  {reasons}")
+    dd = r.get("dedup")
+    if dd:
+        sizes = {int(k): v for k, v in (dd.get("cluster_sizes") or {}).items()}
+        out.append(f"\nDedup: {dd['exact_duplicates']:,} exact and {dd['near_duplicates']:,} near duplicates removed; "
+                   f"{dd.get('clusters') or 0:,} clusters (largest {max(sizes) if sizes else 0}); "
+                   f"components converged in {dd.get('rounds_used')} rounds" + ("" if dd.get("converged") else " (NOT converged)"))
     d = r.get("documents")
     if d:
         c = d["chars"]

@@ -92,5 +92,5 @@ def add_clustering_rounds(stats: dict, rounds: int) -> None:
     changed = [int(r) for r in mh.get("edges_changed_per_round", {})]
     mh["rounds"] = rounds
     mh["converged"] = rounds not in changed
-    # the first round that changed nothing proves convergence; no edges at all need no round
-    mh["rounds_used"] = (max(changed) + 1 if changed else 0) if mh["converged"] else rounds
+    # the first round that changed nothing proves convergence
+    mh["rounds_used"] = (max(changed) + 1 if changed else 1) if mh["converged"] else rounds

@@ -1,27 +1,24 @@
 """Tokenization and shard I/O throughput.
 
+(Named tokenization.py, not tokenize.py: a script folder holding tokenize.py shadows the standard
+library's `tokenize` for every script in it, and pandas, imported by Beam, then fails to import.)
+
 1. tokens/s per core of the ``tokenize`` stage (its own time inside the pipeline, from
    stats.json) beside a plain ``Tokenizer.encode_batch`` loop over the same texts (the limit),
    both single-threaded (TOKENIZERS_PARALLELISM=false). Target: at least 0.85x the limit.
 2. Shard write and memory-mapped read throughput in GB/s (transforms/shards.py).
 
-    python benchmarks/tokenize.py [--docs RUN_DIR] [--crawl ../shared/data/crawl-sample.warc.gz]
+    python benchmarks/tokenization.py [--docs RUN_DIR] [--crawl ../shared/data/crawl-sample.warc.gz]
 
 Without --docs, the crawl is curated first (tokenize skipped) to get real extracted texts.
 """
 
 from __future__ import annotations
 
-import os
-import sys
-
-# This file's name shadows the standard library's `tokenize` (which pandas and linecache import)
-# when run as a script: take its folder off the module path first.
-_HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != _HERE]
-
 import argparse
 import json
+import os
+import sys
 import tempfile
 import time
 from pathlib import Path
