@@ -59,9 +59,16 @@ def exact_key(text: str, how: Normalisation = Normalisation()) -> str:
     return hashlib.blake2b(normalise(text, how).encode(), digest_size=16).hexdigest()
 
 
+_WORD = re.compile(r"\w+", re.UNICODE)
+_HAS_NO_SPACE = re.compile(rf"[{_NO_SPACE}]")
+
+
 def tokens(text: str) -> list[str]:
     """Words, lower-cased; in scripts without spaces (CJK, Thai, ...) single characters."""
-    return _TOKEN.findall(text.lower())
+    text = text.lower()
+    if _HAS_NO_SPACE.search(text) is None:
+        return _WORD.findall(text)  # the same tokens, 2-3x faster than the alternation below
+    return _TOKEN.findall(text)
 
 
 def shingle_hashes(text: str, n: int = 5, seed: int = 0) -> np.ndarray:
@@ -111,10 +118,13 @@ class MinHasher:
 
     def signature(self, hashes: np.ndarray) -> np.ndarray:
         sig = np.full(self.num_perm, np.iinfo(np.uint64).max, dtype=np.uint64)
-        with np.errstate(over="ignore"):
-            for start in range(0, len(hashes), self.chunk):  # bounded memory for very long documents
-                block = hashes[start : start + self.chunk, None] * self.a[None, :] + self.b[None, :]
-                np.minimum(sig, block.min(axis=0), out=sig)
+        buf = np.empty((min(len(hashes), self.chunk), self.num_perm), dtype=np.uint64)
+        for start in range(0, len(hashes), self.chunk):  # bounded memory for very long documents
+            part = hashes[start : start + self.chunk]
+            block = buf[: len(part)]
+            np.multiply(part[:, None], self.a[None, :], out=block)  # in place: no temporaries
+            np.add(block, self.b[None, :], out=block)
+            np.minimum(sig, block.min(axis=0), out=sig)
         return sig
 
 

@@ -1,6 +1,5 @@
 """End-to-end: real Beam pipelines on Beam's Python runner, over the sample and broken inputs."""
 
-import gzip
 import hashlib
 import json
 from pathlib import Path

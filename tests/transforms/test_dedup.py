@@ -1,5 +1,4 @@
 import numpy as np
-import pytest
 from datasketch import MinHash
 from hypothesis import given, settings
 from hypothesis import strategies as st
