@@ -279,35 +279,47 @@ def shard_of(doc_id: str, seed: int, shards: int) -> int:
     return int(seeded_fraction(doc_id, seed) * shards)
 
 
-class BatchByShard(beam.DoFn):
-    """Rows -> ``(shard, pickled list of rows)``, at most `batch_rows` rows a batch, per bundle.
+def _row_bytes(row: dict) -> int:
+    tokens = row.get("tokens")
+    return len(row.get("text") or "") + (tokens.nbytes if hasattr(tokens, "nbytes") else 0) + 200
 
-    The shard count is fixed, or (``shards=None``) a side input given to `process`.
+
+class BatchByShard(beam.DoFn):
+    """Rows -> ``(shard, pickled list of rows)`` batches, per bundle.
+
+    The shard count is fixed, or (``shards=None``) a side input given to `process`. All buffers
+    are flushed once they hold `max_bytes` together: a bundle can be a worker's whole share of the
+    corpus (the local runner gives each worker one bundle per stage), so a per-shard row limit alone
+    would let the buffers grow with the corpus.
     """
 
-    def __init__(self, shards: int | None, seed: int, batch_rows: int = 2000, salt: str = ""):
+    def __init__(self, shards: int | None, seed: int, max_bytes: int = 16_000_000, salt: str = ""):
         self.shards = shards
         self.seed = seed
-        self.batch_rows = batch_rows
+        self.max_bytes = max_bytes
         self.salt = salt
 
     def start_bundle(self):
         self._buffers: dict[int, list] = {}
+        self._bytes = 0
 
     def process(self, row: dict, n_shards: int | None = None):
         shard = shard_of(self.salt + str(row.get("id")), self.seed, n_shards or self.shards)
-        buf = self._buffers.setdefault(shard, [])
-        buf.append(row)
-        if len(buf) >= self.batch_rows:
-            self._buffers[shard] = []
-            yield shard, pickle.dumps(buf, protocol=pickle.HIGHEST_PROTOCOL)
+        self._buffers.setdefault(shard, []).append(row)
+        self._bytes += _row_bytes(row)
+        if self._bytes >= self.max_bytes:
+            yield from self._flush()
 
-    def finish_bundle(self):
+    def _flush(self):
         for shard, buf in sorted(self._buffers.items()):
             if buf:
-                blob = pickle.dumps(buf, protocol=pickle.HIGHEST_PROTOCOL)
-                yield WindowedValue((shard, blob), MIN_TIMESTAMP, [GlobalWindow()])
+                yield shard, pickle.dumps(buf, protocol=pickle.HIGHEST_PROTOCOL)
         self._buffers = {}
+        self._bytes = 0
+
+    def finish_bundle(self):
+        for shard, blob in self._flush():
+            yield WindowedValue((shard, blob), MIN_TIMESTAMP, [GlobalWindow()])
 
 
 class WriteShard(beam.DoFn):
@@ -329,17 +341,18 @@ class WriteShard(beam.DoFn):
     def setup(self):
         self.progress = ProgressWriter(self.progress_dir)
 
-    def process(self, element):
+    def process(self, element, n_shards: int | None = None):
         import pyarrow as pa
         import pyarrow.parquet as pq
 
+        shards = n_shards or self.shards
         shard, batches = element
         rows = [row for blob in batches for row in pickle.loads(blob)]
         rows.sort(key=lambda r: (str(r.get("id")), str(r.get("source")), r.get("offset") or 0))
         table = pa.Table.from_pylist(rows, schema=self.schema)
         buf = io.BytesIO()
         pq.write_table(table, buf, compression=None if self.compression == "none" else self.compression)
-        final = f"{self.folder}/{self.filename or f'part-{shard:05d}-of-{self.shards:05d}.parquet'}"
+        final = f"{self.folder}/{self.filename or f'part-{shard:05d}-of-{shards:05d}.parquet'}"
         tmp = f"{self.folder}/.tmp-{uuid.uuid4().hex}-part-{shard:05d}.parquet"
         with FileSystems.create(tmp) as fh:
             fh.write(buf.getvalue())

@@ -69,19 +69,40 @@ class WriteShards(beam.PTransform):
     """
 
     def __init__(self, kind: str, folder: str, schema: pa.Schema, shards: int, seed: int, compression: str,
-                 progress_dir: str | None, filename: str | None = None):
+                 progress_dir: str | None, filename: str | None = None, shard_mb: int = 128):
         super().__init__()
-        self.args = (kind, folder, schema, shards, compression, progress_dir, filename)
-        self.shards = shards
+        self.kind = kind
+        self.folder = folder
+        self.schema = schema
+        self.compression = compression
+        self.progress_dir = progress_dir
+        self.filename = filename
+        self.shards = shards  # 0: ceil(text bytes / shard_mb), known once all rows are (a side input)
+        self.shard_mb = shard_mb
         self.seed = seed
 
     def expand(self, rows):
-        return (
-            rows
-            | "BatchByShard" >> beam.ParDo(BatchByShard(self.shards, self.seed)).with_output_types(Tuple[int, bytes])
-            | "GroupShard" >> beam.GroupByKey()
-            | "WriteShard" >> beam.ParDo(WriteShard(*self.args))
-        )
+        if self.shards:
+            count = None
+            batch = rows | "BatchByShard" >> beam.ParDo(BatchByShard(self.shards, self.seed)).with_output_types(
+                Tuple[int, bytes])
+        else:
+            target = self.shard_mb * 1_000_000
+            count = (
+                rows
+                | "RowBytes" >> beam.Map(lambda r: len(r.get("text") or "") + 200)
+                | "TotalBytes" >> beam.CombineGlobally(sum)
+                | "ShardCount" >> beam.Map(lambda total: max(1, -(-total // target)))
+            )
+            batch = rows | "BatchByShard" >> beam.ParDo(BatchByShard(None, self.seed),
+                                                        n_shards=beam.pvalue.AsSingleton(count)).with_output_types(
+                Tuple[int, bytes])
+        writer = WriteShard(self.kind, self.folder, self.schema, self.shards, self.compression, self.progress_dir,
+                            self.filename)
+        grouped = batch | "GroupShard" >> beam.GroupByKey()
+        if count is None:
+            return grouped | "WriteShard" >> beam.ParDo(writer)
+        return grouped | "WriteShard" >> beam.ParDo(writer, n_shards=beam.pvalue.AsSingleton(count))
 
 
 SHUFFLE_SALT = "shuffle:"
@@ -240,12 +261,13 @@ class Curate(beam.PTransform):
 
         written_docs = docs | "WriteDocuments" >> WriteShards(
             "documents", f"{self.staging}/documents", document_schema(self.stages), w.document_shards, w.seed,
-            w.compression, self.progress_dir)
+            w.compression, self.progress_dir, shard_mb=w.shard_mb)
         written_rejected = (
             rejected
             | "AllRejected" >> beam.Flatten()
             | "WriteRejected" >> WriteShards("rejected", f"{self.staging}/rejected", REJECTED_SCHEMA,
-                                             w.rejected_shards, w.seed, w.compression, self.progress_dir)
+                                             w.rejected_shards, w.seed, w.compression, self.progress_dir,
+                                             shard_mb=w.shard_mb)
         )
         stage_names = [s.name for s in self.stages]
         return (

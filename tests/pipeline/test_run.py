@@ -31,7 +31,8 @@ def run_to(tmp_path: Path, name: str, **overrides) -> tuple[Path, dict]:
 
 
 def folder_digest(folder: Path) -> dict:
-    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.glob("*.parquet"))}
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.iterdir())
+            if p.suffix in (".parquet", ".arrow", ".json")}
 
 
 def rows(folder: Path) -> list[dict]:
@@ -79,11 +80,15 @@ def test_two_runs_are_byte_identical(sample_run, tmp_path):
         assert folder_digest(first / sub) == folder_digest(second / sub)
 
 
-def test_two_workers_give_the_same_bytes(sample_run, tmp_path):
-    first, stats1 = sample_run
-    second, stats2 = run_to(tmp_path, "two", **{"runner.workers": 2, "stages.ingest.split_bytes": 256 * 1024})
-    for sub in ("documents", "rejected"):
+def test_two_workers_give_the_same_bytes(tmp_path):
+    # 1 MB of text per file: several files per folder, so the assignment to files is tested too
+    first, stats1 = run_to(tmp_path, "one", **{"write.shard_mb": 1})
+    second, stats2 = run_to(tmp_path, "two", **{"runner.workers": 2, "stages.ingest.split_bytes": 256 * 1024,
+                                                "write.shard_mb": 1})
+    assert len(list((first / "documents").glob("*.parquet"))) == 3
+    for sub in ("documents", "rejected", "dedup", "shards"):
         assert folder_digest(first / sub) == folder_digest(second / sub)
+        assert folder_digest(first / sub), sub
     assert stats1["totals"] == stats2["totals"]
 
 
