@@ -57,6 +57,8 @@ def pipeline_run(paths: list[str], workers: int) -> tuple[int, float]:
     cfg = Config()
     cfg.input = list(paths)
     cfg.runner.workers = workers
+    for later in ("dedup_exact", "dedup_minhash", "tokenize"):  # the loop does ingest + extract only
+        getattr(cfg.stages, later).enabled = False
     with tempfile.TemporaryDirectory() as out:
         cfg.output = out
         t0 = time.perf_counter()

@@ -125,20 +125,20 @@ class StagesConfig:
 
 @dataclass
 class WriteConfig:
-    # Files per output folder: a fixed count, or 0 for one file per `shard_mb` MB of text (the
-    # count then grows with the corpus, and a writer's memory does not).
+    # Files per output folder: a fixed count, or 0 for one file per `shard_input_mb` MB of input
+    # (the count then grows with the corpus, and a writer's memory does not).
     document_shards: int = 0
     rejected_shards: int = 0
-    shard_mb: int = 128
+    shard_input_mb: int = 16
     rejected_sample: float = 1.0  # fraction of dropped documents written to rejected/ (seeded)
     rejected_text_chars: int = 0  # cut the text of rejected documents to this many chars (0: keep all)
     compression: str = "zstd"
     seed: int = 0
 
     def validate(self, path: str) -> None:
-        _check(self.document_shards >= 0, f"{path}.document_shards", "must be >= 0 (0: by shard_mb)")
-        _check(self.rejected_shards >= 0, f"{path}.rejected_shards", "must be >= 0 (0: by shard_mb)")
-        _check(self.shard_mb >= 1, f"{path}.shard_mb", "must be >= 1")
+        _check(self.document_shards >= 0, f"{path}.document_shards", "must be >= 0 (0: by shard_input_mb)")
+        _check(self.rejected_shards >= 0, f"{path}.rejected_shards", "must be >= 0 (0: by shard_input_mb)")
+        _check(self.shard_input_mb >= 1, f"{path}.shard_input_mb", "must be >= 1")
         _check(0 <= self.rejected_sample <= 1, f"{path}.rejected_sample", "must be within [0, 1]")
         _check(self.rejected_text_chars >= 0, f"{path}.rejected_text_chars", "must be >= 0")
         _check(self.compression in ("zstd", "snappy", "gzip", "none"), f"{path}.compression",

@@ -341,11 +341,11 @@ class WriteShard(beam.DoFn):
     def setup(self):
         self.progress = ProgressWriter(self.progress_dir)
 
-    def process(self, element, n_shards: int | None = None):
+    def process(self, element):
         import pyarrow as pa
         import pyarrow.parquet as pq
 
-        shards = n_shards or self.shards
+        shards = self.shards
         shard, batches = element
         rows = [row for blob in batches for row in pickle.loads(blob)]
         rows.sort(key=lambda r: (str(r.get("id")), str(r.get("source")), r.get("offset") or 0))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from typing import Tuple
 
 import apache_beam as beam
@@ -69,40 +70,19 @@ class WriteShards(beam.PTransform):
     """
 
     def __init__(self, kind: str, folder: str, schema: pa.Schema, shards: int, seed: int, compression: str,
-                 progress_dir: str | None, filename: str | None = None, shard_mb: int = 128):
+                 progress_dir: str | None, filename: str | None = None):
         super().__init__()
-        self.kind = kind
-        self.folder = folder
-        self.schema = schema
-        self.compression = compression
-        self.progress_dir = progress_dir
-        self.filename = filename
-        self.shards = shards  # 0: ceil(text bytes / shard_mb), known once all rows are (a side input)
-        self.shard_mb = shard_mb
+        self.args = (kind, folder, schema, shards, compression, progress_dir, filename)
+        self.shards = shards
         self.seed = seed
 
     def expand(self, rows):
-        if self.shards:
-            count = None
-            batch = rows | "BatchByShard" >> beam.ParDo(BatchByShard(self.shards, self.seed)).with_output_types(
-                Tuple[int, bytes])
-        else:
-            target = self.shard_mb * 1_000_000
-            count = (
-                rows
-                | "RowBytes" >> beam.Map(lambda r: len(r.get("text") or "") + 200)
-                | "TotalBytes" >> beam.CombineGlobally(sum)
-                | "ShardCount" >> beam.Map(lambda total: max(1, -(-total // target)))
-            )
-            batch = rows | "BatchByShard" >> beam.ParDo(BatchByShard(None, self.seed),
-                                                        n_shards=beam.pvalue.AsSingleton(count)).with_output_types(
-                Tuple[int, bytes])
-        writer = WriteShard(self.kind, self.folder, self.schema, self.shards, self.compression, self.progress_dir,
-                            self.filename)
-        grouped = batch | "GroupShard" >> beam.GroupByKey()
-        if count is None:
-            return grouped | "WriteShard" >> beam.ParDo(writer)
-        return grouped | "WriteShard" >> beam.ParDo(writer, n_shards=beam.pvalue.AsSingleton(count))
+        return (
+            rows
+            | "BatchByShard" >> beam.ParDo(BatchByShard(self.shards, self.seed)).with_output_types(Tuple[int, bytes])
+            | "GroupShard" >> beam.GroupByKey()
+            | "WriteShard" >> beam.ParDo(WriteShard(*self.args))
+        )
 
 
 SHUFFLE_SALT = "shuffle:"
@@ -259,15 +239,19 @@ class Curate(beam.PTransform):
                 f"{self.staging}/shards", self.tokenizer, cfg.stages.tokenize.shard_tokens, w.seed, self.progress_dir))
             docs = docs | "DropTokens" >> beam.Map(lambda d: {k: v for k, v in d.items() if k != "tokens"})
 
+        # File counts follow the input's size, known before the job (a count computed from the data
+        # would make the runner hold every document until it is known): the same input and config
+        # give the same files on any runner, and a writer's memory stays bounded as corpora grow.
+        input_mb = sum(size for _, size in self.files) / 1e6
+        auto = max(1, math.ceil(input_mb / w.shard_input_mb))
         written_docs = docs | "WriteDocuments" >> WriteShards(
-            "documents", f"{self.staging}/documents", document_schema(self.stages), w.document_shards, w.seed,
-            w.compression, self.progress_dir, shard_mb=w.shard_mb)
+            "documents", f"{self.staging}/documents", document_schema(self.stages), w.document_shards or auto, w.seed,
+            w.compression, self.progress_dir)
         written_rejected = (
             rejected
             | "AllRejected" >> beam.Flatten()
             | "WriteRejected" >> WriteShards("rejected", f"{self.staging}/rejected", REJECTED_SCHEMA,
-                                             w.rejected_shards, w.seed, w.compression, self.progress_dir,
-                                             shard_mb=w.shard_mb)
+                                             w.rejected_shards or auto, w.seed, w.compression, self.progress_dir)
         )
         stage_names = [s.name for s in self.stages]
         return (

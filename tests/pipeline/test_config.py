@@ -17,7 +17,7 @@ def test_defaults_are_valid_and_round_trip():
         ({"stages": {"extract": {"backnd": "x"}}}, "stages.extract.backnd"),
         ({"stages": {"extrct": {}}}, "stages.extrct"),
         ({"write": {"document_shards": -1}}, "write.document_shards"),
-        ({"write": {"shard_mb": 0}}, "write.shard_mb"),
+        ({"write": {"shard_input_mb": 0}}, "write.shard_input_mb"),
         ({"write": {"document_shards": "4"}}, "write.document_shards"),
         ({"write": {"rejected_sample": 1.5}}, "write.rejected_sample"),
         ({"stages": {"extract": {"backend": "lynx"}}}, "stages.extract.backend"),

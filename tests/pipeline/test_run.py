@@ -81,11 +81,11 @@ def test_two_runs_are_byte_identical(sample_run, tmp_path):
 
 
 def test_two_workers_give_the_same_bytes(tmp_path):
-    # 1 MB of text per file: several files per folder, so the assignment to files is tested too
-    first, stats1 = run_to(tmp_path, "one", **{"write.shard_mb": 1})
+    # one file per MB of input: several files per folder, so the assignment to files is tested too
+    first, stats1 = run_to(tmp_path, "one", **{"write.shard_input_mb": 1})
     second, stats2 = run_to(tmp_path, "two", **{"runner.workers": 2, "stages.ingest.split_bytes": 256 * 1024,
-                                                "write.shard_mb": 1})
-    assert len(list((first / "documents").glob("*.parquet"))) == 3
+                                                "write.shard_input_mb": 1})
+    assert len(list((first / "documents").glob("*.parquet"))) == 3  # the sample is 2.8 MB
     for sub in ("documents", "rejected", "dedup", "shards"):
         assert folder_digest(first / sub) == folder_digest(second / sub)
         assert folder_digest(first / sub), sub
