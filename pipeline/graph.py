@@ -64,7 +64,7 @@ def _stats_key(k) -> str:
 class WriteShards(beam.PTransform):
     """Key rows by a seeded hash of their id, group, and write one sorted Parquet file per shard.
 
-    Rows travel to the writers in pickled batches (one per shard and bundle): the shuffle then
+    Rows travel to the writers in pickled batches (per shard, flushed every 16 MB): the shuffle then
     moves a few large byte strings instead of decoding and re-encoding every document in the
     runner, which on a local runner shares the CPUs with the workers.
     """
