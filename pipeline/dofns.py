@@ -12,7 +12,6 @@ import io
 import json
 import pickle
 import time
-import uuid
 from collections import Counter
 
 import apache_beam as beam
@@ -24,6 +23,7 @@ from apache_beam.utils.timestamp import MIN_TIMESTAMP
 from apache_beam.utils.windowed_value import WindowedValue
 
 from pipeline.progress import ProgressWriter
+from pipeline.rundir import atomic_write
 from transforms.document import BASE_COLUMNS, Drop, make_id, source_name
 from transforms.ingest import Rejection, WarcOptions, read_records, splittable
 
@@ -322,6 +322,11 @@ class BatchByShard(beam.DoFn):
             yield WindowedValue((shard, blob), MIN_TIMESTAMP, [GlobalWindow()])
 
 
+def _unbatch(batches) -> list[dict]:
+    """The rows of a shard's pickled batches (see BatchByShard)."""
+    return [row for blob in batches for row in pickle.loads(blob)]
+
+
 class WriteShard(beam.DoFn):
     """Writes one shard as Parquet, rows sorted by (id, source, offset): the same bytes every run.
 
@@ -345,18 +350,14 @@ class WriteShard(beam.DoFn):
         import pyarrow as pa
         import pyarrow.parquet as pq
 
-        shards = self.shards
         shard, batches = element
-        rows = [row for blob in batches for row in pickle.loads(blob)]
+        rows = _unbatch(batches)
         rows.sort(key=lambda r: (str(r.get("id")), str(r.get("source")), r.get("offset") or 0))
         table = pa.Table.from_pylist(rows, schema=self.schema)
         buf = io.BytesIO()
         pq.write_table(table, buf, compression=None if self.compression == "none" else self.compression)
-        final = f"{self.folder}/{self.filename or f'part-{shard:05d}-of-{shards:05d}.parquet'}"
-        tmp = f"{self.folder}/.tmp-{uuid.uuid4().hex}-part-{shard:05d}.parquet"
-        with FileSystems.create(tmp) as fh:
-            fh.write(buf.getvalue())
-        FileSystems.rename([tmp], [final])
+        name = self.filename or f"part-{shard:05d}-of-{self.shards:05d}.parquet"
+        atomic_write(f"{self.folder}/{name}", buf.getvalue())
         self.progress.add("written" if self.kind == "documents" else "written_rejected", len(rows))
         self.progress.flush()
         yield {("output", self.kind): len(rows), ("output", f"{self.kind}_files"): 1}
@@ -397,15 +398,12 @@ class WriteTokenShard(beam.DoFn):
         from transforms.shards import encode_shard, shard_name
 
         index, batches = element
-        rows = [row for blob in batches for row in pickle.loads(blob)]
+        rows = _unbatch(batches)
         rows.sort(key=lambda r: (seeded_fraction(self.salt + str(r["id"]), self.seed), str(r["id"]),
                                  str(r.get("source")), r.get("offset") or 0))
         data = encode_shard(rows, self.dtype)
         name = shard_name(index)
-        tmp = f"{self.folder}/.tmp-{uuid.uuid4().hex}-{name}"
-        with FileSystems.create(tmp) as fh:
-            fh.write(data)
-        FileSystems.rename([tmp], [f"{self.folder}/{name}"])
+        atomic_write(f"{self.folder}/{name}", data)
         tokens = int(sum(len(r["tokens"]) for r in rows))
         self.progress.add("shards")
         self.progress.flush()

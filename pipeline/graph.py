@@ -9,11 +9,11 @@ from typing import Tuple
 
 import apache_beam as beam
 import pyarrow as pa
-from apache_beam.io.filesystems import FileSystems
 
 from pipeline.config import Config
 from pipeline.dofns import (COUNTS, REJECTED, BatchByShard, MergeCounts, ReadRecords, StageDoFn, WriteShard,
                             WriteTokenShard)
+from pipeline.rundir import atomic_write
 from pipeline.stages import StageSpec
 from pipeline.stats import assemble
 from transforms.ingest import WarcOptions, plan_splits
@@ -99,9 +99,7 @@ class WriteManifest(beam.DoFn):
         manifest = Manifest(tokenizer=dataclasses.asdict(self.tokenizer), dtype=self.tokenizer.dtype, seed=self.seed,
                             shard_tokens=self.shard_tokens,
                             shards=[ShardInfo(**i) for i in sorted(infos, key=lambda i: i["file"])])
-        with FileSystems.create(self.path + ".tmp") as fh:
-            fh.write(manifest.to_json().encode())
-        FileSystems.rename([self.path + ".tmp"], [self.path])
+        atomic_write(self.path, manifest.to_json().encode())
         yield {("output", "shards"): len(manifest.shards), ("output", "shard_rows"): manifest.rows,
                ("output", "shard_tokens"): manifest.tokens}
 
@@ -159,9 +157,7 @@ class WriteStats(beam.DoFn):
     def process(self, counts: dict):
         stats = assemble(counts, self.stage_names)
         stats["counts"] = {_stats_key(k): v for k, v in sorted(counts.items(), key=lambda kv: _stats_key(kv[0]))}
-        with FileSystems.create(self.path + ".tmp") as fh:
-            fh.write(json.dumps(stats, indent=2, sort_keys=False).encode())
-        FileSystems.rename([self.path + ".tmp"], [self.path])
+        atomic_write(self.path, json.dumps(stats, indent=2, sort_keys=False).encode())
         yield stats
 
 

@@ -58,8 +58,14 @@ def prepare(output: str) -> str:
     return staging
 
 
+TMP_PREFIX = ".tmp-"
+
+
 def atomic_write(path: str, data: bytes) -> None:
-    tmp = f"{path}.tmp-{uuid.uuid4().hex}"
+    """`path` appears whole: written as `.tmp-<uuid>-<name>` beside it, then renamed. A writer that
+    dies leaves only a `.tmp-` file, which `publish` never moves into place."""
+    folder, _, name = path.rpartition("/")
+    tmp = f"{folder}/{TMP_PREFIX}{uuid.uuid4().hex}-{name}"
     with FileSystems.create(tmp) as fh:
         fh.write(data)
     FileSystems.rename([tmp], [path])
@@ -78,10 +84,13 @@ def publish(output: str, staging: str, folders: tuple[str, ...] = DATA_FOLDERS) 
             _delete_tree(safe_subpath(output, sub))
     for sub in folders:
         src, dst = safe_subpath(staging, sub), safe_subpath(output, sub)
-        staged = [p for p in _list(src) if not os.path.basename(p).startswith(".tmp-")]
+        listed = _list(src)
+        staged = [p for p in listed if not os.path.basename(p).startswith(TMP_PREFIX)]
         _delete_tree(dst)
         if _is_local(output):
             os.makedirs(src, exist_ok=True)
+            for leftover in set(listed) - set(staged):  # from a retried or killed writer
+                os.remove(leftover)
             os.replace(src, dst)  # one rename: the folder appears whole
             continue
         FileSystems.mkdirs(dst)
