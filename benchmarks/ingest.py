@@ -27,7 +27,7 @@ def plain_loop(paths: list[str]) -> tuple[int, float]:
     import pyarrow.parquet as pq
 
     from pipeline.config import Config
-    from pipeline.graph import DOCUMENT_SCHEMA
+    from transforms.document import DOCUMENT_SCHEMA
     from transforms.document import source_name
     from transforms.extract import ExtractText
     from transforms.ingest import WarcOptions, decode_payload, read_warc

@@ -12,7 +12,7 @@ from __future__ import annotations
 import apache_beam as beam
 import numpy as np
 
-from pipeline.dofns import COUNTS, REJECTED, CountingDoFn
+from pipeline.dofns import COUNTS, REJECTED, CountingDoFn, row_order
 from transforms.dedup import MinHasher, Normalisation, band_keys, bucket_edges, exact_key, shingle_hashes
 
 
@@ -34,13 +34,11 @@ class KeepOnePerKey(CountingDoFn):
         if self.newest:
             docs.sort(key=lambda d: (d.get("date") or "", _neg(str(d["id"]))), reverse=True)
         else:
-            docs.sort(key=lambda d: (str(d["id"]), str(d.get("source")), d.get("offset") or 0))
+            docs.sort(key=row_order)
         keep, rest = docs[0], docs[1:]
         yield keep
         for d in rest:
-            out = self.reject(d, self.stage, self.reason, f"duplicate of {keep['id']}", False)
-            if out is not None:
-                yield out
+            yield from self.reject(d, self.stage, self.reason, f"duplicate of {keep['id']}", False)
 
 
 def _neg(s: str) -> tuple:
@@ -227,9 +225,7 @@ class ApplyDecision(CountingDoFn):
             rep = reps[0] if reps else None
             if rep is not None and rep != str(doc["id"]):
                 doc["near_duplicate_of"] = rep
-                out = self.reject(doc, self.stage, "near_duplicate", f"near duplicate of {rep}", False)
-                if out is not None:
-                    yield out
+                yield from self.reject(doc, self.stage, "near_duplicate", f"near duplicate of {rep}", False)
             else:
                 self.count((self.stage, "kept"))
                 yield doc

@@ -24,14 +24,14 @@ from apache_beam.utils.windowed_value import WindowedValue
 
 from pipeline.progress import ProgressWriter
 from pipeline.rundir import atomic_write
-from transforms.document import BASE_COLUMNS, Drop, make_id, source_name
+from transforms.document import DOCUMENT_SCHEMA, Drop, make_id, source_name
 from transforms.ingest import Rejection, WarcOptions, read_records, splittable
 
 COUNTS = "counts"
 REJECTED = "rejected"
 
 # Fields that are carried between stages but never written as signals.
-_NOT_SIGNALS = set(BASE_COLUMNS) | {"payload", "html", "format", "warc_record_id"}
+_NOT_SIGNALS = set(DOCUMENT_SCHEMA.names) | {"payload", "html", "format"}
 
 
 def seeded_fraction(doc_id: str, seed: int) -> float:
@@ -78,10 +78,10 @@ class CountingDoFn(beam.DoFn):
         self._counts[key] += n
 
     def reject(self, doc: dict, stage: str, reason: str, detail: str, errored: bool):
+        """Counts the drop; yields the rejected/ row when the seeded sample keeps it."""
         self.count((stage, "errored" if errored else "dropped", reason))
         if self.rejected_sample >= 1 or seeded_fraction(str(doc.get("id")), self.seed) < self.rejected_sample:
-            return TaggedOutput(REJECTED, rejected_row(doc, stage, reason, detail, errored, self.text_chars))
-        return None
+            yield TaggedOutput(REJECTED, rejected_row(doc, stage, reason, detail, errored, self.text_chars))
 
     def finish_bundle(self):
         self.progress.flush()
@@ -154,9 +154,7 @@ class ReadRecords(CountingDoFn):
                 return  # the first split reports the unreadable file
             self.count((self.STAGE, "in"))
             doc = {"id": make_id(source, "open"), "url": None, "source": source, "offset": 0}
-            out = self.reject(doc, self.STAGE, "unreadable_file", f"{type(e).__name__}: {e}", True)
-            if out is not None:
-                yield out
+            yield from self.reject(doc, self.STAGE, "unreadable_file", f"{type(e).__name__}: {e}", True)
             return
 
         busy = 0.0  # time in the reader only: yielding runs the fused downstream stages
@@ -179,17 +177,13 @@ class ReadRecords(CountingDoFn):
                 except Exception as e:  # a reader bug must cost this split's rest, not the job
                     self.count((self.STAGE, "in"))
                     doc = {"id": make_id(source, f"reader_error@{start}"), "url": None, "source": source, "offset": start}
-                    out = self.reject(doc, self.STAGE, "reader_error", f"{type(e).__name__}: {e}", True)
-                    if out is not None:
-                        yield out
+                    yield from self.reject(doc, self.STAGE, "reader_error", f"{type(e).__name__}: {e}", True)
                     break
                 busy += time.perf_counter() - t0
                 self.count((self.STAGE, "in"))
                 self.progress.add("read_records")
                 if isinstance(item, Rejection):
-                    out = self.reject(item.doc, self.STAGE, item.reason, item.detail, item.errored)
-                    if out is not None:
-                        yield out
+                    yield from self.reject(item.doc, self.STAGE, item.reason, item.detail, item.errored)
                 else:
                     yield item if tag is None else TaggedOutput(tag, item)
         self.count((self.STAGE, "seconds"), busy)
@@ -256,15 +250,12 @@ class StageDoFn(CountingDoFn):
     def _outcome(self, doc: dict, out):
         self.progress.add(f"stage:{self.stage}")
         if isinstance(out, Drop):
-            rej = self.reject(doc, self.stage, out.reason, out.detail, False)
+            yield from self.reject(doc, self.stage, out.reason, out.detail, False)
         elif isinstance(out, Exception):
-            rej = self.reject(doc, self.stage, "exception", f"{type(out).__name__}: {out}", True)
+            yield from self.reject(doc, self.stage, "exception", f"{type(out).__name__}: {out}", True)
         else:
             self.count((self.stage, "kept"))
             yield out
-            return
-        if rej is not None:
-            yield rej
 
     def finish_bundle(self):
         for item in self._flush():
@@ -273,6 +264,12 @@ class StageDoFn(CountingDoFn):
             else:
                 yield WindowedValue(item, MIN_TIMESTAMP, [GlobalWindow()])
         yield from super().finish_bundle()
+
+
+def row_order(row: dict) -> tuple:
+    """The total order of rows that makes outputs byte-identical on every runner: by id, then
+    source and offset (user-supplied ids may repeat)."""
+    return str(row.get("id")), str(row.get("source")), row.get("offset") or 0
 
 
 def shard_of(doc_id: str, seed: int, shards: int) -> int:
@@ -352,7 +349,7 @@ class WriteShard(beam.DoFn):
 
         shard, batches = element
         rows = _unbatch(batches)
-        rows.sort(key=lambda r: (str(r.get("id")), str(r.get("source")), r.get("offset") or 0))
+        rows.sort(key=row_order)
         table = pa.Table.from_pylist(rows, schema=self.schema)
         buf = io.BytesIO()
         pq.write_table(table, buf, compression=None if self.compression == "none" else self.compression)
@@ -399,8 +396,7 @@ class WriteTokenShard(beam.DoFn):
 
         index, batches = element
         rows = _unbatch(batches)
-        rows.sort(key=lambda r: (seeded_fraction(self.salt + str(r["id"]), self.seed), str(r["id"]),
-                                 str(r.get("source")), r.get("offset") or 0))
+        rows.sort(key=lambda r: (seeded_fraction(self.salt + str(r["id"]), self.seed), *row_order(r)))
         data = encode_shard(rows, self.dtype)
         name = shard_name(index)
         atomic_write(f"{self.folder}/{name}", data)

@@ -16,22 +16,10 @@ from pipeline.dofns import (COUNTS, REJECTED, BatchByShard, MergeCounts, ReadRec
 from pipeline.rundir import atomic_write
 from pipeline.stages import StageSpec
 from pipeline.stats import assemble
+from transforms.document import DOCUMENT_SCHEMA
 from transforms.ingest import WarcOptions, plan_splits
 from transforms.shards import Manifest, ShardInfo
 from transforms.tokenize import TokenizerInfo
-
-DOCUMENT_SCHEMA = pa.schema([
-    ("id", pa.string()),
-    ("url", pa.string()),
-    ("text", pa.string()),
-    ("source", pa.string()),
-    ("offset", pa.int64()),
-    ("date", pa.string()),
-    ("content_type", pa.string()),
-    ("charset", pa.string()),
-    ("warc_record_id", pa.string()),
-    ("metadata", pa.string()),
-])
 
 CLUSTERS_SCHEMA = pa.schema([("id", pa.string()), ("cluster_id", pa.string())])
 

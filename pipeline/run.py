@@ -20,7 +20,7 @@ from pipeline.config import Config, ConfigError
 from pipeline.graph import CLUSTERS_SCHEMA, Curate
 from pipeline.progress import ProgressDisplay
 from pipeline.runners import is_local, make_runner_and_options
-from pipeline.stages import StageSpec, default_tokenizer, enabled_stages
+from pipeline.stages import StageSpec, enabled_stages, tokenizer_json
 from pipeline.stats import AccountingError, accounting_problems, add_clustering_rounds
 from transforms.ingest import detect_format
 from transforms.tokenize import TokenizerInfo, tokenizer_from_json
@@ -72,10 +72,8 @@ def write_empty_parquet(path: str, schema) -> None:
 
 def tokenizer_info(cfg: Config) -> TokenizerInfo:
     """The tokenizer's identity for the manifest; a bad tokenizer fails here, before the job."""
-    path = cfg.stages.tokenize.tokenizer or default_tokenizer()
     try:
-        text = rundir.read_bytes(path).decode("utf-8")
-        return tokenizer_from_json(text, path.rsplit("/", 1)[-1], cfg.stages.tokenize.eos_token)[1]
+        return tokenizer_from_json(*tokenizer_json(cfg), cfg.stages.tokenize.eos_token)[1]
     except (OSError, ValueError, UnicodeDecodeError) as e:
         raise ConfigError(f"config key 'stages.tokenize.tokenizer': {e}") from None
 

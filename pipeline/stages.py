@@ -45,13 +45,17 @@ def default_tokenizer() -> str:
     return str(resources.files("pipeline") / "data" / "tokenizer.json")
 
 
-def _make_tokenize(cfg: Config):
-    from apache_beam.io.filesystems import FileSystems  # workers read gs:// and s3:// tokenizers too
+def tokenizer_json(cfg: Config) -> tuple[str, str]:
+    """(tokenizer.json text, its file name) for this run; gs:// and s3:// paths work too."""
+    from apache_beam.io.filesystems import FileSystems
 
     path = cfg.stages.tokenize.tokenizer or default_tokenizer()
     with FileSystems.open(path) as fh:
-        text = fh.read().decode("utf-8")
-    return TokenizeDocuments(text, path.rsplit("/", 1)[-1], cfg.stages.tokenize.eos_token)
+        return fh.read().decode("utf-8"), path.rsplit("/", 1)[-1]
+
+
+def _make_tokenize(cfg: Config):
+    return TokenizeDocuments(*tokenizer_json(cfg), cfg.stages.tokenize.eos_token)
 
 
 def _corpus(name: str):

@@ -10,8 +10,21 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 
-# Base columns of documents/*.parquet, in order; stages add their signal columns after these.
-BASE_COLUMNS = ("id", "url", "text", "source", "offset", "date", "content_type", "charset", "metadata")
+import pyarrow as pa
+
+# The base columns of documents/*.parquet, in order; stages add their signal columns after these.
+DOCUMENT_SCHEMA = pa.schema([
+    ("id", pa.string()),
+    ("url", pa.string()),
+    ("text", pa.string()),
+    ("source", pa.string()),
+    ("offset", pa.int64()),
+    ("date", pa.string()),
+    ("content_type", pa.string()),
+    ("charset", pa.string()),
+    ("warc_record_id", pa.string()),
+    ("metadata", pa.string()),
+])
 
 
 @dataclass(frozen=True)
