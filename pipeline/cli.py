@@ -46,6 +46,10 @@ def _build_parser() -> argparse.ArgumentParser:
     insp.add_argument("--html", metavar="REPORT.html", help="also write a self-contained HTML report with plots")
     insp.add_argument("--verify", action="store_true",
                       help="check shard checksums, manifest, dtype and token ids; exit 1 on any mismatch")
+    tr = sub.add_parser("train", add_help=False,
+                        help="pre-train a model on run directories' shards (FSDP, launched with torchrun)")
+    tr.add_argument("--nproc", type=int, default=1, help="processes (GPUs, or CPU ranks with gloo)")
+    tr.add_argument("-h", "--help", action="store_true")
     return parser
 
 
@@ -167,11 +171,30 @@ def cmd_inspect(args) -> int:
     return 0
 
 
+def cmd_train(args, trainer_args: list[str]) -> int:
+    """Launch ``torchrun --nproc_per_node P -m trainer ARGS`` (the trainer's own flags pass through)."""
+    import importlib.util
+    import subprocess
+
+    if importlib.util.find_spec("torch") is None:
+        print("thresher train: torch is not installed: pip install 'thresher[train]'", file=sys.stderr)
+        return 2
+    if args.help:
+        print("thresher train [--nproc P] TRAINER OPTIONS (launched with torchrun)\n", file=sys.stderr)
+        return subprocess.call([sys.executable, "-m", "trainer", "--help"])
+    if args.nproc < 1:
+        print("thresher train: --nproc must be >= 1", file=sys.stderr)
+        return 2
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={args.nproc}",
+           "-m", "trainer", *trainer_args]
+    return subprocess.call(cmd)
+
+
 def main(argv: list[str] | None = None) -> int:
     configure()
     parser = _build_parser()
     args, rest = parser.parse_known_args(argv)
-    if rest and args.command != "run":
+    if rest and args.command not in ("run", "train"):
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
     try:
         if args.command == "run":
@@ -182,6 +205,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_tokenizer_train(args)
         if args.command == "inspect":
             return cmd_inspect(args)
+        if args.command == "train":
+            return cmd_train(args, rest)
     except ConfigError as e:
         print(f"thresher: error: {e}", file=sys.stderr)
         return 2

@@ -1,1 +1,2 @@
-"""Thresher's FSDP trainer (the `[train]` extra). Filled in by the trainer issue."""
+"""Thresher's FSDP trainer (the `[train]` extra): shard loader, Llama-style model, training loop,
+distributed checkpoints. Imports torch and, for the shard format only, ``transforms.shards``."""

@@ -1,0 +1,289 @@
+"""The training loop: FSDP2 over a Llama-style model, fed by Thresher shards.
+
+Run with ``torchrun --nproc_per_node P -m trainer --data RUN_DIR ...`` (or ``thresher train``,
+which launches exactly that). Without torchrun it trains in one process, unsharded: the reference
+the FSDP run is tested against.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from dataclasses import dataclass, field
+
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+
+from trainer import checkpoint
+from trainer.data import DataError, Mixture, TokenLoader, TokenSource
+from trainer.metrics import MetricsLogger, peak_flops
+from trainer.model import MODELS, Transformer, document_layout
+from trainer.schedule import LRSchedule
+
+
+@dataclass
+class TrainConfig:
+    data: list[str] = field(default_factory=list)  # DIR or DIR:WEIGHT
+    eval_data: list[str] = field(default_factory=list)
+    holdout_shards: int = 0  # hold out the last N shards of each --data source for eval
+    model: str = "tiny"
+    seq_len: int = 256
+    batch_size: int = 8  # per rank, per micro-batch
+    grad_accum: int = 1
+    steps: int = 100
+    lr: float = 3e-4
+    warmup: int = 10
+    schedule: str = "cosine"
+    min_lr_ratio: float = 0.1
+    weight_decay: float = 0.1
+    clip: float = 1.0
+    seed: int = 0
+    doc_mask: bool = False
+    activation_checkpointing: bool = False
+    compile: bool = False
+    output: str = "thresher-ckpt"
+    ckpt_every: int = 0  # 0: only at the end; -1: never (benchmarks)
+    keep: int = 3
+    resume: bool = False
+    log_every: int = 1
+    eval_every: int = 0
+    eval_batches: int = 4
+    num_workers: int = 0
+    device: str = "auto"
+    stop_after: int = 0  # testing aid: exit after this step as if killed (after its checkpoint)
+
+
+def parse_args(argv: list[str] | None = None) -> TrainConfig:
+    p = argparse.ArgumentParser(prog="thresher train", description=__doc__.splitlines()[0])
+    d = TrainConfig()
+    p.add_argument("--data", action="append", required=True, metavar="DIR[:WEIGHT]",
+                   help="a thresher run directory (or its shards/); repeat for a weighted mixture")
+    p.add_argument("--eval-data", action="append", default=[], metavar="DIR")
+    p.add_argument("--holdout-shards", type=int, default=d.holdout_shards)
+    p.add_argument("--model", choices=sorted(MODELS), default=d.model)
+    for name in ("seq_len", "batch_size", "grad_accum", "steps", "warmup", "seed", "ckpt_every", "keep",
+                 "log_every", "eval_every", "eval_batches", "num_workers", "stop_after"):
+        p.add_argument("--" + name.replace("_", "-"), type=int, default=getattr(d, name))
+    for name in ("lr", "min_lr_ratio", "weight_decay", "clip"):
+        p.add_argument("--" + name.replace("_", "-"), type=float, default=getattr(d, name))
+    p.add_argument("--schedule", choices=("cosine", "wsd", "constant"), default=d.schedule)
+    p.add_argument("--output", default=d.output, help="checkpoints and metrics.jsonl go here")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default=d.device)
+    for flag in ("doc_mask", "activation_checkpointing", "compile", "resume"):
+        p.add_argument("--" + flag.replace("_", "-"), action="store_true")
+    return TrainConfig(**vars(p.parse_args(argv)))
+
+
+def split_weight(spec: str) -> tuple[str, float]:
+    path, sep, weight = spec.rpartition(":")
+    if sep and path and not os.path.exists(spec):
+        try:
+            return path, float(weight)
+        except ValueError:
+            pass
+    return spec, 1.0
+
+
+class Distributed:
+    """torchrun's environment, or a single process."""
+
+    def __init__(self, device: str):
+        self.world = int(os.environ.get("WORLD_SIZE", "1"))
+        self.rank = int(os.environ.get("RANK", "0"))
+        self.local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+        use_cuda = torch.cuda.is_available() if device == "auto" else device == "cuda"
+        if use_cuda:
+            torch.cuda.set_device(self.local_rank)
+            self.device = torch.device("cuda", self.local_rank)
+        else:
+            self.device = torch.device("cpu")
+        self.sharded = "WORLD_SIZE" in os.environ  # launched by torchrun: FSDP, even on one rank
+        if self.sharded:
+            dist.init_process_group("nccl" if use_cuda else "gloo", device_id=self.device if use_cuda else None)
+
+    def mean(self, value: float) -> float:
+        if not self.sharded:
+            return value
+        t = torch.tensor([value], dtype=torch.float64, device=self.device)
+        dist.all_reduce(t)
+        return float(t.item()) / self.world
+
+    def close(self) -> None:
+        if self.sharded and dist.is_initialized():
+            dist.destroy_process_group()
+
+
+def build_model(cfg: TrainConfig, mcfg, env: Distributed) -> Transformer:
+    torch.manual_seed(cfg.seed)
+    model = Transformer(mcfg)
+    model.init_weights(cfg.seed)  # identical on every rank and in the single-process reference
+    for layer in model.layers:
+        layer.checkpointed = cfg.activation_checkpointing
+    model.to(env.device)
+    if cfg.compile:
+        for layer in model.layers:
+            layer.compile()
+    if env.sharded:
+        from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
+
+        mp = (MixedPrecisionPolicy(param_dtype=torch.bfloat16, reduce_dtype=torch.float32)
+              if env.device.type == "cuda" else MixedPrecisionPolicy())
+        for layer in model.layers:
+            fully_shard(layer, mp_policy=mp)
+        fully_shard(model, mp_policy=mp)
+    return model
+
+
+def build_optimizer(model, cfg: TrainConfig):
+    decay = [p for p in model.parameters() if p.ndim >= 2]
+    no_decay = [p for p in model.parameters() if p.ndim < 2]
+    groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    return torch.optim.AdamW(groups, lr=cfg.lr, betas=(0.9, 0.95), eps=1e-8,
+                             foreach=True)
+
+
+def loss_on(model, inputs, targets, cfg: TrainConfig, eos_id: int, env: Distributed):
+    inputs, targets = inputs.to(env.device, non_blocking=True), targets.to(env.device, non_blocking=True)
+    positions = doc_ids = None
+    if cfg.doc_mask:
+        positions, doc_ids = document_layout(inputs, eos_id)
+    autocast = (torch.autocast("cuda", dtype=torch.bfloat16)
+                if env.device.type == "cuda" and not env.sharded else _null())
+    with autocast:
+        logits = model(inputs, positions, doc_ids)
+    return F.cross_entropy(logits.float().flatten(0, 1), targets.flatten())
+
+
+class _null:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+def make_sources(specs: list[str], seq_len: int, holdout_shards: int = 0, holdout: bool = False):
+    """Sources and weights from DIR[:WEIGHT] specs; with holdout_shards, the training part
+    (holdout=False) or the held-out last shards (holdout=True) of each."""
+    sources, weights = [], []
+    for spec in specs:
+        path, w = split_weight(spec)
+        sources.append(TokenSource(path, seq_len, holdout_shards, holdout=holdout))
+        weights.append(w)
+    return sources, weights
+
+
+def evaluate(model, cfg, eval_mix, eos_id, env) -> float:
+    model.eval()
+    loader = TokenLoader(eval_mix, cfg.batch_size, env.rank, env.world, limit=cfg.eval_batches)
+    total, n = 0.0, 0
+    with torch.no_grad():
+        for inputs, targets in loader:
+            total += float(loss_on(model, inputs, targets, cfg, eos_id, env))
+            n += 1
+    model.train()
+    return env.mean(total / max(n, 1))
+
+
+def train(cfg: TrainConfig) -> list[dict]:
+    env = Distributed(cfg.device)
+    try:
+        return _train(cfg, env)
+    finally:
+        env.close()
+
+
+def _train(cfg: TrainConfig, env: Distributed) -> list[dict]:
+    sources, weights = make_sources(cfg.data, cfg.seq_len, cfg.holdout_shards)
+    mix = Mixture(sources, weights, seed=cfg.seed)
+    tok = mix.tokenizer
+    eval_mix = None
+    if cfg.eval_data or cfg.holdout_shards:
+        if cfg.eval_data:
+            eval_sources, _ = make_sources(cfg.eval_data, cfg.seq_len)
+        else:
+            eval_sources, _ = make_sources(cfg.data, cfg.seq_len, cfg.holdout_shards, holdout=True)
+        eval_mix = Mixture(eval_sources, seed=cfg.seed)
+        if eval_mix.tokenizer.get("sha256") != tok.get("sha256"):
+            raise DataError("eval data was tokenized with a different tokenizer than the training data")
+    eos_id = int(tok["eos_id"])
+    mcfg = MODELS[cfg.model].with_vocab(int(tok["vocab_size"]), max(cfg.seq_len, 16))
+    model = build_model(cfg, mcfg, env)
+    optimizer = build_optimizer(model, cfg)
+    schedule = LRSchedule(cfg.lr, cfg.warmup, cfg.steps, cfg.schedule, cfg.min_lr_ratio)
+    loader = TokenLoader(mix, cfg.batch_size, env.rank, env.world, num_workers=cfg.num_workers,
+                         pin_memory=env.device.type == "cuda")
+    step, tokens_seen = 0, 0
+    os.makedirs(cfg.output, exist_ok=True)
+    if cfg.resume and (path := checkpoint.latest(cfg.output)):
+        state = checkpoint.load(path, model, optimizer)
+        if state["tokenizer_sha256"] != tok.get("sha256"):
+            raise DataError(f"{path} was trained with tokenizer {state['tokenizer_sha256'][:12]}…, "
+                            f"the data uses {str(tok.get('sha256'))[:12]}…")
+        if state["model"] != mcfg.to_dict():
+            raise DataError(f"{path} holds a different model configuration: {state['model']}")
+        step, tokens_seen = state["step"], state["tokens_seen"]
+        schedule.load_state_dict(state["schedule"])
+        loader.load_state_dict(state["loader"])
+        if env.rank == 0:
+            print(f"resumed from {path} at step {step}", file=sys.stderr, flush=True)
+
+    peak = peak_flops(torch.cuda.get_device_name(env.device)) if env.device.type == "cuda" else None
+    log = MetricsLogger(os.path.join(cfg.output, "metrics.jsonl"), env.rank == 0,
+                        mcfg.flops_per_token(cfg.seq_len), peak)
+    if env.rank == 0 and step == 0:
+        log.log({"event": "start", "model": cfg.model, "params": mcfg.n_params(), "world": env.world,
+                 "device": str(env.device), "windows": mix.n_windows, "seq_len": cfg.seq_len,
+                 "global_batch_tokens": cfg.batch_size * cfg.grad_accum * env.world * cfg.seq_len})
+    history: list[dict] = []
+    batches = iter(loader)
+    tokens_per_step = cfg.batch_size * cfg.grad_accum * env.world * cfg.seq_len
+    log.reset_clock(tokens_seen)
+    model.train()
+    while step < cfg.steps:
+        lr = schedule.apply(optimizer)
+        total = 0.0
+        for _ in range(cfg.grad_accum):
+            inputs, targets = next(batches)
+            loss = loss_on(model, inputs, targets, cfg, eos_id, env) / cfg.grad_accum
+            loss.backward()
+            total += float(loss.detach())
+        norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip)
+        if hasattr(norm, "full_tensor"):
+            norm = norm.full_tensor()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        step += 1
+        tokens_seen += tokens_per_step
+        record = {"step": step, "loss": env.mean(total), "lr": lr, "grad_norm": float(norm),
+                  "tokens": tokens_seen}
+        history.append(record)
+        if cfg.log_every and (step % cfg.log_every == 0 or step == cfg.steps):
+            log.log(dict(record), tokens=tokens_seen, world=env.world)
+        if eval_mix is not None and cfg.eval_every and step % cfg.eval_every == 0:
+            history[-1]["eval_loss"] = evaluate(model, cfg, eval_mix, eos_id, env)
+            log.log({"step": step, "eval_loss": history[-1]["eval_loss"]})
+            log.reset_clock(tokens_seen)
+        if cfg.ckpt_every >= 0 and ((cfg.ckpt_every and step % cfg.ckpt_every == 0) or step == cfg.steps):
+            state = {"step": step, "tokens_seen": tokens_seen, "schedule": schedule.state_dict(),
+                     "loader": loader.state_dict(), "model": mcfg.to_dict(), "model_name": cfg.model,
+                     "tokenizer_sha256": tok.get("sha256"), "world": env.world,
+                     "data": cfg.data}
+            checkpoint.save(cfg.output, step, model, optimizer, state, cfg.keep)
+            log.reset_clock(tokens_seen)
+        if cfg.stop_after and step >= cfg.stop_after:
+            break
+    log.close()
+    return history
+
+
+def main(argv: list[str] | None = None) -> int:
+    cfg = parse_args(argv)
+    try:
+        train(cfg)
+    except DataError as e:
+        print(f"thresher train: {e}", file=sys.stderr)
+        return 2
+    return 0
