@@ -1,0 +1,109 @@
+"""The shard loader: windows, coverage across ranks and workers, mixtures, exact resume."""
+
+import numpy as np
+import pytest
+
+from trainer.data import DataError, Mixture, TokenLoader, TokenSource, global_indices
+from transforms.shards import open_shard, read_manifest, token_arrays
+
+
+def stream(run_dir) -> np.ndarray:
+    folder = run_dir / "shards"
+    return np.concatenate([token_arrays(open_shard(str(folder / s.file)))[0]
+                           for s in read_manifest(str(folder)).shards]).astype(np.int64)
+
+
+def test_windows_tile_the_token_stream_across_shard_boundaries(sample_shards):
+    src = TokenSource(str(sample_shards), seq_len=97)
+    tokens = stream(sample_shards)
+    assert src.tokens == len(tokens)
+    assert src.n_windows == (len(tokens) - 1) // 97
+    assert len(read_manifest(str(sample_shards / "shards")).shards) > 3  # boundaries are crossed
+    for k in list(range(0, src.n_windows, 37)) + [src.n_windows - 1]:
+        np.testing.assert_array_equal(src.window(k), tokens[k * 97: k * 97 + 98])
+
+
+def batches_of(loader, n):
+    out = []
+    for i, (x, y) in enumerate(loader):
+        assert (x[:, 1:] == y[:, :-1]).all()  # targets are inputs shifted by one
+        out.append(np.concatenate([x.numpy(), y.numpy()[:, -1:]], axis=1))
+        if i + 1 == n:
+            break
+    return out
+
+
+@pytest.mark.parametrize("world,workers,batch", [(1, 0, 5), (2, 2, 3), (3, 2, 4)])
+def test_one_epoch_covers_every_window_exactly_once_across_ranks_and_workers(sample_shards, world, workers, batch):
+    src = TokenSource(str(sample_shards), seq_len=512)
+    mix = Mixture([src], seed=7)
+    n = src.n_windows
+    per_rank = -(-n // (world * batch)) + 1
+    seen = []
+    for rank in range(world):
+        for j, b in enumerate(batches_of(TokenLoader(mix, batch, rank, world, num_workers=workers), per_rank)):
+            for g, row in zip(global_indices(j, batch, rank, world), b):
+                if g < n:
+                    seen.append(row.tobytes())
+    expected = sorted(src.window(k).tobytes() for k in range(n))
+    assert len(seen) == n
+    assert sorted(seen) == expected
+
+
+def test_epochs_are_reshuffled_and_each_is_complete(sample_shards):
+    src = TokenSource(str(sample_shards), seq_len=512)
+    mix = Mixture([src], seed=1)
+    n = src.n_windows
+    e0 = [mix.locate(g)[1] for g in range(n)]
+    e1 = [mix.locate(g)[1] for g in range(n, 2 * n)]
+    assert sorted(e0) == sorted(e1) == list(range(n))
+    assert e0 != e1
+    assert e0 != [Mixture([src], seed=2).locate(g)[1] for g in range(n)]
+
+
+def test_resume_continues_at_exactly_the_next_window(sample_shards):
+    mix = Mixture([TokenSource(str(sample_shards), seq_len=256)], seed=3)
+    whole = batches_of(TokenLoader(mix, 4, rank=1, world=2, num_workers=2), 9)
+    first = TokenLoader(mix, 4, rank=1, world=2, num_workers=2)
+    head = batches_of(first, 5)
+    state = first.state_dict()
+    assert state["batches"] == 5
+    resumed = TokenLoader(mix, 4, rank=1, world=2, num_workers=2)
+    resumed.load_state_dict(state)
+    tail = batches_of(resumed, 4)
+    for a, b in zip(head + tail, whole):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_resume_refuses_a_different_batch_layout(sample_shards):
+    mix = Mixture([TokenSource(str(sample_shards), seq_len=256)], seed=3)
+    state = TokenLoader(mix, 4, world=2).state_dict()
+    with pytest.raises(DataError, match="batch_size=4"):
+        TokenLoader(mix, 8, world=2).load_state_dict(state)
+
+
+def test_mixture_follows_the_weights_and_cycles_the_smaller_source(sample_shards, tmp_path):
+    a = TokenSource(str(sample_shards), seq_len=512, holdout_shards=8)  # the first 2 shards
+    b = TokenSource(str(sample_shards), seq_len=512)
+    mix = Mixture([a, b], [1.0, 3.0], seed=0)
+    picks = [mix.locate(g) for g in range(4 * Mixture.PATTERN)]
+    from_a = [k for s, k in picks if s == 0]
+    assert len(from_a) == Mixture.PATTERN  # exactly a quarter
+    # interleaved, not in blocks: every 8 consecutive samples hold both sources
+    sources = [s for s, _ in picks]
+    assert all(0 in sources[i:i + 8] and 1 in sources[i:i + 8] for i in range(0, 4000, 8))
+    # the small source wraps into new epochs, each a complete permutation
+    n = a.n_windows
+    assert sorted(from_a[:n]) == list(range(n)) and sorted(from_a[n:2 * n]) == list(range(n))
+
+
+def test_a_tokenizer_mismatch_is_refused(sample_shards, other_tokenizer_shards):
+    with pytest.raises(DataError, match="tokenizer mismatch"):
+        Mixture([TokenSource(str(sample_shards), 128), TokenSource(str(other_tokenizer_shards), 128)])
+
+
+def test_clear_errors_for_wrong_paths_and_tiny_data(sample_shards, tmp_path):
+    with pytest.raises(DataError, match="no manifest.json"):
+        TokenSource(str(tmp_path), 128)
+    with pytest.raises(DataError, match="make no window"):
+        TokenSource(str(sample_shards), seq_len=10**8)

@@ -1,0 +1,102 @@
+"""The training loop with real torch.distributed: 2 CPU ranks under torchrun with gloo."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+COMMON = ["--seq-len", "128", "--lr", "3e-3", "--warmup", "5", "--log-every", "1"]
+
+
+def train(args, nproc=None, check=True):
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    launcher = [sys.executable, "-m", "trainer"] if nproc is None else [
+        sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}", "-m", "trainer"]
+    proc = subprocess.run(launcher + [str(a) for a in args], env=env, capture_output=True, text=True, timeout=600)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"trainer failed ({proc.returncode}):\n{proc.stderr[-4000:]}")
+    return proc
+
+
+def steps(out):
+    rows = [json.loads(line) for line in open(out / "metrics.jsonl")]
+    return [r for r in rows if "loss" in r]
+
+
+def test_loss_falls_on_the_sample_with_two_ranks(sample_shards, tmp_path):
+    out = tmp_path / "ck"
+    train(["--data", sample_shards, "--steps", 40, "--batch-size", 4, "--output", out, *COMMON], nproc=2)
+    losses = [r["loss"] for r in steps(out)]
+    assert len(losses) == 40
+    first, last = losses[0], sum(losses[-5:]) / 5
+    assert first > 8.9  # ln(8192) = 9.01: an untrained model
+    assert last < first - 1.0, losses
+
+
+def test_fsdp_two_ranks_match_one_process_on_the_same_batches(sample_shards, tmp_path):
+    # 2 ranks x 4 windows see exactly the global samples one process sees with 8 windows.
+    fsdp, single = tmp_path / "fsdp", tmp_path / "single"
+    train(["--data", sample_shards, "--steps", 6, "--batch-size", 4, "--output", fsdp, *COMMON], nproc=2)
+    train(["--data", sample_shards, "--steps", 6, "--batch-size", 8, "--output", single, *COMMON])
+    a, b = steps(fsdp), steps(single)
+    assert len(a) == len(b) == 6
+    for x, y in zip(a, b):
+        # fp32 on CPU; only the order of the gradient reduction differs
+        assert x["loss"] == pytest.approx(y["loss"], rel=1e-5), (a, b)
+        assert x["grad_norm"] == pytest.approx(y["grad_norm"], rel=1e-4), (a, b)
+    # the losses moved: identical numbers from an untrained model would prove little
+    assert a[-1]["loss"] < a[0]["loss"] - 0.05
+
+
+def test_stop_and_resume_gives_the_losses_of_an_uninterrupted_run(sample_shards, tmp_path):
+    whole, cut = tmp_path / "whole", tmp_path / "cut"
+    args = ["--data", sample_shards, "--steps", 7, "--batch-size", 4, "--ckpt-every", 3, "--keep", 2,
+            "--num-workers", 2, *COMMON]
+    train([*args, "--output", whole], nproc=2)
+    train([*args, "--output", cut, "--stop-after", 4], nproc=2)  # dies after step 4: last checkpoint 3
+    assert sorted(os.listdir(cut)) == ["metrics.jsonl", "step-0000003"]
+    proc = train([*args, "--output", cut, "--resume"], nproc=2)
+    assert "resumed from" in proc.stderr and "step-0000003" in proc.stderr
+    expected = {r["step"]: r["loss"] for r in steps(whole)}
+    resumed = [r for r in steps(cut)][4:]  # the rows written after the resume: steps 4..7
+    assert [r["step"] for r in resumed] == [4, 5, 6, 7]
+    for r in resumed:
+        assert r["loss"] == pytest.approx(expected[r["step"]], rel=1e-6, abs=0)
+    assert sorted(os.listdir(cut)) == ["metrics.jsonl", "step-0000006", "step-0000007"]  # keep 2
+    state = json.loads((cut / "step-0000007" / "trainer_state.json").read_text())
+    assert state["step"] == 7 and state["loader"]["batches"] == 7
+    assert state["tokens_seen"] == 7 * 2 * 4 * 128
+
+
+def test_resume_with_data_of_another_tokenizer_is_refused(sample_shards, other_tokenizer_shards, tmp_path):
+    out = tmp_path / "ck"
+    train(["--data", sample_shards, "--steps", 2, "--batch-size", 2, "--output", out, *COMMON])
+    proc = train(["--data", other_tokenizer_shards, "--steps", 4, "--batch-size", 2, "--output", out,
+                  "--resume", *COMMON], check=False)
+    assert proc.returncode == 2
+    assert "tokenizer" in proc.stderr
+
+
+def test_eval_on_held_out_shards_and_document_masking(sample_shards, tmp_path):
+    out = tmp_path / "ck"
+    train(["--data", sample_shards, "--holdout-shards", 2, "--eval-every", 3, "--eval-batches", 2,
+           "--doc-mask", "--activation-checkpointing", "--steps", 6, "--batch-size", 2,
+           "--output", out, *COMMON], nproc=2)
+    rows = [json.loads(line) for line in open(out / "metrics.jsonl")]
+    evals = [r for r in rows if "eval_loss" in r]
+    assert [r["step"] for r in evals] == [3, 6]
+    assert all(7.0 < r["eval_loss"] < 9.5 for r in evals)
+
+
+def test_thresher_train_launches_torchrun(sample_shards, tmp_path):
+    from pipeline.cli import main
+
+    out = tmp_path / "ck"
+    rc = main(["train", "--nproc", "2", "--data", f"{sample_shards}:1", "--data", f"{sample_shards}:2",
+               "--steps", "2", "--batch-size", "2", "--output", str(out), *COMMON])
+    assert rc == 0
+    assert len(steps(out)) == 2
