@@ -46,6 +46,14 @@ def _build_parser() -> argparse.ArgumentParser:
     insp.add_argument("--html", metavar="REPORT.html", help="also write a self-contained HTML report with plots")
     insp.add_argument("--verify", action="store_true",
                       help="check shard checksums, manifest, dtype and token ids; exit 1 on any mismatch")
+    smp = sub.add_parser("sample", help="print dropped documents for a reason, or kept ones (by language)")
+    smp.add_argument("dir")
+    smp.add_argument("--reason", metavar="REASON", help="a drop reason (stage.reason or reason); none: kept documents")
+    smp.add_argument("--lang", help="only documents of this language")
+    smp.add_argument("-n", type=int, default=5, help="how many (default 5)")
+    smp.add_argument("--seed", type=int, default=0, help="another seed shows other documents")
+    smp.add_argument("--chars", type=int, default=600, help="characters of text to show")
+
     tr = sub.add_parser("train", add_help=False,
                         help="pre-train a model on run directories' shards (FSDP, launched with torchrun)")
     tr.add_argument("--nproc", type=int, default=1, help="processes (GPUs, or CPU ranks with gloo)")
@@ -127,7 +135,7 @@ def cmd_tokenizer_train(args) -> int:
 
     from transforms.tokenize import train_bpe
 
-    files = sorted(glob.glob(os.path.join(args.dir, "documents", "*.parquet")))
+    files = sorted(glob.glob(os.path.join(args.dir, "documents", "**", "*.parquet"), recursive=True))
     if not files:
         raise ConfigError(f"{args.dir}: no documents/*.parquet (is it a run directory?)")
     if args.vocab_size < 257:
@@ -171,6 +179,25 @@ def cmd_inspect(args) -> int:
     return 0
 
 
+def cmd_sample(args) -> int:
+    import os
+
+    from pipeline.sample import pick, reasons, render
+
+    if not os.path.exists(os.path.join(args.dir, "stats.json")):
+        raise ConfigError(f"{args.dir}: no stats.json (is it a run directory?)")
+    known = reasons(args.dir)
+    if args.reason and not any(k == args.reason or k.endswith("." + args.reason) for k in known):
+        listing = ", ".join(f"{k} ({v})" for k, v in known.items()) or "none"
+        raise ConfigError(f"no document was dropped for {args.reason!r} in this run; reasons: {listing}")
+    rows = pick(args.dir, args.reason, args.lang, args.n, args.seed)
+    if not rows:
+        print("no such documents" + (" in rejected/ (rejected_sample may have left them out)" if args.reason else ""))
+        return 1
+    print(render(rows, args.chars))
+    return 0
+
+
 def cmd_train(args, trainer_args: list[str]) -> int:
     """Launch ``torchrun --nproc_per_node P -m trainer ARGS`` (the trainer's own flags pass through)."""
     import importlib.util
@@ -205,6 +232,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_tokenizer_train(args)
         if args.command == "inspect":
             return cmd_inspect(args)
+        if args.command == "sample":
+            return cmd_sample(args)
         if args.command == "train":
             return cmd_train(args, rest)
     except ConfigError as e:

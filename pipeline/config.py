@@ -13,7 +13,7 @@ import os
 import types
 import typing
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Optional
 
 import yaml
 
@@ -54,6 +54,114 @@ class ExtractConfig:
                    "trafilatura is not installed: pip install 'thresher[trafilatura]'")
         _check(self.timeout_s >= 0, f"{path}.timeout_s", "must be >= 0 (0: no limit)")
         _check(self.min_chars >= 0, f"{path}.min_chars", "must be >= 0")
+
+
+@dataclass
+class UrlfilterConfig:
+    enabled: bool = True
+    annotate: bool = False  # record the match instead of dropping
+    domain_lists: list[str] = field(default_factory=list)  # UT1-style files: one domain a line
+    url_lists: list[str] = field(default_factory=list)  # UT1-style files: one host/path a line
+    banned_words: list[str] = field(default_factory=list)  # whole tokens of the URL
+    banned_subwords: list[str] = field(default_factory=list)  # substrings of the URL
+
+    def validate(self, path: str) -> None:
+        if self.enabled:
+            for key in ("domain_lists", "url_lists"):
+                for i, f in enumerate(getattr(self, key)):
+                    _check(os.path.exists(f), f"{path}.{key}[{i}]", f"no such file: {f}")
+
+
+@dataclass
+class LangidConfig:
+    enabled: bool = True
+    annotate: bool = False  # record lang/lang_score and the would-be reason, drop nothing
+    keep: list[str] = field(default_factory=list)  # language codes to keep (ISO 639-1; empty: all)
+    min_score: float = 0.65
+    second_opinion: str = "langid"  # langid.py on close calls (Latin-script relatives, low scores); or none
+    consult_below: float = 0.9  # lid.176 scores below this get the second opinion
+    partition: bool = False  # write documents/lang=xx/ folders
+
+    def validate(self, path: str) -> None:
+        _check(0 <= self.min_score <= 1, f"{path}.min_score", "must be within [0, 1]")
+        _check(0 <= self.consult_below <= 1, f"{path}.consult_below", "must be within [0, 1]")
+        _check(self.second_opinion in ("langid", "none"), f"{path}.second_opinion", "must be langid or none")
+        for i, code in enumerate(self.keep):
+            _check(bool(code) and code.isascii() and code.replace("-", "").isalnum(), f"{path}.keep[{i}]",
+                   f"not a language code: {code!r}")
+
+
+@dataclass
+class GopherRepetitionConfig:
+    enabled: bool = True
+    annotate: bool = False
+    dup_line_frac: float = 0.3
+    dup_para_frac: float = 0.3
+    dup_line_char_frac: float = 0.2
+    dup_para_char_frac: float = 0.2
+    top_2_gram: float = 0.20
+    top_3_gram: float = 0.18
+    top_4_gram: float = 0.16
+    duplicated_5_n_grams: float = 0.15
+    duplicated_6_n_grams: float = 0.14
+    duplicated_7_n_grams: float = 0.13
+    duplicated_8_n_grams: float = 0.12
+    duplicated_9_n_grams: float = 0.11
+    duplicated_10_n_grams: float = 0.10
+
+
+@dataclass
+class GopherQualityConfig:
+    enabled: bool = True
+    annotate: bool = False
+    min_doc_words: int = 50
+    max_doc_words: int = 100_000
+    min_avg_word_length: float = 3
+    max_avg_word_length: float = 10
+    max_symbol_word_ratio: float = 0.1
+    max_bullet_lines_ratio: float = 0.9
+    max_ellipsis_lines_ratio: float = 0.3
+    min_alpha_words_ratio: float = 0.8
+    min_stop_words: int = 2
+    stop_words: Optional[list[str]] = None  # override every language's list
+    fallback_lang: str = "en"  # rules for documents without a language (langid skipped)
+
+
+@dataclass
+class C4Config:
+    enabled: bool = True
+    annotate: bool = False  # record signals; the text keeps all its lines
+    remove_citations: bool = True
+    filter_no_terminal_punct: bool = True
+    min_num_sentences: int = 5  # -1: off
+    min_words_per_line: int = 3  # -1: off
+    max_word_length: int = 1000  # -1: off
+    filter_lorem_ipsum: bool = True
+    filter_javascript: bool = True
+    filter_curly_bracket: bool = True
+    filter_policy: bool = True
+    bad_words: list[str] = field(default_factory=list)
+
+
+@dataclass
+class FinewebConfig:
+    enabled: bool = True
+    annotate: bool = False
+    line_punct_thr: float = 0.12
+    line_punct_exclude_zero: bool = False
+    short_line_thr: float = 0.67
+    short_line_length: int = 30
+    char_duplicates_ratio: float = 0.01
+    new_line_ratio: float = 0.3
+
+
+@dataclass
+class PiiConfig:
+    enabled: bool = True
+    emails: bool = True
+    ips: bool = True
+    email_placeholder: str = "<EMAIL>"
+    ip_placeholder: str = "<IP_ADDRESS>"
 
 
 @dataclass
@@ -117,7 +225,14 @@ class TokenizeConfig:
 @dataclass
 class StagesConfig:
     ingest: IngestConfig = field(default_factory=IngestConfig)
+    urlfilter: UrlfilterConfig = field(default_factory=UrlfilterConfig)
     extract: ExtractConfig = field(default_factory=ExtractConfig)
+    langid: LangidConfig = field(default_factory=LangidConfig)
+    gopher_repetition: GopherRepetitionConfig = field(default_factory=GopherRepetitionConfig)
+    gopher_quality: GopherQualityConfig = field(default_factory=GopherQualityConfig)
+    c4: C4Config = field(default_factory=C4Config)
+    fineweb: FinewebConfig = field(default_factory=FinewebConfig)
+    pii: PiiConfig = field(default_factory=PiiConfig)
     dedup_exact: DedupExactConfig = field(default_factory=DedupExactConfig)
     dedup_minhash: DedupMinhashConfig = field(default_factory=DedupMinhashConfig)
     tokenize: TokenizeConfig = field(default_factory=TokenizeConfig)

@@ -208,6 +208,7 @@ class StageDoFn(CountingDoFn):
     def setup(self):
         super().setup()
         self.fn = self.make(self.cfg)  # models and tables load once per worker, not per element
+        self._pop_counters = getattr(self.fn, "pop_counters", None)
 
     def start_bundle(self):
         super().start_bundle()
@@ -249,6 +250,9 @@ class StageDoFn(CountingDoFn):
 
     def _outcome(self, doc: dict, out):
         self.progress.add(f"stage:{self.stage}")
+        if self._pop_counters is not None:  # a stage's own counters (redactions, would-be drops)
+            for name, n in self._pop_counters().items():
+                self.count((self.stage, "counter", name), n)
         if isinstance(out, Drop):
             yield from self.reject(doc, self.stage, out.reason, out.detail, False)
         elif isinstance(out, Exception):
@@ -270,6 +274,12 @@ def row_order(row: dict) -> tuple:
     """The total order of rows that makes outputs byte-identical on every runner: by id, then
     source and offset (user-supplied ids may repeat)."""
     return str(row.get("id")), str(row.get("source")), row.get("offset") or 0
+
+
+def safe_partition_value(value) -> str:
+    """A partition folder name from a column value: ``und`` when missing, never a path."""
+    text = str(value) if value not in (None, "") else "und"
+    return "".join(c if c.isalnum() or c in "-_" else "_" for c in text)[:64]
 
 
 def shard_of(doc_id: str, seed: int, shards: int) -> int:
@@ -331,8 +341,9 @@ class WriteShard(beam.DoFn):
     """
 
     def __init__(self, kind: str, folder: str, schema, shards: int, compression: str, progress_dir: str | None = None,
-                 filename: str | None = None):
+                 filename: str | None = None, partition: str | None = None):
         self.filename = filename  # a fixed name for a single-file output (dedup/clusters.parquet)
+        self.partition = partition  # a column: one sub-folder per value (documents/lang=xx/)
         self.kind = kind
         self.folder = folder
         self.schema = schema
@@ -350,14 +361,21 @@ class WriteShard(beam.DoFn):
         shard, batches = element
         rows = _unbatch(batches)
         rows.sort(key=row_order)
-        table = pa.Table.from_pylist(rows, schema=self.schema)
-        buf = io.BytesIO()
-        pq.write_table(table, buf, compression=None if self.compression == "none" else self.compression)
         name = self.filename or f"part-{shard:05d}-of-{self.shards:05d}.parquet"
-        atomic_write(f"{self.folder}/{name}", buf.getvalue())
+        groups = {"": rows}
+        if self.partition:
+            groups = {}
+            for row in rows:
+                value = safe_partition_value(row.get(self.partition))
+                groups.setdefault(f"{self.partition}={value}/", []).append(row)
+        for prefix, part in sorted(groups.items()):
+            table = pa.Table.from_pylist(part, schema=self.schema)
+            buf = io.BytesIO()
+            pq.write_table(table, buf, compression=None if self.compression == "none" else self.compression)
+            atomic_write(f"{self.folder}/{prefix}{name}", buf.getvalue())
         self.progress.add("written" if self.kind == "documents" else "written_rejected", len(rows))
         self.progress.flush()
-        yield {("output", self.kind): len(rows), ("output", f"{self.kind}_files"): 1}
+        yield {("output", self.kind): len(rows), ("output", f"{self.kind}_files"): len(groups)}
 
 
 class MergeCounts(beam.CombineFn):

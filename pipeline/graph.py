@@ -14,7 +14,7 @@ from pipeline.config import Config
 from pipeline.dofns import (COUNTS, REJECTED, BatchByShard, MergeCounts, ReadRecords, StageDoFn, WriteShard,
                             WriteTokenShard)
 from pipeline.rundir import atomic_write
-from pipeline.stages import StageSpec
+from pipeline.stages import StageSpec, stage_columns
 from pipeline.stats import assemble
 from transforms.document import DOCUMENT_SCHEMA
 from transforms.ingest import WarcOptions, plan_splits
@@ -37,10 +37,10 @@ REJECTED_SCHEMA = pa.schema([
 ])
 
 
-def document_schema(stages: list[StageSpec]) -> pa.Schema:
+def document_schema(stages: list[StageSpec], cfg) -> pa.Schema:
     schema = DOCUMENT_SCHEMA
     for spec in stages:
-        for name, dtype in spec.columns:
+        for name, dtype in stage_columns(spec, cfg):
             schema = schema.append(pa.field(name, dtype))
     return schema
 
@@ -58,9 +58,9 @@ class WriteShards(beam.PTransform):
     """
 
     def __init__(self, kind: str, folder: str, schema: pa.Schema, shards: int, seed: int, compression: str,
-                 progress_dir: str | None, filename: str | None = None):
+                 progress_dir: str | None, filename: str | None = None, partition: str | None = None):
         super().__init__()
-        self.args = (kind, folder, schema, shards, compression, progress_dir, filename)
+        self.args = (kind, folder, schema, shards, compression, progress_dir, filename, partition)
         self.shards = shards
         self.seed = seed
 
@@ -228,9 +228,10 @@ class Curate(beam.PTransform):
         # give the same files on any runner, and a writer's memory stays bounded as corpora grow.
         input_mb = sum(size for _, size in self.files) / 1e6
         auto = max(1, math.ceil(input_mb / w.shard_input_mb))
+        partition = "lang" if cfg.stages.langid.enabled and cfg.stages.langid.partition else None
         written_docs = docs | "WriteDocuments" >> WriteShards(
-            "documents", f"{self.staging}/documents", document_schema(self.stages), w.document_shards or auto, w.seed,
-            w.compression, self.progress_dir)
+            "documents", f"{self.staging}/documents", document_schema(self.stages, self.cfg), w.document_shards or auto, w.seed,
+            w.compression, self.progress_dir, partition=partition)
         written_rejected = (
             rejected
             | "AllRejected" >> beam.Flatten()

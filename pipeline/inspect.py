@@ -83,7 +83,7 @@ def build_report(run_dir: str) -> dict:
             ex = stats["stages"].get("dedup_exact")
             report["dedup"]["exact_duplicates"] = sum(ex["dropped"].values()) if ex else 0
 
-    doc_files = sorted(glob.glob(os.path.join(run_dir, "documents", "*.parquet")))
+    doc_files = sorted(glob.glob(os.path.join(run_dir, "documents", "**", "*.parquet"), recursive=True))
     if doc_files:
         langs: Counter = Counter()
         sites: Counter = Counter()
@@ -146,7 +146,7 @@ def verify_run(run_dir: str) -> list[str]:
         with open(stats_path) as fh:
             stats = json.load(fh)
         problems += [f"stats.json: {p}" for p in accounting_problems(stats)]
-    docs = sorted(glob.glob(os.path.join(run_dir, "documents", "*.parquet")))
+    docs = sorted(glob.glob(os.path.join(run_dir, "documents", "**", "*.parquet"), recursive=True))
     rows = sum(pq.read_metadata(f).num_rows for f in docs)
     if stats is not None and rows != stats["totals"]["kept"]:
         problems.append(f"documents/: {rows} rows, stats.json says {stats['totals']['kept']} kept")

@@ -28,8 +28,11 @@ def _is_local(path: str) -> bool:
 
 
 def _list(folder: str) -> list[str]:
+    """Every file under `folder`, sub-folders included (documents/lang=xx/...)."""
+    if _is_local(folder):
+        return sorted(os.path.join(d, f) for d, _, files in os.walk(folder) for f in files)
     try:
-        match = FileSystems.match([join(folder, "*")])[0]
+        match = FileSystems.match([join(folder, "**")])[0]
     except Exception:  # nothing there
         return []
     return sorted(m.path for m in match.metadata_list)
@@ -95,7 +98,7 @@ def publish(output: str, staging: str, folders: tuple[str, ...] = DATA_FOLDERS) 
             continue
         FileSystems.mkdirs(dst)
         if staged:
-            FileSystems.rename(staged, [join(dst, os.path.basename(p)) for p in staged])
+            FileSystems.rename(staged, [join(dst, p[len(src):].lstrip("/")) for p in staged])
 
 
 def finish(staging: str) -> None:

@@ -25,6 +25,9 @@ def assemble(counts: dict, stage_names: list[str]) -> dict:
         changes = {int(k[2]): int(v) for k, v in counts.items() if k[0] == name and k[1] == "cc_changes"}
         if info:
             stages[name].update(sorted(info.items()))
+        counters = {k[2]: int(v) for k, v in counts.items() if k[0] == name and k[1] == "counter"}
+        if counters:
+            stages[name]["counters"] = dict(sorted(counters.items()))
         if sizes:
             stages[name]["cluster_sizes"] = {str(k): v for k, v in sorted(sizes.items())}
         if changes or name == "dedup_minhash":

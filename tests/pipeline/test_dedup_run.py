@@ -10,6 +10,7 @@ import pytest
 
 from pipeline.config import Config
 from pipeline.run import run
+from pipeline.stages import CURATION_FILTERS
 
 pytestmark = pytest.mark.slow
 
@@ -50,6 +51,8 @@ def run_on(corpus: Path, out: Path, **minhash) -> tuple[Path, dict]:
     cfg.input = [str(corpus / "docs.jsonl")]
     cfg.output = str(out)
     cfg.stages.tokenize.enabled = False
+    for name in CURATION_FILTERS:  # synthetic "word123" text is not a language
+        getattr(cfg.stages, name).enabled = False
     for k, v in minhash.items():
         setattr(cfg.stages.dedup_minhash, k, v)
     res = run(cfg)
@@ -86,6 +89,8 @@ def test_dedup_output_is_byte_identical_for_two_workers(corpus, tmp_path):
     cfg.input = [str(corpus / "docs.jsonl")]
     cfg.output = str(tmp_path / "two")
     cfg.stages.tokenize.enabled = False
+    for name in CURATION_FILTERS:
+        getattr(cfg.stages, name).enabled = False
     cfg.runner.workers = 2
     two = Path(run(cfg).output)
     for sub in ("documents", "dedup", "rejected"):
@@ -105,6 +110,8 @@ def test_url_dedup_keeps_the_newest_capture(tmp_path):
     cfg.input = [str(tmp_path / "u.jsonl")]
     cfg.output = str(tmp_path / "out")
     cfg.stages.tokenize.enabled = False
+    for name in CURATION_FILTERS:
+        getattr(cfg.stages, name).enabled = False
     cfg.stages.dedup_exact.by_url = True
     stats = run(cfg).stats
     kept = {d["id"] for d in pq.read_table(tmp_path / "out" / "documents").to_pylist()}

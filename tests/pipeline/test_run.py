@@ -11,6 +11,7 @@ import yaml
 
 from pipeline.config import Config, from_dict
 from pipeline.run import run
+from pipeline.stages import CURATION_FILTERS
 from pipeline.stats import accounting_problems
 from tests.warcgen import gz, http_response, page, record
 
@@ -101,7 +102,8 @@ def test_resolved_config_reruns_the_same_job(sample_run, tmp_path):
 
 
 def test_skip_extract_keeps_decoded_html(tmp_path):
-    out, stats = run_to(tmp_path, "raw", **{"stages.extract.enabled": False})
+    off = {f"stages.{name}.enabled": False for name in ("extract", *CURATION_FILTERS)}
+    out, stats = run_to(tmp_path, "raw", **off)
     assert list(stats["stages"]) == ["ingest", "dedup_exact", "dedup_minhash", "tokenize"]
     assert stats["totals"]["errored"] == 0
     docs = rows(out / "documents")
@@ -140,8 +142,9 @@ def broken_inputs(tmp_path_factory):
 
 def test_broken_inputs_are_counted_not_fatal(broken_inputs, tmp_path):
     # the generated pages share their template: dedup would rightly merge them, so it is off here
-    out, stats = run_to(tmp_path, "broken", input=[str(broken_inputs)], **{"stages.dedup_exact.enabled": False,
-                                                                           "stages.dedup_minhash.enabled": False})
+    # and the short generated texts are not what the quality filters are for: they are off too
+    off = {f"stages.{name}.enabled": False for name in ("dedup_exact", "dedup_minhash", *CURATION_FILTERS)}
+    out, stats = run_to(tmp_path, "broken", input=[str(broken_inputs)], **off)
     assert accounting_problems(stats) == []
     ingest = stats["stages"]["ingest"]
     assert ingest["errored"] == {"bad_content_length": 1, "bad_json": 1, "bad_record": 1, "garbage": 1,

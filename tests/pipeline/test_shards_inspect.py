@@ -30,8 +30,8 @@ def run_to(out: Path, **tokenize) -> Path:
 
 @pytest.fixture(scope="module")
 def small_shards(tmp_path_factory):
-    """The sample cut into shards of ~200k tokens."""
-    return run_to(tmp_path_factory.mktemp("shards") / "out", shard_tokens=200_000)
+    """The sample cut into shards of ~40k tokens."""
+    return run_to(tmp_path_factory.mktemp("shards") / "out", shard_tokens=40_000)
 
 
 def shard_digests(out: Path) -> dict:
@@ -59,8 +59,8 @@ def test_shards_round_trip_to_the_tokenizers_own_encoding(small_shards):
 
 def test_shard_sizes_follow_the_target_and_the_order_is_shuffled(small_shards):
     m = read_manifest(str(small_shards / "shards"))
-    assert len(m.shards) == -(-m.tokens // 200_000) >= 4
-    assert max(s.tokens for s in m.shards) < 3 * 200_000
+    assert len(m.shards) == -(-m.tokens // 40_000) >= 4
+    assert max(s.tokens for s in m.shards) < 3 * 40_000
     ids = [i for s in m.shards for i in open_shard(str(small_shards / "shards" / s.file)).column("id").to_pylist()]
     assert ids != sorted(ids)
     urls = [u for s in m.shards for u in open_shard(str(small_shards / "shards" / s.file)).column("url").to_pylist()]
@@ -68,12 +68,12 @@ def test_shard_sizes_follow_the_target_and_the_order_is_shuffled(small_shards):
 
 
 def test_shards_are_byte_identical_across_runs_and_workers(small_shards, tmp_path):
-    again = run_to(tmp_path / "again", shard_tokens=200_000)
+    again = run_to(tmp_path / "again", shard_tokens=40_000)
     assert shard_digests(small_shards) == shard_digests(again)
     cfg = Config()
     cfg.output = str(tmp_path / "two")
     cfg.runner.workers = 2
-    cfg.stages.tokenize.shard_tokens = 200_000
+    cfg.stages.tokenize.shard_tokens = 40_000
     two = Path(run(cfg).output)
     assert shard_digests(small_shards) == shard_digests(two)
 

@@ -8,13 +8,13 @@ pytest.importorskip("torch")  # the [train] extra
 
 @pytest.fixture(scope="session")
 def sample_shards(tmp_path_factory) -> Path:
-    """A real run of the default recipe on the embedded sample, cut into ~10 shards."""
+    """A real run of the default recipe on the embedded sample, cut into ~8 shards."""
     from pipeline.config import Config
     from pipeline.run import run
 
     cfg = Config()
     cfg.output = str(tmp_path_factory.mktemp("train-data") / "run")
-    cfg.stages.tokenize.shard_tokens = 100_000
+    cfg.stages.tokenize.shard_tokens = 20_000
     return Path(run(cfg).output)
 
 

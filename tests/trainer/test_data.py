@@ -83,7 +83,8 @@ def test_resume_refuses_a_different_batch_layout(sample_shards):
 
 
 def test_mixture_follows_the_weights_and_cycles_the_smaller_source(sample_shards, tmp_path):
-    a = TokenSource(str(sample_shards), seq_len=512, holdout_shards=8)  # the first 2 shards
+    n_shards = len(read_manifest(str(sample_shards / "shards")).shards)
+    a = TokenSource(str(sample_shards), seq_len=512, holdout_shards=n_shards - 2)  # the first 2 shards
     b = TokenSource(str(sample_shards), seq_len=512)
     mix = Mixture([a, b], [1.0, 3.0], seed=0)
     picks = [mix.locate(g) for g in range(4 * Mixture.PATTERN)]

@@ -1,0 +1,81 @@
+"""URL filtering: domain and URL blocklists (UT1 format) and banned words in the URL.
+
+UT1-style lists (the Université Toulouse 1 Capitole blacklists that datatrove and FineWeb use)
+hold one entry a line: ``domains`` files a host name each (a listed domain blocks its
+subdomains), ``urls`` files a host and path each (blocks that page and everything under it).
+Lines starting with ``#`` are comments. A blocked document records which list matched.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+_TOKENS = re.compile(r"[^\W_]+")
+
+
+def read_list(path: str) -> set[str]:
+    with open(path, encoding="utf-8", errors="replace") as fh:
+        return {line.strip().lower() for line in fh if line.strip() and not line.lstrip().startswith("#")}
+
+
+def _host_and_path(url: str) -> tuple[str, str]:
+    parts = urlsplit(url if "//" in url else "//" + url)
+    host = (parts.hostname or "").lower().rstrip(".")
+    if host.startswith("www."):
+        host = host[4:]
+    return host, parts.path or "/"
+
+
+@dataclass
+class UrlFilter:
+    name = "urlfilter"
+    domain_lists: list[str] = field(default_factory=list)  # files: one domain a line
+    url_lists: list[str] = field(default_factory=list)  # files: one host/path a line
+    banned_words: list[str] = field(default_factory=list)  # whole tokens of the URL
+    banned_subwords: list[str] = field(default_factory=list)  # substrings of the URL
+
+    def __post_init__(self):
+        self.domains: dict[str, str] = {}
+        for path in self.domain_lists:
+            name = os.path.basename(path)
+            for entry in read_list(path):
+                self.domains.setdefault(_host_and_path(entry)[0] or entry, name)
+        self.urls: dict[str, str] = {}
+        for path in self.url_lists:
+            name = os.path.basename(path)
+            for entry in read_list(path):
+                host, p = _host_and_path(entry)
+                self.urls.setdefault(host + p.rstrip("/"), name)
+        self.words = {w.lower() for w in self.banned_words}
+        self.subwords = [w.lower() for w in self.banned_subwords]
+
+    def score(self, url: str | None, lang: str | None = None) -> dict:
+        if not url:
+            return {"match": None, "list": None}
+        host, path = _host_and_path(url)
+        labels = host.split(".")
+        for i in range(len(labels) - 1):  # the host, then each parent domain
+            d = ".".join(labels[i:])
+            if d in self.domains:
+                return {"match": "blocked_domain", "list": f"{self.domains[d]}:{d}"}
+        if self.urls:
+            segs = path.rstrip("/").split("/")
+            for i in range(len(segs), 0, -1):  # the page, then each parent folder
+                key = host + "/".join(segs[:i])
+                if key in self.urls:
+                    return {"match": "blocked_url", "list": f"{self.urls[key]}:{key}"}
+        low = url.lower()
+        if self.words:
+            hit = sorted(self.words.intersection(_TOKENS.findall(low)))
+            if hit:
+                return {"match": "banned_url_word", "list": hit[0]}
+        for w in self.subwords:
+            if w in low:
+                return {"match": "banned_url_subword", "list": w}
+        return {"match": None, "list": None}
+
+    def keep(self, s: dict, lang: str | None = None) -> str | None:
+        return s["match"]
