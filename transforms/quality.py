@@ -17,7 +17,7 @@ import re
 from collections import Counter
 from dataclasses import dataclass, field
 
-from transforms.text import TERMINAL, analyse, is_char_words, is_punctuation, rules_for, sentences, tokenize
+from transforms.text import LANGUAGES, TERMINAL, analyse, is_char_words, is_punctuation, rules_for, sentences, tokenize
 
 # --- Gopher repetition -----------------------------------------------------------------------
 
@@ -132,6 +132,8 @@ class GopherQuality:
         rules = rules_for(lang, self.fallback_lang)
         lines = view.lines or [""]
         stops = frozenset(self.stop_words) if self.stop_words is not None else rules.stop_words
+        if lang is None and view.char_words and self.stop_words is None:  # no label: the script decides
+            stops = LANGUAGES["zh"].stop_words | LANGUAGES["ja"].stop_words
         return {
             "words": len(content),
             "mean_word_length": (sum(map(len, content)) / len(content)) if content else 0.0,

@@ -48,7 +48,10 @@ _NO_SPACE = re.compile(rf"[{_CHAR_SCRIPTS}]")
 # Devanagari, Armenian, Ethiopic, Myanmar, Khmer, Tibetan, Greek question mark).
 TERMINAL = frozenset(".!?。！？｡．؟۔।॥։።፧။៕៖༎\u037e‼‽⁇⁈⁉")
 # Punctuation and symbols for "is this token only punctuation" (plus every non-word character).
-_SENTENCE_END = re.compile(r"(?<=[.!?。！？｡؟۔।॥։።])[\"'”’»」』)\]]*\s+|(?<=[。！？｡])")
+_SENTENCE_END = re.compile(
+    r"(?<=[.!?。！？｡؟۔।॥։።])\s+"  # a stop, then space
+    r"|(?<=[.!?。！？｡][\"'”’»」』)\]])\s+"  # a stop and a closing quote or bracket, then space
+    r"|(?<=[。！？｡])(?=[^\s\"'”’»」』)\]])")  # full-width stops need no space after them
 
 
 @dataclass(frozen=True)

@@ -22,8 +22,11 @@ def read_list(path: str) -> set[str]:
 
 
 def _host_and_path(url: str) -> tuple[str, str]:
-    parts = urlsplit(url if "//" in url else "//" + url)
-    host = (parts.hostname or "").lower().rstrip(".")
+    try:
+        parts = urlsplit(url if "//" in url else "//" + url)
+        host = (parts.hostname or "").lower().rstrip(".")
+    except ValueError:  # not a URL (an unbalanced "[" ...): no host to match
+        return "", "/"
     if host.startswith("www."):
         host = host[4:]
     return host, parts.path or "/"

