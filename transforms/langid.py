@@ -26,7 +26,6 @@ from dataclasses import dataclass
 ALIASES = {"no": "nb", "iw": "he", "in": "id", "ji": "yi", "jw": "jv", "mo": "ro"}
 # Close relatives lid.176 mixes up; a guess in a group brings in the whole group as candidates.
 GROUPS = [frozenset(g) for g in (("gl", "pt", "es"), ("hr", "sr", "bs", "sh"), ("nb", "nn", "da"))]
-_SPACE = re.compile(r"\s+")
 _CYRILLIC = re.compile(r"[\u0400-\u04ff]")
 
 
@@ -73,6 +72,7 @@ class LanguageIdentifier:
         import fasttext
 
         self.second_weight = second_weight  # the exponent on langid.py's probabilities: a tempered vote
+        self.second_chars = 1000
         self.model = fasttext.load_model(path or model_path())
         self.consult_below = consult_below
         self.top_k = top_k
@@ -88,8 +88,8 @@ class LanguageIdentifier:
 
     def raw(self, text: str, k: int = 1) -> list[tuple[str, float]]:
         """lid.176 alone: its top k (language, probability), labels normalised."""
-        line = _SPACE.sub(" ", text).strip()  # fastText predicts one line: fold newlines
-        if not line:
+        line = text.replace("\n", " ").replace("\r", " ")  # fastText predicts one line: fold newlines
+        if not line.strip():
             return []
         labels, probs = self.model.predict(line, k=k)
         out: dict[str, float] = {}
@@ -130,7 +130,8 @@ class LanguageIdentifier:
         import numpy as np
 
         m = self.second
-        logp = m.nb_classprobs(m.instance2fv(text))  # log-likelihoods of every langid class
+        # langid.py's cost grows with the text; its first characters are enough for a tie-break
+        logp = m.nb_classprobs(m.instance2fv(text[: self.second_chars]))  # log-likelihoods of every langid class
         idx = [i for i, c in enumerate(self._second_codes) if c in candidates]
         p = np.exp(logp[idx] - logp[idx].max())
         p /= p.sum()

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+
+import numpy as np
 from dataclasses import dataclass, field
 
 from transforms.text import LANGUAGES, TERMINAL, analyse, is_char_words, is_punctuation, rules_for, sentences, tokenize
@@ -35,29 +37,68 @@ def _duplicates(items: list[str]) -> tuple[int, int]:
     return n, chars
 
 
-def _top_ngram_chars(words: list[str], n: int) -> int:
-    """Characters covered by the most frequent n-gram (its length x its count)."""
-    if len(words) < n:
-        return 0
-    counts = Counter(zip(*(words[i:] for i in range(n))))
-    gram, count = counts.most_common(1)[0]
-    return (sum(len(w) for w in gram) + n - 1) * count
+class _NGrams:
+    """A document's word n-grams as 64-bit hashes (numpy), for the repetition measures.
 
+    Words become integer ids; the n-gram at i hashes ids[i..i+n) polynomially (wrapping uint64
+    arithmetic). With 64 bits a collision in one document is practically impossible, and the
+    hashes let the counts run in numpy instead of over Python tuples.
+    """
 
-def _duplicate_ngram_chars(words: list[str], n: int) -> int:
-    """Characters in n-grams that repeat an earlier n-gram, counting overlapping repeats once."""
-    seen: set = set()
-    chars = i = 0
-    end = len(words) - n + 1
-    while i < end:
-        gram = tuple(words[i:i + n])
-        if gram in seen:
-            chars += sum(len(w) for w in gram)
-            i += n
-        else:
-            seen.add(gram)
-            i += 1
-    return chars
+    _P = np.uint64(1_000_003)
+
+    def __init__(self, words: list[str]):
+        index: dict[str, int] = {}
+        ids = [index.setdefault(w, len(index) + 1) for w in words]
+        self.ids = np.array(ids, dtype=np.uint64)
+        self.cum = np.concatenate([[0], np.cumsum([len(w) for w in words], dtype=np.int64)])
+        self._hashes = {1: self.ids}
+
+    def hashes(self, n: int) -> np.ndarray:
+        if n not in self._hashes:
+            prev = self.hashes(n - 1)
+            with np.errstate(over="ignore"):
+                self._hashes[n] = prev[:-1] * self._P + self.ids[n - 1:]
+        return self._hashes[n]
+
+    def chars(self, i, n: int):
+        """Characters of the n-gram(s) at i, without separators."""
+        return self.cum[i + n] - self.cum[i]
+
+    def top_chars(self, n: int) -> int:
+        """Characters covered by the most frequent n-gram: (its length with spaces) x its count.
+        Ties go to the n-gram seen first, as ``Counter.most_common`` does."""
+        if len(self.ids) < n:
+            return 0
+        _, first, counts = np.unique(self.hashes(n), return_index=True, return_counts=True)
+        best = counts.max()
+        i = int(first[counts == best].min())
+        return int((self.chars(i, n) + n - 1) * best)
+
+    def duplicate_chars(self, n: int) -> int:
+        """Characters in n-grams that repeat an earlier n-gram; after a repeat the scan jumps past
+        it, so overlapping repeats count once (Gopher's definition, as datatrove implements it)."""
+        if len(self.ids) < n:
+            return 0
+        h = self.hashes(n)
+        _, first = np.unique(h, return_index=True)
+        if len(first) == len(h):
+            return 0  # no n-gram repeats
+        seen_before = np.ones(len(h), dtype=bool)
+        seen_before[first] = False
+        start = int(np.argmax(seen_before))  # every position before the first repeat is visited
+        seen = set(h[:start].tolist())
+        hl = h.tolist()
+        chars, i, end = 0, start, len(hl)
+        while i < end:
+            x = hl[i]
+            if x in seen:
+                chars += int(self.chars(i, n))
+                i += n
+            else:
+                seen.add(x)
+                i += 1
+        return chars
 
 
 _PARAGRAPHS = re.compile(r"\n{2,}")
@@ -84,11 +125,11 @@ class GopherRepetition:
         line_dups, line_chars = _duplicates(lines)
         s = {"chars": n, "dup_para_frac": para_dups / len(paras), "dup_para_char_frac": para_chars / n,
              "dup_line_frac": line_dups / len(lines), "dup_line_char_frac": line_chars / n}
-        words = analyse(text).words
+        grams = _NGrams(analyse(text).words)
         for k in self.top_ngrams:
-            s[f"top_{k}_gram"] = _top_ngram_chars(words, k) / n
+            s[f"top_{k}_gram"] = grams.top_chars(k) / n
         for k in self.dup_ngrams:
-            s[f"duplicated_{k}_n_grams"] = _duplicate_ngram_chars(words, k) / n
+            s[f"duplicated_{k}_n_grams"] = grams.duplicate_chars(k) / n
         return s
 
     def keep(self, s: dict, lang: str | None = None) -> str | None:

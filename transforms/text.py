@@ -3,10 +3,9 @@
 The published heuristics (Gopher, C4, FineWeb) count space-separated English words. Here a *word*
 is what a Unicode-aware tokenizer gives in any script:
 
-- runs of letters/digits (with inner apostrophes, periods and commas as in "don't", "3.14",
-  "U.S"), split like spaCy's English tokenizer splits them ("do", "n't"; "well", "-", "known"),
-  so the English numbers agree with datatrove's, which tokenizes with spaCy;
-- every other non-space character (punctuation, symbols) as a token of its own;
+- whitespace-separated chunks split by the rules of spaCy's English tokenizer (prefix and suffix
+  punctuation peeled off, "do" + "n't", "well" + "-" + "known", URLs and "e.g." kept whole), so
+  the English numbers agree with datatrove's, which tokenizes with spaCy;
 - in scripts written without spaces (Han, Hiragana, Katakana, Thai, Lao, Khmer, Myanmar, Tibetan)
   each character as a word: a Chinese or Japanese page then has about 1.5 "words" per real word,
   and the rules that measure word length are switched off for those languages
@@ -32,17 +31,37 @@ _CHAR_SCRIPTS = (
     "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"  # Han
     "\U00020000-\U0002fa1f"
 )
-_CONTRACTION = r"(?:n't|N'T|'s|'S|'m|'M|'re|'RE|'ve|'VE|'ll|'LL|'d|'D|’s|’re|’ve|’ll|’d|’m|n’t)"
-_WORD = re.compile(
-    r"(?:https?://|www\.)\S+?(?=[.,;:!?)\]\"'»]*(?:\s|$))"  # a URL is one token (as in spaCy)
-    rf"|[{_CHAR_SCRIPTS}]"  # one character of a no-space script
-    rf"|{_CONTRACTION}(?![^\W_])"  # English clitics split off, as spaCy does
-    rf"|(?:[^\W_{_CHAR_SCRIPTS}]|_)+?(?={_CONTRACTION}(?![^\W_]))"  # the word before a clitic
-    rf"|(?:[^\W{_CHAR_SCRIPTS}])+(?:[.,'’](?:[^\W{_CHAR_SCRIPTS}])+)*"  # words, 3.14, U.S, l'homme
-    r"|\.{2,}"  # an ellipsis is one token
-    r"|\S",  # any other character: punctuation and symbols are tokens of their own
-)
+# The word splitting rules of spaCy's English tokenizer (what datatrove counts words with), written
+# out here: whitespace first, then prefixes and suffixes (punctuation, quotes, currency) peeled off
+# each chunk, then infixes (hyphens and slashes between letters, "a,b", "end.Next") split inside.
+_QUOTES = "'\"”“`‘´’‚„»«「」『』（）〔〕【】《》〈〉⟦⟧"
+_PUNCT = "…,:;!?¿؟¡()[]{}<>_#*&。？！，、；：～·।،۔؛٪"
+_CURRENCY = "$£€¥฿₽₹₩₪₫₭₮₱₲₴₵₸₺₼₾₿"
+_PREFIX = re.compile("^(?:\\.\\.+|…|[§%=—–]|\\+(?![0-9])|US\\$|C\\$|A\\$|[" + re.escape(_PUNCT + _QUOTES + _CURRENCY) + "])")
+_SUFFIX = re.compile("(?:\\.\\.+|…|'s|'S|’s|’S|—|–|(?<=[0-9])\\+|(?<=[0-9])[" + re.escape(_CURRENCY)
+                     + "]|[" + re.escape(_PUNCT + _QUOTES) + "])$")
+_AFTER_STOP = set("%²-+" + _PUNCT + _QUOTES)
+_ALPHA = "[^\\W\\d_]"
+_INFIX = re.compile(
+    "\\.\\.+|…"
+    "|(?<=[0-9])[+\\-*^](?=[0-9-])"
+    "|(?<=[a-zß-öø-ÿ'\"])\\.(?=[A-ZÀ-ÖØ-Þ'\"])"
+    f"|(?<={_ALPHA}),(?={_ALPHA})"
+    f"|(?<=[^\\W_])(?:---|--|——|-|–|—|~)(?={_ALPHA})"
+    f"|(?<=[^\\W_])[:<>=/](?={_ALPHA})")
+_URL = re.compile(r"^(?:(?:https?|ftp)://\S+|www\.\S+|[^\W_][\w.-]*\.[a-z]{2,63}/\S*)$", re.I)
+_CLITIC = re.compile(r"^([^\W_]+?)(n't|N'T|n’t|'ll|'re|'ve|'d|'m|’ll|’re|’ve|’d|’m)$")
+_ABBREVIATION = re.compile(r"^(?:[A-Za-z]\.)+$|^(?:Mr|Mrs|Ms|Dr|St|Jr|Sr|Inc|Ltd|Co|vs|Jan|Feb|Mar|Apr|Jun|"
+                           r"Jul|Aug|Sep|Sept|Oct|Nov|Dec|No|Vol|pp|approx|dept|est|fig|Fig)\.$")
+_SPECIAL = {"cannot": ["can", "not"], "Cannot": ["Can", "not"], "gonna": ["gon", "na"], "wanna": ["wan", "na"],
+            "dont": ["do", "nt"], "Dont": ["Do", "nt"], "cant": ["ca", "nt"], "wont": ["wo", "nt"],
+            "didnt": ["did", "nt"], "doesnt": ["does", "nt"], "isnt": ["is", "nt"], "arent": ["are", "nt"],
+            "and/or": ["and/or"], "im": ["i", "m"], "Im": ["I", "m"], "id": ["i", "d"], "ive": ["i", "ve"], "youre": ["you", "re"]}
+# Emoticons and the like that spaCy keeps whole.
+_WHOLE = frozenset("): :) (: :( :* (= =) <3 8) (8 '' :-) :-( ;) ;-) :P :p :D :o :O :/ :| =( ^_^ -_- ._. :-P".split())
+_CHAR_RUN = None  # compiled below, after _CHAR_SCRIPTS
 _NO_SPACE = re.compile(rf"[{_CHAR_SCRIPTS}]")
+_CHAR_RUN = re.compile(rf"[{_CHAR_SCRIPTS}]|[^{_CHAR_SCRIPTS}]+")
 
 # Terminal punctuation of sentences, across scripts (Latin, CJK full-width, Arabic, Urdu,
 # Devanagari, Armenian, Ethiopic, Myanmar, Khmer, Tibetan, Greek question mark).
@@ -125,8 +144,84 @@ class TextView:
     char_words: bool  # most words are single characters of a no-space script
 
 
+def _chunk_tokens(chunk: str, out: list[str]) -> None:
+    if chunk in _SPECIAL:
+        out.extend(_SPECIAL[chunk])
+        return
+    if _ABBREVIATION.match(chunk):
+        out.append(chunk)
+        return
+    suffixes: list[str] = []
+    while chunk:
+        if chunk in _WHOLE or _ABBREVIATION.match(chunk):
+            break
+        m = _PREFIX.match(chunk)
+        if m and m.end() < len(chunk) or (m and len(chunk) == 1):
+            out.append(m.group())
+            chunk = chunk[m.end():]
+            continue
+        m = _SUFFIX.search(chunk)
+        if m and m.start() > 0:
+            suffixes.append(m.group())
+            chunk = chunk[:m.start()]
+            continue
+        if len(chunk) > 1 and chunk[-1] == "." and _stop_splits(chunk):
+            suffixes.append(".")
+            chunk = chunk[:-1]
+            continue
+        break
+    if chunk:
+        m = _CLITIC.match(chunk)
+        if m:
+            out.extend(_split_chars(m.group(1)))
+            out.append(m.group(2))
+        elif chunk in _WHOLE or _URL.match(chunk) or _ABBREVIATION.match(chunk):
+            out.append(chunk)
+        else:
+            start = 0
+            for m in _INFIX.finditer(chunk):
+                if m.start() > start:
+                    out.extend(_split_chars(chunk[start:m.start()]))
+                if m.end() > m.start():
+                    out.append(m.group())
+                start = m.end()
+            if start < len(chunk):
+                out.extend(_split_chars(chunk[start:]))
+    out.extend(reversed(suffixes))
+
+
+def _stop_splits(chunk: str) -> bool:
+    """A final period is its own token after a lower-case or uncased letter, a digit, some symbols,
+    or two capitals ("ABC." but not "B.")."""
+    prev = chunk[-2]
+    if prev.isdigit() or prev in _AFTER_STOP or prev.islower() or (prev.isalpha() and not prev.isupper()):
+        return True
+    return len(chunk) > 2 and prev.isupper() and chunk[-3].isupper()
+
+
+def _split_chars(piece: str) -> list[str]:
+    """A piece with characters of a no-space script: each such character is a word."""
+    if piece.isascii() or not _NO_SPACE.search(piece):
+        return [piece]
+    return [t for t in _CHAR_RUN.findall(piece)]
+
+
 def tokenize(text: str) -> list[str]:
-    return _WORD.findall(text)
+    """Words and punctuation tokens, as spaCy's English rules split them (any script)."""
+    out: list[str] = []
+    for chunk in text.split():
+        if chunk.isalnum() and (chunk.isascii() or not _NO_SPACE.search(chunk)) and chunk not in _SPECIAL:
+            out.append(chunk)  # the common case: a plain word
+            continue
+        start = len(out)
+        _chunk_tokens(chunk, out)
+        # like spaCy's special cases, an emoticon split by the affix rules is one token again
+        i = start
+        while i < len(out) - 1:
+            if out[i] + out[i + 1] in _WHOLE:
+                out[i:i + 2] = [out[i] + out[i + 1]]
+            i += 1
+    return out
 
 
 def is_char_words(text: str, words: list[str] | None = None) -> bool:

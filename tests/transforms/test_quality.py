@@ -185,3 +185,37 @@ def test_fineweb_reasons(reason, text):
 def test_no_filter_raises_on_arbitrary_unicode(text, lang):
     for flt in (GopherRepetition(), GopherQuality(), C4Quality(bad_words=["x"]), FineWebQuality()):
         flt.keep(flt.score(text, lang), lang)
+
+
+# --- the vectorised n-gram measures against a plain reference --------------------------------
+
+def _reference_top(words, n):
+    from collections import Counter
+    grams = [" ".join(words[i:i + n]) for i in range(len(words) - n + 1)]
+    if not grams:
+        return 0
+    gram, count = Counter(grams).most_common(1)[0]
+    return len(gram) * count
+
+
+def _reference_dup(words, n):
+    seen, chars, i = set(), 0, 0
+    while i < len(words) - n + 1:
+        gram = "".join(words[i:i + n])
+        if gram in seen:
+            chars += len(gram)
+            i += n
+        else:
+            seen.add(gram)
+            i += 1
+    return chars
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.sampled_from(["a", "bb", "ccc", "the", "word", "x", "yy"]), max_size=80), st.integers(2, 10))
+def test_ngram_measures_equal_the_plain_definitions(words, n):
+    from transforms.quality import _NGrams
+
+    g = _NGrams(words)
+    assert g.top_chars(n) == _reference_top(words, n)
+    assert g.duplicate_chars(n) == _reference_dup(words, n)
