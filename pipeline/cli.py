@@ -114,7 +114,10 @@ def cmd_run(args, beam_flags: list[str]) -> int:
         print(f"thresher run: {', '.join(cfg.input) if cfg.input else 'embedded sample'} -> {cfg.output} "
               f"({cfg.runner.name}, {cfg.runner.workers} worker{'s' if cfg.runner.workers > 1 else ''})", file=sys.stderr)
     result = run(cfg, beam_flags, show_progress=not (args.no_progress or args.quiet))
-    if not args.quiet:
+    if result.stats.get("dry_run"):
+        print(f"dry run: the {result.stats['runner']} job was built and validated with "
+              f"{len(result.stats['stages'])} stages; nothing was submitted or written")
+    elif not args.quiet:
         print(_summary(result))
     return 0
 

@@ -19,7 +19,7 @@ from pipeline import rundir
 from pipeline.config import Config, ConfigError
 from pipeline.graph import CLUSTERS_SCHEMA, Curate
 from pipeline.progress import ProgressDisplay
-from pipeline.runners import is_local, make_runner_and_options
+from pipeline.runners import is_dry_run, is_local, make_runner_and_options
 from pipeline.stages import StageSpec, enabled_stages, tokenizer_json
 from pipeline.stats import AccountingError, accounting_problems, add_clustering_rounds
 from transforms.ingest import detect_format
@@ -83,6 +83,22 @@ class RunResult:
     output: str
     stats: dict
     seconds: float
+    job: object = None  # a dry run's translated job (Dataflow: apiclient.Job)
+
+
+def _dry_run(cfg: Config, stages, files, runner, options) -> RunResult:
+    """Build and validate the whole job for the runner without running it or touching the output
+    (Dataflow's --dry_run: the job is translated and its environment resolved, nothing submitted)."""
+    output = cfg.output.rstrip("/")
+    tokenizer = tokenizer_info(cfg) if any(s.name == "tokenize" for s in stages) else None
+    t0 = time.perf_counter()
+    pipeline = beam.Pipeline(runner=runner, options=options)
+    _ = pipeline | "Curate" >> Curate(cfg, [(f.path, f.size) for f in files], stages, rundir.join(output, ".staging"),
+                                      None, tokenizer)
+    result = pipeline.run()
+    stats = {"dry_run": True, "runner": cfg.runner.name, "stages": [s.name for s in stages],
+             "inputs": [f.path for f in files]}
+    return RunResult(output, stats, time.perf_counter() - t0, job=getattr(result, "job", None))
 
 
 def run(cfg: Config, beam_flags: list[str] | None = None, show_progress: bool = False) -> RunResult:
@@ -93,6 +109,9 @@ def run(cfg: Config, beam_flags: list[str] | None = None, show_progress: bool = 
     cfg.input = list(cfg.input or [embedded_sample()])
     files = resolve_inputs(cfg.input)
     runner, options = make_runner_and_options(cfg.runner.name, cfg.runner.workers, beam_flags)
+
+    if is_dry_run(options):
+        return _dry_run(cfg, stages, files, runner, options)
 
     output = cfg.output.rstrip("/") or "/"
     if "://" not in output:

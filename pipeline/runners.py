@@ -46,4 +46,54 @@ def make_runner_and_options(runner: str, workers: int, beam_flags: list[str]):
         return FnApiRunner(default_environment=env), options
     if runner == "portable":
         return "PortableRunner", PipelineOptions(beam_flags)
+    if runner == "DataflowRunner":
+        return runner, PipelineOptions(dataflow_flags(beam_flags))
     return runner, PipelineOptions(beam_flags)
+
+
+def _flag_given(flags: list[str], name: str) -> bool:
+    return any(f == f"--{name}" or f.startswith(f"--{name}=") for f in flags)
+
+
+def dataflow_flags(flags: list[str]) -> list[str]:
+    """Dataflow workers run the custom SDK image (docker/Dockerfile.worker: Beam, Thresher, models)
+    and, when Thresher runs from a source tree, this tree's code staged as a wheel, so a job runs
+    the code that submitted it."""
+    if not _flag_given(flags, "sdk_container_image"):
+        raise ConfigError("DataflowRunner needs --sdk_container_image: build docker/Dockerfile.worker, push it, "
+                          "and pass its name (the default Beam image lacks Thresher's dependencies and models)")
+    flags = list(flags)
+    if not _flag_given(flags, "sdk_location"):
+        flags.append("--sdk_location=container")  # Beam is in the image: do not stage it again
+    if not (_flag_given(flags, "extra_package") or _flag_given(flags, "setup_file")):
+        wheel = build_wheel()
+        if wheel:
+            flags.append(f"--extra_package={wheel}")
+    return flags
+
+
+def source_tree() -> str | None:
+    import os
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    return root if os.path.exists(os.path.join(root, "pyproject.toml")) else None
+
+
+def build_wheel() -> str | None:
+    """A wheel of Thresher from its source tree (None when it runs from an installed wheel,
+    whose code the worker image already holds)."""
+    import glob
+    import subprocess
+    import tempfile
+
+    root = source_tree()
+    if root is None:
+        return None
+    out = tempfile.mkdtemp(prefix="thresher-wheel-")
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", out, root],
+                   check=True, capture_output=True)
+    return glob.glob(f"{out}/thresher-*.whl")[0]
+
+
+def is_dry_run(options: PipelineOptions) -> bool:
+    return bool(options.get_all_options(retain_unknown_options=True).get("dry_run"))
