@@ -18,6 +18,8 @@ from typing import Any, Optional
 import yaml
 
 from transforms.extract import BACKENDS
+from transforms.pii import PiiRedactor
+from transforms.quality import C4Quality, FineWebQuality, GopherQuality
 
 
 class ConfigError(ValueError):
@@ -111,57 +113,34 @@ class GopherRepetitionConfig:
 
 
 @dataclass
-class GopherQualityConfig:
+class GopherQualityConfig(GopherQuality):
+    """Gopher quality: the thresholds and their published defaults are GopherQuality's fields."""
+
     enabled: bool = True
     annotate: bool = False
-    min_doc_words: int = 50
-    max_doc_words: int = 100_000
-    min_avg_word_length: float = 3
-    max_avg_word_length: float = 10
-    max_symbol_word_ratio: float = 0.1
-    max_bullet_lines_ratio: float = 0.9
-    max_ellipsis_lines_ratio: float = 0.3
-    min_alpha_words_ratio: float = 0.8
-    min_stop_words: int = 2
-    stop_words: Optional[list[str]] = None  # override every language's list
-    fallback_lang: str = "en"  # rules for documents without a language (langid skipped)
 
 
 @dataclass
-class C4Config:
+class C4Config(C4Quality):
+    """C4: the settings and their defaults are C4Quality's fields."""
+
     enabled: bool = True
     annotate: bool = False  # record signals; the text keeps all its lines
-    remove_citations: bool = True
-    filter_no_terminal_punct: bool = True
-    min_num_sentences: int = 5  # -1: off
-    min_words_per_line: int = 3  # -1: off
-    max_word_length: int = 1000  # -1: off
-    filter_lorem_ipsum: bool = True
-    filter_javascript: bool = True
-    filter_curly_bracket: bool = True
-    filter_policy: bool = True
-    bad_words: list[str] = field(default_factory=list)
 
 
 @dataclass
-class FinewebConfig:
+class FinewebConfig(FineWebQuality):
+    """FineWeb: the thresholds and their defaults are FineWebQuality's fields."""
+
     enabled: bool = True
     annotate: bool = False
-    line_punct_thr: float = 0.12
-    line_punct_exclude_zero: bool = False
-    short_line_thr: float = 0.67
-    short_line_length: int = 30
-    char_duplicates_ratio: float = 0.01
-    new_line_ratio: float = 0.3
 
 
 @dataclass
-class PiiConfig:
+class PiiConfig(PiiRedactor):
+    """PII redaction: the settings are PiiRedactor's fields."""
+
     enabled: bool = True
-    emails: bool = True
-    ips: bool = True
-    email_placeholder: str = "<EMAIL>"
-    ip_placeholder: str = "<IP_ADDRESS>"
 
 
 @dataclass

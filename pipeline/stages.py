@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from importlib import resources
 from typing import Callable
@@ -47,7 +48,8 @@ def _make_extract(cfg: Config):
 
 
 def _settings(c, *skip: str) -> dict:
-    return {k: v for k, v in vars(c).items() if k not in ("enabled", "annotate", *skip)}
+    """A config section's fields minus the stage switches: the scorer's constructor arguments."""
+    return {f.name: getattr(c, f.name) for f in dataclasses.fields(c) if f.name not in ("enabled", "annotate", *skip)}
 
 
 def _scorer(name: str, cfg: Config):

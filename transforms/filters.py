@@ -22,19 +22,26 @@ def signal_fields(stage: str, signals: dict, keep_none: bool = True) -> dict:
             if k not in _NOT_COLUMNS and (keep_none or v is not None)}
 
 
-class FilterStage:
-    """A scorer with ``score(text, lang)`` / ``keep(signals, lang)`` as a document stage."""
+class _Counting:
+    """A stage's own counters (redactions, would-be drops), drained by the runner into stats.json."""
 
-    def __init__(self, scorer, annotate: bool = False, field: str = "text"):
-        self.scorer = scorer
-        self.stage = scorer.name
-        self.annotate = annotate
-        self.field = field  # what is scored: the text, or the url (urlfilter)
+    def __init__(self):
         self.counters: Counter = Counter()
 
     def pop_counters(self) -> dict:
         out, self.counters = dict(self.counters), Counter()
         return out
+
+
+class FilterStage(_Counting):
+    """A scorer with ``score(text, lang)`` / ``keep(signals, lang)`` as a document stage."""
+
+    def __init__(self, scorer, annotate: bool = False, field: str = "text"):
+        super().__init__()
+        self.scorer = scorer
+        self.stage = scorer.name
+        self.annotate = annotate
+        self.field = field  # what is scored: the text, or the url (urlfilter)
 
     def __call__(self, doc: dict):
         value = doc.get(self.field) or ""
@@ -57,22 +64,18 @@ class FilterStage:
         return doc
 
 
-class LanguageStage:
+class LanguageStage(_Counting):
     """``lang`` and ``lang_score`` for every document; drops languages not kept or scores too low."""
 
     stage = "langid"
 
     def __init__(self, identifier, keep: list[str] | None = None, min_score: float = 0.65,
                  annotate: bool = False):
+        super().__init__()
         self.identifier = identifier
         self.keep_langs = set(keep or [])
         self.min_score = min_score
         self.annotate = annotate
-        self.counters: Counter = Counter()
-
-    def pop_counters(self) -> dict:
-        out, self.counters = dict(self.counters), Counter()
-        return out
 
     def __call__(self, doc: dict):
         p = self.identifier.predict(doc.get("text") or "")
@@ -97,16 +100,12 @@ class LanguageStage:
         return doc
 
 
-class PiiStage:
+class PiiStage(_Counting):
     stage = "pii"
 
     def __init__(self, redactor):
+        super().__init__()
         self.redactor = redactor
-        self.counters: Counter = Counter()
-
-    def pop_counters(self) -> dict:
-        out, self.counters = dict(self.counters), Counter()
-        return out
 
     def __call__(self, doc: dict):
         text, counts = self.redactor.redact(doc.get("text") or "")
