@@ -363,13 +363,17 @@ class WriteShard(beam.DoFn):
         rows.sort(key=row_order)
         name = self.filename or f"part-{shard:05d}-of-{self.shards:05d}.parquet"
         groups = {"": rows}
+        schema = self.schema
         if self.partition:
+            # Hive layout: the value lives in the folder name only (a column of the same name in the
+            # files would clash with it in pyarrow/polars/duckdb readers of documents/)
+            schema = schema.remove(schema.get_field_index(self.partition))
             groups = {}
             for row in rows:
                 value = safe_partition_value(row.get(self.partition))
                 groups.setdefault(f"{self.partition}={value}/", []).append(row)
         for prefix, part in sorted(groups.items()):
-            table = pa.Table.from_pylist(part, schema=self.schema)
+            table = pa.Table.from_pylist(part, schema=schema)
             buf = io.BytesIO()
             pq.write_table(table, buf, compression=None if self.compression == "none" else self.compression)
             atomic_write(f"{self.folder}/{prefix}{name}", buf.getvalue())

@@ -13,6 +13,7 @@ import numpy as np
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from pipeline.rundir import partition_values
 from pipeline.stats import accounting_problems
 from transforms.shards import MANIFEST, open_shard, read_manifest, token_arrays, verify
 
@@ -98,6 +99,8 @@ def build_report(run_dir: str) -> dict:
                 sections[_section(url)] += 1
             if "lang" in cols:
                 langs.update(x or "(none)" for x in t.column("lang").to_pylist())
+            elif "lang" in partition_values(f):  # documents/lang=xx/ (langid.partition)
+                langs[partition_values(f)["lang"]] += t.num_rows
             else:
                 langs["(no langid stage)"] += t.num_rows
         chars = np.concatenate(char_lengths) if char_lengths else np.zeros(0)

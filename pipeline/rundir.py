@@ -43,6 +43,11 @@ def _delete_tree(path: str) -> None:
         FileSystems.delete([path])
 
 
+def partition_values(path: str) -> dict[str, str]:
+    """``key=value`` folders of a path (``documents/lang=de/part-0.parquet`` -> {"lang": "de"})."""
+    return dict(p.split("=", 1) for p in path.replace("\\", "/").split("/")[:-1] if "=" in p)
+
+
 def safe_subpath(root: str, *parts: str) -> str:
     """A path under `root`; refuses names that would escape it (``..``, absolute parts)."""
     for p in parts:

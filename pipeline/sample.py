@@ -14,6 +14,7 @@ import textwrap
 import pyarrow.parquet as pq
 
 from pipeline.dofns import seeded_fraction
+from pipeline.rundir import partition_values
 
 
 def _files(run_dir: str, folder: str) -> list[str]:
@@ -43,7 +44,9 @@ def pick(run_dir: str, reason: str | None = None, lang: str | None = None, n: in
         for f in _files(run_dir, "documents"):
             schema = pq.read_schema(f)
             cols = [c for c in ("id", "url", "text", "lang", "lang_score") if c in schema.names]
+            folder = partition_values(f)  # documents/lang=xx/: the language is in the path
             for r in pq.read_table(f, columns=cols).to_pylist():
+                r.update(folder)
                 if lang and r.get("lang") != lang:
                     continue
                 rows.append(r)

@@ -80,17 +80,30 @@ def test_annotate_mode_records_every_signal_and_drops_nothing(default_run, tmp_p
     assert annotated["stages"]["c4"].get("counters", {}).get("texts_rewritten", 0) == 0
 
 
-def test_documents_can_be_partitioned_by_language(tmp_path):
+def test_documents_can_be_partitioned_by_language(default_run, tmp_path):
+    import duckdb
+    import polars as pl
+
+    from pipeline.inspect import build_report
+
     stats = run_sample(tmp_path / "p", langid__partition=True)
-    folders = sorted(p.name for p in (tmp_path / "p" / "documents").iterdir())
+    docs = tmp_path / "p" / "documents"
+    folders = sorted(p.name for p in docs.iterdir())
     assert len(folders) >= 8 and all(f.startswith("lang=") for f in folders)
-    total = 0
-    for f in folders:
-        for part in (tmp_path / "p" / "documents" / f).glob("*.parquet"):
-            langs = set(pq.read_table(part, columns=["lang"]).column("lang").to_pylist())
-            assert langs == {f.removeprefix("lang=")}
-            total += pq.read_metadata(part).num_rows
-    assert total == stats["totals"]["kept"] == stats["output"]["documents"]
+    # Hive layout, as every reader expects it: the language is the folder, not a column in the files
+    read = pq.read_table(docs)
+    assert read.num_rows == stats["totals"]["kept"] == stats["output"]["documents"]
+    from collections import Counter
+
+    by_lang = Counter(str(x) for x in read.column("lang").to_pylist())
+    unpartitioned = Counter(table(default_run[0] / "documents").column("lang").to_pylist())
+    assert by_lang == unpartitioned  # the same documents, filed by language
+    assert pl.read_parquet(str(docs / "**" / "*.parquet"), hive_partitioning=True).height == read.num_rows
+    n = duckdb.sql(f"select count(*) from read_parquet('{docs}/*/*.parquet', hive_partitioning=true)").fetchall()[0][0]
+    assert n == read.num_rows
+    languages = build_report(str(tmp_path / "p"))["documents"]["languages"]  # inspect reads the folders
+    assert sum(languages.values()) == read.num_rows
+    assert {k: v for k, v in languages.items() if k != "(other)"}.items() <= by_lang.items()
 
 
 def test_keep_only_some_languages(tmp_path):
