@@ -93,7 +93,8 @@ json.dump(result, sys.stdout)
 '''
 
 
-def extracted_texts(crawl: str, work: str) -> list[str]:
+def extracted_pages(crawl: str, work: str, columns: tuple[str, ...] = ("text",)) -> list[dict]:
+    """The crawl's pages after Thresher's ingest and extraction only (every other stage off)."""
     from pipeline.config import Config
     from pipeline.run import run
     from pipeline.stages import CURATION_FILTERS
@@ -101,14 +102,14 @@ def extracted_texts(crawl: str, work: str) -> list[str]:
 
     cfg = Config()
     cfg.input = [crawl]
-    cfg.output = os.path.join(work, "texts")
+    cfg.output = os.path.join(work, "extracted")
     for name in (*CURATION_FILTERS, "dedup_exact", "dedup_minhash", "tokenize"):
         getattr(cfg.stages, name).enabled = False
     run(cfg)
-    texts = []
+    rows = []
     for f in sorted(glob.glob(os.path.join(cfg.output, "documents", "*.parquet"))):
-        texts += pq.read_table(f, columns=["text"]).column("text").to_pylist()
-    return texts
+        rows += pq.read_table(f, columns=list(columns)).to_pylist()
+    return rows
 
 
 def thresher(texts: list[str]) -> dict:
@@ -157,7 +158,7 @@ def main() -> None:
     ap.add_argument("--datatrove-python", default=os.environ.get("DATATROVE_PYTHON", "/tmp/dtvenv/bin/python"))
     args = ap.parse_args()
     work = tempfile.mkdtemp(prefix="filters-bench-")
-    texts = extracted_texts(args.crawl, work)
+    texts = [r["text"] for r in extracted_pages(args.crawl, work)]
     path = os.path.join(work, "texts.jsonl")
     with open(path, "w", encoding="utf-8") as fh:
         fh.writelines(json.dumps({"text": t}, ensure_ascii=False) + "\n" for t in texts)

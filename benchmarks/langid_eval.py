@@ -51,26 +51,15 @@ BUCKETS = (("short", 20, 80), ("medium", 80, 300))
 
 def crawl_documents(crawl: str, work: str) -> list[dict]:
     """(site, lang, text) of the crawl's pages whose URL names their language."""
-    from pipeline.config import Config
-    from pipeline.run import run
-    import pyarrow.parquet as pq
+    from filters import extracted_pages  # benchmarks/filters.py (this script's folder is on sys.path)
 
     from transforms.langid import normalise
 
-    cfg = Config()
-    cfg.input = [crawl]
-    cfg.output = os.path.join(work, "crawl")
-    for stage in ("dedup_exact", "dedup_minhash", "tokenize", "langid", "gopher_repetition", "gopher_quality",
-                  "c4", "fineweb", "pii", "urlfilter"):
-        if hasattr(cfg.stages, stage):
-            getattr(cfg.stages, stage).enabled = False
-    run(cfg)
     docs = []
-    for f in sorted(glob.glob(os.path.join(cfg.output, "documents", "**", "*.parquet"), recursive=True)):
-        for row in pq.read_table(f, columns=["url", "text"]).to_pylist():
-            parts = row["url"].split("/")
-            if len(parts) > 4 and parts[3] in LABELLED_SITES and re.fullmatch(r"[a-z]{2}(?:[-_][A-Za-z]{2})?", parts[4]):
-                docs.append({"site": parts[3], "lang": normalise(parts[4]), "text": row["text"], "source": row["url"]})
+    for row in extracted_pages(crawl, work, ("url", "text")):
+        parts = row["url"].split("/")
+        if len(parts) > 4 and parts[3] in LABELLED_SITES and re.fullmatch(r"[a-z]{2}(?:[-_][A-Za-z]{2})?", parts[4]):
+            docs.append({"site": parts[3], "lang": normalise(parts[4]), "text": row["text"], "source": row["url"]})
     return docs
 
 

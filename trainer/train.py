@@ -8,6 +8,7 @@ the FSDP run is tested against.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 from dataclasses import dataclass, field
@@ -150,18 +151,10 @@ def loss_on(model, inputs, targets, cfg: TrainConfig, eos_id: int, env: Distribu
     if cfg.doc_mask:
         positions, doc_ids = document_layout(inputs, eos_id)
     autocast = (torch.autocast("cuda", dtype=torch.bfloat16)
-                if env.device.type == "cuda" and not env.sharded else _null())
+                if env.device.type == "cuda" and not env.sharded else contextlib.nullcontext())
     with autocast:
         logits = model(inputs, positions, doc_ids)
     return F.cross_entropy(logits.float().flatten(0, 1), targets.flatten())
-
-
-class _null:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
 
 
 def make_sources(specs: list[str], seq_len: int, holdout_shards: int = 0, holdout: bool = False):

@@ -59,7 +59,6 @@ _SPECIAL = {"cannot": ["can", "not"], "Cannot": ["Can", "not"], "gonna": ["gon",
             "and/or": ["and/or"], "im": ["i", "m"], "Im": ["I", "m"], "id": ["i", "d"], "ive": ["i", "ve"], "youre": ["you", "re"]}
 # Emoticons and the like that spaCy keeps whole.
 _WHOLE = frozenset("): :) (: :( :* (= =) <3 8) (8 '' :-) :-( ;) ;-) :P :p :D :o :O :/ :| =( ^_^ -_- ._. :-P".split())
-_CHAR_RUN = None  # compiled below, after _CHAR_SCRIPTS
 _NO_SPACE = re.compile(rf"[{_CHAR_SCRIPTS}]")
 _CHAR_RUN = re.compile(rf"[{_CHAR_SCRIPTS}]|[^{_CHAR_SCRIPTS}]+")
 
@@ -203,7 +202,7 @@ def _split_chars(piece: str) -> list[str]:
     """A piece with characters of a no-space script: each such character is a word."""
     if piece.isascii() or not _NO_SPACE.search(piece):
         return [piece]
-    return [t for t in _CHAR_RUN.findall(piece)]
+    return _CHAR_RUN.findall(piece)
 
 
 def tokenize(text: str) -> list[str]:

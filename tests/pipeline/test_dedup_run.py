@@ -46,13 +46,19 @@ def corpus(tmp_path_factory):
     return d
 
 
-def run_on(corpus: Path, out: Path, **minhash) -> tuple[Path, dict]:
+def dedup_config(source: Path, out: Path) -> Config:
+    """Dedup on synthetic text: tokenize and the curation filters are off ("word123" is no language)."""
     cfg = Config()
-    cfg.input = [str(corpus / "docs.jsonl")]
+    cfg.input = [str(source)]
     cfg.output = str(out)
     cfg.stages.tokenize.enabled = False
-    for name in CURATION_FILTERS:  # synthetic "word123" text is not a language
+    for name in CURATION_FILTERS:
         getattr(cfg.stages, name).enabled = False
+    return cfg
+
+
+def run_on(corpus: Path, out: Path, **minhash) -> tuple[Path, dict]:
+    cfg = dedup_config(corpus / "docs.jsonl", out)
     for k, v in minhash.items():
         setattr(cfg.stages.dedup_minhash, k, v)
     res = run(cfg)
@@ -85,12 +91,7 @@ def test_longest_representative(corpus, tmp_path):
 
 def test_dedup_output_is_byte_identical_for_two_workers(corpus, tmp_path):
     one, _ = run_on(corpus, tmp_path / "one")
-    cfg = Config()
-    cfg.input = [str(corpus / "docs.jsonl")]
-    cfg.output = str(tmp_path / "two")
-    cfg.stages.tokenize.enabled = False
-    for name in CURATION_FILTERS:
-        getattr(cfg.stages, name).enabled = False
+    cfg = dedup_config(corpus / "docs.jsonl", tmp_path / "two")
     cfg.runner.workers = 2
     two = Path(run(cfg).output)
     for sub in ("documents", "dedup", "rejected"):
@@ -106,12 +107,7 @@ def test_url_dedup_keeps_the_newest_capture(tmp_path):
             {"id": "c-older", "url": "http://same", "text": text(13), "date": "2019-06-01"},
             {"id": "other", "url": "http://other", "text": text(12), "date": "2021-01-01"}]
     (tmp_path / "u.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
-    cfg = Config()
-    cfg.input = [str(tmp_path / "u.jsonl")]
-    cfg.output = str(tmp_path / "out")
-    cfg.stages.tokenize.enabled = False
-    for name in CURATION_FILTERS:
-        getattr(cfg.stages, name).enabled = False
+    cfg = dedup_config(tmp_path / "u.jsonl", tmp_path / "out")
     cfg.stages.dedup_exact.by_url = True
     stats = run(cfg).stats
     kept = {d["id"] for d in pq.read_table(tmp_path / "out" / "documents").to_pylist()}
