@@ -4,7 +4,9 @@ components computed in parallel -> one representative per component).
 
 No step gathers all edges or all documents on one worker: every grouping is by a key (a hash, a
 band bucket, a node, a component), so a worker holds at most one bucket, one node's neighbours
-or one component at a time.
+or one component at a time. The stages see documents' references, not the documents (see
+`pipeline.dofns.Park`): what they need from a text is computed before, by `exact_prepare` and
+`minhash_prepare`.
 """
 
 from __future__ import annotations
@@ -13,7 +15,38 @@ import apache_beam as beam
 import numpy as np
 
 from pipeline.dofns import COUNTS, REJECTED, CountingDoFn, row_order
-from transforms.dedup import MinHasher, Normalisation, band_keys, bucket_edges, exact_key, shingle_hashes
+from transforms.dedup import (MinHasher, Normalisation, band_keys, bucket_edges, compact_signature, exact_key,
+                              shingle_hashes)
+
+# Reference fields (see `pipeline.dofns.Park`) that the stages' `prepare` functions compute.
+EXACT_KEY = "_exact"
+BAND_KEYS = "_bands"
+SIGNATURE = "_sig"
+TEXT_LENGTH = "_len"
+
+
+def exact_prepare(cfg):
+    """doc -> its normalised-text hash, computed when the document is parked."""
+    c = cfg.stages.dedup_exact
+    how = Normalisation(c.lowercase, c.whitespace, c.punctuation, c.digits, c.unicode_nfkc)
+    return lambda doc: {EXACT_KEY: exact_key(doc.get("text") or "", how)}
+
+
+def minhash_prepare(cfg):
+    """doc -> its LSH band keys, compact signature (for verification) and text length, computed when
+    the document is parked: the shuffles carry 8 bytes per band and 1 per permutation, not the
+    8-byte signature values."""
+    c = cfg.stages.dedup_minhash
+    bands, rows = c.resolved_bands()
+    hasher = MinHasher(bands * rows, c.seed)
+
+    def prepare(doc: dict) -> dict:
+        text = doc.get("text") or ""
+        sig = hasher.signature(shingle_hashes(text, c.ngram))
+        return {BAND_KEYS: b"".join(key for _, key in band_keys(sig, bands, rows)),
+                SIGNATURE: compact_signature(sig).tobytes(), TEXT_LENGTH: len(text)}
+
+    return prepare
 
 
 class KeepOnePerKey(CountingDoFn):
@@ -66,7 +99,6 @@ class ExactDedup(beam.PTransform):
 
     def expand(self, docs):
         c = self.c
-        how = Normalisation(c.lowercase, c.whitespace, c.punctuation, c.digits, c.unicode_nfkc)
         counts, rejected = [], []
         count_in = True
         if c.by_url:
@@ -79,7 +111,7 @@ class ExactDedup(beam.PTransform):
             rejected.append(out[REJECTED])
         out = (
             docs
-            | "TextKey" >> beam.Map(lambda d: (exact_key(d.get("text") or "", how), d))
+            | "TextKey" >> beam.Map(lambda d: (d[EXACT_KEY], d))
             | "GroupText" >> beam.GroupByKey()
             | "OnePerText" >> beam.ParDo(KeepOnePerKey("dedup_exact", "exact_duplicate", count_in=count_in,
                                                        **self.common)).with_outputs(COUNTS, REJECTED, main="docs")
@@ -165,30 +197,21 @@ class ConnectedComponents(beam.PTransform):
 
 
 class Signatures(CountingDoFn):
-    def __init__(self, stage: str, ngram: int, num_perm: int, hash_seed: int, **kw):
+    """A reference -> (id, compact signature, text length, band keys); all computed when the
+    document was parked (`minhash_prepare`), while its text was at hand."""
+
+    def __init__(self, stage: str, **kw):
         super().__init__(**kw)
         self.stage = stage
-        self.ngram = ngram
-        self.num_perm = num_perm
-        self.hash_seed = hash_seed
-
-    def setup(self):
-        super().setup()
-        self.hasher = MinHasher(self.num_perm, self.hash_seed)
 
     def process(self, doc):
-        import time
-
-        t0 = time.perf_counter()
-        sig = self.hasher.signature(shingle_hashes(doc.get("text") or "", self.ngram))
-        self.count((self.stage, "seconds"), time.perf_counter() - t0)
         self.count((self.stage, "in"))
-        yield (str(doc["id"]), sig.tobytes(), len(doc.get("text") or ""))
+        yield (str(doc["id"]), doc[SIGNATURE], doc[TEXT_LENGTH], doc[BAND_KEYS])
 
 
 def _bucket_edges(element, threshold):
     _, members = element
-    members = [(i, np.frombuffer(s, dtype=np.uint64)) for i, s in members]
+    members = [(i, np.frombuffer(s, dtype=np.uint8)) for i, s in members]
     yield from bucket_edges(members, threshold)
 
 
@@ -245,12 +268,10 @@ class MinHashDedup(beam.PTransform):
         bands, rows = c.resolved_bands()
         threshold = c.threshold if c.verify else None
         keyed_docs = docs | "KeyById" >> beam.Map(lambda d: (str(d["id"]), d))
-        sigs = docs | "Signatures" >> beam.ParDo(Signatures(stage, c.ngram, bands * rows, c.seed, **self.common)
-                                                 ).with_outputs(COUNTS, main="sigs")
+        sigs = docs | "Signatures" >> beam.ParDo(Signatures(stage, **self.common)).with_outputs(COUNTS, main="sigs")
         edges = (
             sigs.sigs
-            | "BandKeys" >> beam.FlatMap(lambda s: [((b, k), (s[0], s[1])) for b, k in
-                                                     band_keys(np.frombuffer(s[1], dtype=np.uint64), bands, rows)])
+            | "BandKeys" >> beam.FlatMap(lambda s: [((b, s[3][8 * b:8 * b + 8]), (s[0], s[1])) for b in range(bands)])
             | "GroupBuckets" >> beam.GroupByKey()
             | "BucketEdges" >> beam.FlatMap(_bucket_edges, threshold)
             | "UniqueEdges" >> beam.Distinct()

@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import pickle
 import time
 from collections import Counter
 
@@ -24,11 +23,14 @@ from apache_beam.utils.windowed_value import WindowedValue
 
 from pipeline.progress import ProgressWriter
 from pipeline.rundir import atomic_write
+from pipeline.spill import MAX_BYTES, SpillBuffer, read_rows, read_segments
 from transforms.document import DOCUMENT_SCHEMA, Drop, make_id, source_name
 from transforms.ingest import Rejection, WarcOptions, read_records, splittable
 
 COUNTS = "counts"
 REJECTED = "rejected"
+PARKED = "_park"  # in a parked document's reference: where the document is
+FATE = "_fate"  # in a rejected reference: (stage, reason, detail, errored)
 
 # Fields that are carried between stages but never written as signals.
 _NOT_SIGNALS = set(DOCUMENT_SCHEMA.names) | {"payload", "html", "format"}
@@ -81,7 +83,10 @@ class CountingDoFn(beam.DoFn):
         """Counts the drop; yields the rejected/ row when the seeded sample keeps it."""
         self.count((stage, "errored" if errored else "dropped", reason))
         if self.rejected_sample >= 1 or seeded_fraction(str(doc.get("id")), self.seed) < self.rejected_sample:
-            yield TaggedOutput(REJECTED, rejected_row(doc, stage, reason, detail, errored, self.text_chars))
+            if PARKED in doc:  # a parked document's reference (corpus stages): `Unpark` writes the row
+                yield TaggedOutput(REJECTED, {**doc, FATE: (stage, reason, detail, errored)})
+            else:
+                yield TaggedOutput(REJECTED, rejected_row(doc, stage, reason, detail, errored, self.text_chars))
 
     def finish_bundle(self):
         self.progress.flush()
@@ -128,18 +133,36 @@ class ReadRecords(CountingDoFn):
 
     A file is streamed, never held whole. Documents of splittable files (gzip WARC, read in
     byte ranges by many workers) go to the main output; those of files read whole by one worker
-    go to ``SPREAD``, to be redistributed before the expensive stages.
+    are spilled in chunks whose references go to ``SPREAD``, to be redistributed before the
+    expensive stages.
     """
 
     STAGE = "ingest"
     SPREAD = "spread"
 
-    def __init__(self, warc: WarcOptions, **kw):
+    def __init__(self, warc: WarcOptions, spill_folder: str, spread_bytes: int = 4_000_000, **kw):
         super().__init__(**kw)
         self.warc = warc
+        self.spill_folder = spill_folder
+        self.spread_bytes = spread_bytes  # records of a file read whole travel in spilled chunks of this size
+
+    def start_bundle(self):
+        super().start_bundle()
+        self._spread = SpillBuffer(self.spill_folder, self.spread_bytes)
 
     def process(self, split):
         yield from self._read(*split)
+
+    def _spill(self, item: dict):
+        self._spread.add(0, item)
+        if self._spread.full:
+            for _, ref in self._spread.flush():
+                yield TaggedOutput(self.SPREAD, ref)
+
+    def finish_bundle(self):
+        for _, ref in self._spread.flush():
+            yield TaggedOutput(self.SPREAD, WindowedValue(ref, MIN_TIMESTAMP, [GlobalWindow()]))
+        yield from super().finish_bundle()
 
     def _read(self, path: str, start: int, end: int, size: int):
         source = source_name(path)
@@ -185,7 +208,10 @@ class ReadRecords(CountingDoFn):
                 if isinstance(item, Rejection):
                     yield from self.reject(item.doc, self.STAGE, item.reason, item.detail, item.errored)
                 else:
-                    yield item if tag is None else TaggedOutput(tag, item)
+                    if tag is None:
+                        yield item
+                    else:
+                        yield from self._spill(item)
         self.count((self.STAGE, "seconds"), busy)
 
 
@@ -282,56 +308,51 @@ def safe_partition_value(value) -> str:
     return "".join(c if c.isalnum() or c in "-_" else "_" for c in text)[:64]
 
 
+def seeded_hash(doc_id: str, seed: int) -> int:
+    return int.from_bytes(hashlib.blake2b(f"{seed}\x00{doc_id}".encode(), digest_size=8).digest(), "big")
+
+
 def shard_of(doc_id: str, seed: int, shards: int) -> int:
-    return int(seeded_fraction(doc_id, seed) * shards)
+    """floor(u * shards) for u = hash(seed, id) / 2**64, in exact integer arithmetic (so a coarser
+    bucketing, `shards_of_bucket`, can say which shards a bucket's rows fall into)."""
+    return (seeded_hash(doc_id, seed) * shards) >> 64
 
 
-def _row_bytes(row: dict) -> int:
-    tokens = row.get("tokens")
-    return len(row.get("text") or "") + (tokens.nbytes if hasattr(tokens, "nbytes") else 0) + 200
+TOKEN_BUCKETS = 4096
 
 
-class BatchByShard(beam.DoFn):
-    """Rows -> ``(shard, pickled list of rows)`` batches, per bundle.
+def shards_of_bucket(bucket: int, buckets: int, shards: int) -> range:
+    """The shards s = floor(u * shards) that rows with floor(u * buckets) == bucket can fall into."""
+    return range(bucket * shards // buckets, ((bucket + 1) * shards - 1) // buckets + 1)
 
-    The shard count is fixed, or (``shards=None``) a side input given to `process`. All buffers
-    are flushed once they hold `max_bytes` together: a bundle can be a worker's whole share of the
-    corpus (the local runner gives each worker one bundle per stage), so a per-shard row limit alone
-    would let the buffers grow with the corpus.
+
+class SpillByShard(beam.DoFn):
+    """Rows -> ``(shard, SpillRef)``: the rows go to a spill file, the reference to the shuffle.
+
+    The shard count is fixed, or ``shards=None`` with ``buckets``: the rows are keyed by
+    floor(u * buckets), a fixed fine bucketing, for outputs whose shard count is known only once
+    every row is seen (token shards: ceil(total tokens / shard_tokens)).
     """
 
-    def __init__(self, shards: int | None, seed: int, max_bytes: int = 16_000_000, salt: str = ""):
-        self.shards = shards
+    def __init__(self, folder: str, shards: int | None, seed: int, salt: str = "", buckets: int | None = None,
+                 max_bytes: int = MAX_BYTES):
+        self.folder = folder
+        self.shards = shards if shards is not None else buckets
         self.seed = seed
-        self.max_bytes = max_bytes
         self.salt = salt
+        self.max_bytes = max_bytes
 
     def start_bundle(self):
-        self._buffers: dict[int, list] = {}
-        self._bytes = 0
+        self._buffer = SpillBuffer(self.folder, self.max_bytes)
 
-    def process(self, row: dict, n_shards: int | None = None):
-        shard = shard_of(self.salt + str(row.get("id")), self.seed, n_shards or self.shards)
-        self._buffers.setdefault(shard, []).append(row)
-        self._bytes += _row_bytes(row)
-        if self._bytes >= self.max_bytes:
-            yield from self._flush()
-
-    def _flush(self):
-        for shard, buf in sorted(self._buffers.items()):
-            if buf:
-                yield shard, pickle.dumps(buf, protocol=pickle.HIGHEST_PROTOCOL)
-        self._buffers = {}
-        self._bytes = 0
+    def process(self, row: dict):
+        self._buffer.add(shard_of(self.salt + str(row.get("id")), self.seed, self.shards), row)
+        if self._buffer.full:
+            yield from self._buffer.flush()
 
     def finish_bundle(self):
-        for shard, blob in self._flush():
-            yield WindowedValue((shard, blob), MIN_TIMESTAMP, [GlobalWindow()])
-
-
-def _unbatch(batches) -> list[dict]:
-    """The rows of a shard's pickled batches (see BatchByShard)."""
-    return [row for blob in batches for row in pickle.loads(blob)]
+        for kv in self._buffer.flush():
+            yield WindowedValue(kv, MIN_TIMESTAMP, [GlobalWindow()])
 
 
 class WriteShard(beam.DoFn):
@@ -358,8 +379,8 @@ class WriteShard(beam.DoFn):
         import pyarrow as pa
         import pyarrow.parquet as pq
 
-        shard, batches = element
-        rows = _unbatch(batches)
+        shard, refs = element
+        rows = read_rows(refs)
         rows.sort(key=row_order)
         name = self.filename or f"part-{shard:05d}-of-{self.shards:05d}.parquet"
         groups = {"": rows}
@@ -416,9 +437,12 @@ class WriteTokenShard(beam.DoFn):
     def process(self, element):
         from transforms.shards import encode_shard, shard_name
 
-        index, batches = element
-        rows = _unbatch(batches)
-        rows.sort(key=lambda r: (seeded_fraction(self.salt + str(r["id"]), self.seed), *row_order(r)))
+        index, refs = element  # (SpillRef of a bucket, shard count) pairs; a bucket can span two shards
+        refs = list(refs)
+        n = refs[0][1]
+        rows = [r for segment in read_segments(ref for ref, _ in refs) for r in segment
+                if shard_of(self.salt + str(r["id"]), self.seed, n) == index]
+        rows.sort(key=lambda r: (seeded_hash(self.salt + str(r["id"]), self.seed), *row_order(r)))
         data = encode_shard(rows, self.dtype)
         name = shard_name(index)
         atomic_write(f"{self.folder}/{name}", data)
@@ -427,3 +451,100 @@ class WriteTokenShard(beam.DoFn):
         self.progress.flush()
         yield {"file": name, "rows": len(rows), "tokens": tokens, "bytes": len(data),
                "sha256": hashlib.sha256(data).hexdigest()}
+
+
+# Fields a parked document's reference keeps: what the corpus stages decide on (and row_order's).
+REFERENCE_FIELDS = ("id", "url", "date", "source", "offset")
+
+
+class Park(CountingDoFn):
+    """Documents -> small references, before the corpus stages (dedup).
+
+    The documents go to spill files; the corpus stages shuffle only the references: the fields
+    they decide on plus what each stage's `prepare` computed from the whole document while it was
+    at hand (a text hash, a MinHash signature). `Unpark` brings the documents back afterwards.
+    A `prepare` that raises drops only its document, as an error of the first corpus stage.
+    """
+
+    def __init__(self, folder: str, prepares: list, cfg, max_bytes: int = MAX_BYTES, **kw):
+        super().__init__(**kw)
+        self.folder = folder
+        self.prepares = prepares  # [(stage name, cfg -> (doc -> dict of reference fields))]
+        self.cfg = cfg
+        self.max_bytes = max_bytes
+
+    def setup(self):
+        super().setup()
+        self.fns = [(stage, make(self.cfg)) for stage, make in self.prepares]
+
+    def start_bundle(self):
+        super().start_bundle()
+        self._buffer = SpillBuffer(self.folder, self.max_bytes)
+        self._refs: list[dict] = []
+
+    def process(self, doc: dict):
+        ref = {k: doc[k] for k in REFERENCE_FIELDS if k in doc}
+        for stage, fn in self.fns:
+            start = time.perf_counter()
+            try:
+                ref.update(fn(doc))
+            except Exception as e:
+                first = self.fns[0][0]
+                self.count((first, "in"))
+                yield from self.reject(doc, first, "exception", f"{stage}: {type(e).__name__}: {e}", True)
+                return
+            finally:
+                self.count((stage, "seconds"), time.perf_counter() - start)
+        ref["_row"] = len(self._refs)
+        self._refs.append(ref)
+        self._buffer.add(0, doc)
+        if self._buffer.full:
+            yield from self._flush()
+
+    def _flush(self):
+        for _, spill_ref in self._buffer.flush():
+            for ref in self._refs:
+                ref[PARKED] = spill_ref
+                yield ref
+        self._refs = []
+
+    def finish_bundle(self):
+        for ref in self._flush():
+            yield WindowedValue(ref, MIN_TIMESTAMP, [GlobalWindow()])
+        yield from super().finish_bundle()
+
+
+class Unpark(beam.DoFn):
+    """(spill file, the references of its documents that are still wanted) -> the documents.
+
+    A kept reference gives its document back (with any field a corpus stage added, such as
+    ``near_duplicate_of``); a rejected one gives the document's rejected/ row. Documents whose
+    reference did not come back (dropped outside the rejected sample) are skipped: their drop was
+    counted where it happened.
+    """
+
+    def __init__(self, text_chars: int = 0):
+        self.text_chars = text_chars
+
+    def process(self, element):
+        _, refs = element
+        refs = sorted(refs, key=lambda r: r["_row"])
+        docs = read_rows([refs[0][PARKED]])
+        for ref in refs:
+            doc = docs[ref["_row"]]
+            for k, v in ref.items():
+                if not k.startswith("_") and k not in doc:
+                    doc[k] = v
+            fate = ref.get(FATE)
+            if fate is not None:
+                yield TaggedOutput(REJECTED, rejected_row(doc, *fate, self.text_chars))
+            else:
+                yield doc
+
+
+class ReadSpilled(beam.DoFn):
+    """A spill reference -> its rows (records of a file read whole, spread over the workers)."""
+
+    def process(self, ref):
+        for segment in read_segments([ref]):
+            yield from segment

@@ -5,15 +5,15 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-from typing import Tuple
 
 import apache_beam as beam
 import pyarrow as pa
 
 from pipeline.config import Config
-from pipeline.dofns import (COUNTS, REJECTED, BatchByShard, MergeCounts, ReadRecords, StageDoFn, WriteShard,
-                            WriteTokenShard)
+from pipeline.dofns import (COUNTS, PARKED, REJECTED, TOKEN_BUCKETS, MergeCounts, Park, ReadRecords, ReadSpilled,
+                            SpillByShard, StageDoFn, Unpark, WriteShard, WriteTokenShard, shards_of_bucket)
 from pipeline.rundir import atomic_write
+from pipeline.spill import SPILL_FOLDER
 from pipeline.stages import StageSpec, stage_columns
 from pipeline.stats import assemble
 from transforms.document import DOCUMENT_SCHEMA
@@ -49,25 +49,35 @@ def _stats_key(k) -> str:
     return "|".join(str(x) for x in k)
 
 
+def _branches(pcolls) -> list:
+    return list(pcolls) if isinstance(pcolls, (list, tuple)) else [pcolls]
+
+
+def _flatten(label: str, pcolls: list):
+    return pcolls[0] if len(pcolls) == 1 else pcolls | label >> beam.Flatten()
+
+
 class WriteShards(beam.PTransform):
     """Key rows by a seeded hash of their id, group, and write one sorted Parquet file per shard.
 
-    Rows travel to the writers in pickled batches (per shard, flushed every 16 MB): the shuffle then
-    moves a few large byte strings instead of decoding and re-encoding every document in the
-    runner, which on a local runner shares the CPUs with the workers.
+    Takes one PCollection or a tuple of them (Beam reads a list as values to create). The rows go to spill files and only references to
+    them through the shuffle (`pipeline.spill`); each branch spills on its own, because a Flatten
+    before the spill would make the local runner hold every row of the branches between stages.
     """
 
     def __init__(self, kind: str, folder: str, schema: pa.Schema, shards: int, seed: int, compression: str,
-                 progress_dir: str | None, filename: str | None = None, partition: str | None = None):
+                 progress_dir: str | None, spill: str, filename: str | None = None, partition: str | None = None):
         super().__init__()
         self.args = (kind, folder, schema, shards, compression, progress_dir, filename, partition)
         self.shards = shards
         self.seed = seed
+        self.spill = spill
 
     def expand(self, rows):
+        refs = [branch | f"Spill{i}" >> beam.ParDo(SpillByShard(self.spill, self.shards, self.seed))
+                for i, branch in enumerate(_branches(rows))]
         return (
-            rows
-            | "BatchByShard" >> beam.ParDo(BatchByShard(self.shards, self.seed)).with_output_types(Tuple[int, bytes])
+            _flatten("AllSpilled", refs)
             | "GroupShard" >> beam.GroupByKey()
             | "WriteShard" >> beam.ParDo(WriteShard(*self.args))
         )
@@ -102,29 +112,39 @@ class WriteTokenShards(beam.PTransform):
     every runner and worker count, with shards of about shard_tokens tokens each.
     """
 
-    def __init__(self, folder: str, tokenizer: TokenizerInfo, shard_tokens: int, seed: int, progress_dir: str | None):
+    def __init__(self, folder: str, tokenizer: TokenizerInfo, shard_tokens: int, seed: int, progress_dir: str | None,
+                 spill: str):
         super().__init__()
         self.folder = folder
         self.tokenizer = tokenizer
         self.shard_tokens = shard_tokens
         self.seed = seed
         self.progress_dir = progress_dir
+        self.spill = spill
 
     def expand(self, docs):
         target = self.shard_tokens
-        rows = docs | "ShardRows" >> beam.Map(
-            lambda d: {"id": d["id"], "url": d.get("url"), "lang": d.get("lang"), "source": d.get("source"),
-                       "offset": d.get("offset"), "tokens": d["tokens"]})
+        # Rows are spilled by a fixed fine bucketing of u before the shard count is known; the
+        # count comes from the spilled segments' token totals, and each shard then reads the
+        # buckets that overlap it (a bucket on a boundary is read by both of its shards).
+        refs = _flatten("AllSpilled", [
+            branch
+            | f"ShardRows{i}" >> beam.Map(
+                lambda d: {"id": d["id"], "url": d.get("url"), "lang": d.get("lang"), "source": d.get("source"),
+                           "offset": d.get("offset"), "tokens": d["tokens"]})
+            | f"Spill{i}" >> beam.ParDo(SpillByShard(self.spill, None, self.seed, salt=SHUFFLE_SALT,
+                                                     buckets=TOKEN_BUCKETS))
+            for i, branch in enumerate(_branches(docs))])
         n_shards = (
-            rows
-            | "TokenCounts" >> beam.Map(lambda r: len(r["tokens"]))
+            refs
+            | "TokenCounts" >> beam.Map(lambda kv: kv[1].tokens)
             | "TotalTokens" >> beam.CombineGlobally(sum)
             | "ShardCount" >> beam.Map(lambda total: max(1, -(-total // target)))
         )
         infos = (
-            rows
-            | "BatchByShard" >> beam.ParDo(BatchByShard(None, self.seed, salt=SHUFFLE_SALT),
-                                           n_shards=beam.pvalue.AsSingleton(n_shards)).with_output_types(Tuple[int, bytes])
+            refs
+            | "ToShards" >> beam.FlatMap(lambda kv, n: [(s, (kv[1], n)) for s in shards_of_bucket(kv[0], TOKEN_BUCKETS, n)],
+                                         n=beam.pvalue.AsSingleton(n_shards))
             | "GroupShard" >> beam.GroupByKey()
             | "WriteShard" >> beam.ParDo(WriteTokenShard(self.folder, self.tokenizer.dtype, self.seed, SHUFFLE_SALT,
                                                          self.progress_dir))
@@ -168,6 +188,7 @@ class Curate(beam.PTransform):
                       progress_dir=self.progress_dir)
         ing = cfg.stages.ingest
         warc = WarcOptions(tuple(ing.keep_status), tuple(ing.keep_content_types), ing.max_record_bytes)
+        spill = f"{self.staging}/{SPILL_FOLDER}"
 
         split_bytes = ing.split_bytes
         read = (
@@ -175,53 +196,58 @@ class Curate(beam.PTransform):
             | "InputFiles" >> beam.Create(self.files)
             | "PlanSplits" >> beam.FlatMap(lambda f: [(f[0], a, b, f[1]) for a, b in plan_splits(f[0], f[1], split_bytes)])
             | "SpreadSplits" >> beam.Reshuffle()
-            | "ReadRecords" >> beam.ParDo(ReadRecords(warc, **common)).with_outputs(
+            | "ReadRecords" >> beam.ParDo(ReadRecords(warc, f"{spill}/spread", **common)).with_outputs(
                 COUNTS, REJECTED, ReadRecords.SPREAD, main="docs")
         )
         counts, rejected = [read[COUNTS]], [read[REJECTED]]
         # Gzip WARC is read in byte ranges by all workers; a file that must be read whole by one
-        # worker has its records spread over all workers before the expensive stages.
-        spread = read[ReadRecords.SPREAD] | "SpreadRecords" >> beam.Reshuffle()
+        # worker has its records spilled in chunks, and the chunks spread over all workers before
+        # the expensive stages.
+        spread = (read[ReadRecords.SPREAD] | "SpreadRecords" >> beam.Reshuffle()
+                  | "ReadSpread" >> beam.ParDo(ReadSpilled()))
         # Each branch runs the per-document stages itself: a Flatten before them would make the
-        # runner materialise every raw payload between two fused stages. Corpus stages (dedup)
-        # need every document, so the branches join before the first of them.
+        # runner materialise every raw payload between two fused stages. Before the corpus stages
+        # (dedup) the branches park their documents (pipeline.dofns.Park): those stages shuffle
+        # references, and Unpark brings the documents back after the last of them.
         branches = [("", read.docs), ("spread", spread)]
-        docs = None
+        parked = parked_rejected = None
         extra_counts = []
         for spec in self.stages:
             if spec.corpus is not None:
-                if docs is None:
-                    docs = [b for _, b in branches] | "AllKept" >> beam.Flatten()
-                result = docs | f"Stage[{spec.name}]" >> spec.corpus(cfg, common)
-                docs, stage_counts, stage_rejected = result[:3]
+                if parked is None:
+                    parked, parked_rejected = self._park(branches, spill, common, counts, rejected)
+                result = parked | f"Stage[{spec.name}]" >> spec.corpus(cfg, common)
+                parked, stage_counts, stage_rejected = result[:3]
                 counts += stage_counts
-                rejected += stage_rejected
+                parked_rejected += stage_rejected
                 if spec.name == "dedup_minhash":
                     extra_counts.append(result[3] | "WriteClusters" >> WriteShards(
                         "clusters", f"{self.staging}/dedup", CLUSTERS_SCHEMA, 1, w.seed, w.compression, None,
-                        filename="clusters.parquet"))
+                        f"{spill}/clusters", filename="clusters.parquet"))
                 continue
+            if parked is not None:
+                branches = [("", self._unpark(parked, parked_rejected, common, rejected))]
+                parked = None
             batch = cfg.stages.tokenize.batch_docs if spec.batch else 0
             dofn = StageDoFn(spec.name, spec.make, cfg, count_in=spec.name != "ingest", batch=batch, **common)
-            targets = [("", docs)] if docs is not None else branches
             outs = []
-            for branch, pcoll in targets:
+            for branch, pcoll in branches:
                 label = f"Stage[{spec.name}]" + (f"/{branch}" if branch else "")
                 out = pcoll | label >> beam.ParDo(dofn).with_outputs(COUNTS, REJECTED, main="docs")
                 counts.append(out[COUNTS])
                 rejected.append(out[REJECTED])
                 outs.append((branch, out.docs))
-            if docs is not None:
-                docs = outs[0][1]
-            else:
-                branches = outs
-        if docs is None:
-            docs = [b for _, b in branches] | "AllKept" >> beam.Flatten()
+            branches = outs
+        if parked is not None:
+            branches = [("", self._unpark(parked, parked_rejected, common, rejected))]
+        docs = [pcoll for _, pcoll in branches]
 
         if self.tokenizer is not None:
-            extra_counts.append(docs | "WriteTokenShards" >> WriteTokenShards(
-                f"{self.staging}/shards", self.tokenizer, cfg.stages.tokenize.shard_tokens, w.seed, self.progress_dir))
-            docs = docs | "DropTokens" >> beam.Map(lambda d: {k: v for k, v in d.items() if k != "tokens"})
+            extra_counts.append(tuple(docs) | "WriteTokenShards" >> WriteTokenShards(
+                f"{self.staging}/shards", self.tokenizer, cfg.stages.tokenize.shard_tokens, w.seed, self.progress_dir,
+                f"{spill}/tokens"))
+            docs = [d | f"DropTokens{i}" >> beam.Map(lambda d: {k: v for k, v in d.items() if k != "tokens"})
+                    for i, d in enumerate(docs)]
 
         # File counts follow the input's size, known before the job (a count computed from the data
         # would make the runner hold every document until it is known): the same input and config
@@ -229,15 +255,12 @@ class Curate(beam.PTransform):
         input_mb = sum(size for _, size in self.files) / 1e6
         auto = max(1, math.ceil(input_mb / w.shard_input_mb))
         partition = "lang" if cfg.stages.langid.enabled and cfg.stages.langid.partition else None
-        written_docs = docs | "WriteDocuments" >> WriteShards(
+        written_docs = tuple(docs) | "WriteDocuments" >> WriteShards(
             "documents", f"{self.staging}/documents", document_schema(self.stages, self.cfg), w.document_shards or auto, w.seed,
-            w.compression, self.progress_dir, partition=partition)
-        written_rejected = (
-            rejected
-            | "AllRejected" >> beam.Flatten()
-            | "WriteRejected" >> WriteShards("rejected", f"{self.staging}/rejected", REJECTED_SCHEMA,
-                                             w.rejected_shards or auto, w.seed, w.compression, self.progress_dir)
-        )
+            w.compression, self.progress_dir, f"{spill}/documents", partition=partition)
+        written_rejected = tuple(rejected) | "WriteRejected" >> WriteShards(
+            "rejected", f"{self.staging}/rejected", REJECTED_SCHEMA, w.rejected_shards or auto, w.seed, w.compression,
+            self.progress_dir, f"{spill}/rejected")
         stage_names = [s.name for s in self.stages]
         return (
             counts + [written_docs, written_rejected] + extra_counts
@@ -245,3 +268,28 @@ class Curate(beam.PTransform):
             | "MergeCounts" >> beam.CombineGlobally(MergeCounts())
             | "WriteStats" >> beam.ParDo(WriteStats(f"{self.staging}/stats.json", stage_names))
         )
+
+    def _park(self, branches, spill: str, common: dict, counts: list, rejected: list):
+        """Each branch's documents to spill files; their references, as one PCollection."""
+        prepares = [(s.name, s.prepare) for s in self.stages if s.corpus is not None and s.prepare is not None]
+        refs = []
+        for branch, pcoll in branches:
+            out = pcoll | "Park" + (f"/{branch}" if branch else "") >> beam.ParDo(
+                Park(f"{spill}/parked", prepares, self.cfg, **common)).with_outputs(COUNTS, REJECTED, main="refs")
+            counts.append(out[COUNTS])
+            rejected.append(out[REJECTED])
+            refs.append(out.refs)
+        return _flatten("AllParked", refs), []
+
+    @staticmethod
+    def _unpark(parked, parked_rejected: list, common: dict, rejected: list):
+        """The kept references, and the rejected ones of the corpus stages -> documents again."""
+        out = (
+            tuple([parked] + parked_rejected)
+            | "AllReferences" >> beam.Flatten()
+            | "BySpillFile" >> beam.Map(lambda ref: (ref[PARKED].path, ref))
+            | "GroupSpillFile" >> beam.GroupByKey()
+            | "Unpark" >> beam.ParDo(Unpark(common["text_chars"])).with_outputs(REJECTED, main="docs")
+        )
+        rejected.append(out[REJECTED])
+        return out.docs

@@ -30,6 +30,9 @@ class StageSpec:
     optional: bool = True  # ingest and writing always run
     batch: int = 0  # > 0: `make` builds a callable over lists of documents, called with up to this many
     corpus: Callable | None = None  # a corpus-level stage: (cfg, common kwargs) -> PTransform
+    # A corpus stage sees documents' references (pipeline.dofns.Park); this builds the callable that
+    # computes, from the whole document, the reference fields the stage needs: cfg -> (doc -> dict).
+    prepare: Callable[[Config], Callable] | None = None
 
 
 def _make_decode(cfg: Config):
@@ -150,6 +153,15 @@ def _corpus(name: str):
     return build
 
 
+def _prepare(name: str):
+    def make(cfg: Config):
+        from pipeline import dedup
+
+        return getattr(dedup, name)(cfg)
+
+    return make
+
+
 STAGES: tuple[StageSpec, ...] = (
     StageSpec("ingest", "read WARC/WET/JSONL/Parquet records; keep HTTP 200 text responses; decode charsets",
               _make_decode, optional=False),
@@ -169,9 +181,9 @@ STAGES: tuple[StageSpec, ...] = (
     StageSpec("pii", "redact e-mail addresses and public IP addresses", _make_pii,
               columns=(("pii_emails", pa.int32()), ("pii_ips", pa.int32()))),
     StageSpec("dedup_exact", "one document per normalised-text hash (optionally newest capture per URL)", None,
-              corpus=_corpus("ExactDedup")),
+              corpus=_corpus("ExactDedup"), prepare=_prepare("exact_prepare")),
     StageSpec("dedup_minhash", "MinHash LSH near-duplicate removal, components clustered in parallel; writes dedup/",
-              None, corpus=_corpus("MinHashDedup")),
+              None, corpus=_corpus("MinHashDedup"), prepare=_prepare("minhash_prepare")),
     StageSpec("tokenize", "token ids with a Hugging Face tokenizer, EOS appended; writes shards/",
               _make_tokenize, columns=(("n_tokens", pa.int32()),), batch=256),
 )

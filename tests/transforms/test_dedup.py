@@ -4,6 +4,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from transforms.dedup import (MinHasher, Normalisation, UnionFind, band_keys, bucket_edges, candidate_probability,
+                              compact_signature,
                               estimated_jaccard, exact_key, normalise, optimal_bands, shingle_hashes, tokens)
 
 BASE = ("Debian is a free operating system for your computer. An operating system is the set of basic programs "
@@ -61,6 +62,21 @@ def test_signature_estimates_jaccard_as_well_as_datasketch():
         theirs.append(abs(m1.jaccard(m2) - true))
     assert np.mean(ours) <= np.mean(theirs) * 1.5 + 0.01
     assert np.mean(ours) < 0.05
+
+
+def test_compact_signatures_estimate_like_full_ones():
+    """8-bit b-bit MinHash (what the band shuffle carries) against the full 64-bit values."""
+    hasher = MinHasher(112, seed=5)
+    base = hasher.signature(shingle_hashes(BASE * 3))
+    diffs = []
+    for seed in range(40):
+        other = hasher.signature(shingle_hashes(edit(BASE * 3, 1 + seed, seed)))
+        full = estimated_jaccard(base, other)
+        diffs.append(estimated_jaccard(compact_signature(base), compact_signature(other)) - full)
+    assert abs(np.mean(diffs)) < 0.01 and np.mean(np.abs(diffs)) < 0.02
+    assert compact_signature(base).dtype == np.uint8 and len(compact_signature(base)) == 112
+    unrelated = hasher.signature(shingle_hashes("completely different words in another text " * 20))
+    assert estimated_jaccard(compact_signature(base), compact_signature(unrelated)) < 0.05
 
 
 def test_signatures_are_deterministic_and_seeded():

@@ -1,0 +1,107 @@
+"""Bulk data between stages travels through files; the shuffle carries references to them.
+
+Beam's local runner keeps every grouped PCollection in the runner's memory and hands each worker
+its whole share of one as a single stream, so a shuffle of documents makes a local run's memory
+grow with the corpus. Beam's own file sinks avoid the same cost the same way: each bundle writes
+its rows to a file of its own (one pickled segment per key, at most ``max_bytes`` buffered), and
+only ``(key, SpillRef)`` pairs, a few dozen bytes each, go through the ``GroupByKey``. The reader
+of a key opens the segments it was handed.
+
+A spill file is written whole by the bundle that names it (a fresh uuid per file), so a retried
+bundle leaves an orphan that no reference points to, never a half-read file. Spill files live
+under ``DIR/.staging/spill/`` on the run's own filesystem (local, gs://, s3://: every worker
+reads what any other wrote) and go when the run is published.
+"""
+
+from __future__ import annotations
+
+import pickle
+import uuid
+from typing import Iterable, NamedTuple
+
+from apache_beam.io.filesystem import CompressionTypes
+from apache_beam.io.filesystems import FileSystems
+
+SPILL_FOLDER = "spill"
+MAX_BYTES = 16_000_000
+
+
+class SpillRef(NamedTuple):
+    path: str
+    offset: int
+    length: int
+    rows: int
+    tokens: int = 0  # for token rows: how many tokens the segment holds
+
+
+def row_bytes(row: dict) -> int:
+    """A cheap estimate of a row's pickled size (text and token arrays dominate)."""
+    tokens = row.get("tokens")
+    text = row.get("text")
+    payload = row.get("payload")
+    return (len(text) if isinstance(text, str) else 0) + (tokens.nbytes if hasattr(tokens, "nbytes") else 0) \
+        + (len(payload) if isinstance(payload, (bytes, str)) else 0) + 200
+
+
+class SpillBuffer:
+    """Rows buffered by key; `flush` writes them as one file and returns ``[(key, SpillRef)]``.
+
+    `full` says when the buffered rows together reach ``max_bytes``: a bundle can be a worker's
+    whole share of the corpus (the local runner gives each worker one bundle per stage), so the
+    buffer must empty itself by size, not only when the bundle ends.
+    """
+
+    def __init__(self, folder: str, max_bytes: int = MAX_BYTES):
+        self.folder = folder
+        self.max_bytes = max_bytes
+        self._rows: dict = {}
+        self._tokens: dict = {}
+        self._bytes = 0
+
+    def add(self, key, row, nbytes: int | None = None) -> None:
+        self._rows.setdefault(key, []).append(row)
+        if isinstance(row, dict) and "tokens" in row:
+            self._tokens[key] = self._tokens.get(key, 0) + len(row["tokens"])
+        self._bytes += row_bytes(row) if nbytes is None else nbytes
+
+    @property
+    def full(self) -> bool:
+        return self._bytes >= self.max_bytes
+
+    def __len__(self) -> int:
+        return sum(len(v) for v in self._rows.values())
+
+    def flush(self) -> list[tuple]:
+        if not self._rows:
+            return []
+        path = f"{self.folder}/{uuid.uuid4().hex}.pickle"
+        refs = []
+        offset = 0
+        with FileSystems.create(path, compression_type=CompressionTypes.UNCOMPRESSED) as fh:
+            for key in sorted(self._rows):
+                rows = self._rows[key]
+                blob = pickle.dumps(rows, protocol=pickle.HIGHEST_PROTOCOL)
+                fh.write(blob)
+                refs.append((key, SpillRef(path, offset, len(blob), len(rows), self._tokens.get(key, 0))))
+                offset += len(blob)
+        self._rows, self._tokens, self._bytes = {}, {}, 0
+        return refs
+
+
+def read_segments(refs: Iterable[SpillRef]) -> Iterable[list]:
+    """The row lists of `refs`, one segment at a time, in the order given."""
+    by_file: dict[str, list[SpillRef]] = {}
+    for r in refs:
+        by_file.setdefault(r.path, []).append(r)
+    for path in sorted(by_file):
+        with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as fh:
+            for r in sorted(by_file[path], key=lambda r: r.offset):
+                fh.seek(r.offset)
+                data = fh.read(r.length)
+                if len(data) != r.length:
+                    raise IOError(f"{path}: segment at {r.offset} is {len(data)} bytes, expected {r.length}")
+                yield pickle.loads(data)
+
+
+def read_rows(refs: Iterable[SpillRef]) -> list:
+    return [row for segment in read_segments(refs) for row in segment]

@@ -1,0 +1,59 @@
+"""Spill files: the rows a shuffle would carry, written by a bundle and read back by reference."""
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from pipeline.dofns import TOKEN_BUCKETS, seeded_hash, shard_of, shards_of_bucket
+from pipeline.spill import SpillBuffer, read_rows, read_segments
+
+
+def test_rows_come_back_by_key_in_order(tmp_path):
+    buf = SpillBuffer(str(tmp_path / "spill"), max_bytes=10**9)
+    rows = [{"id": f"d{i}", "text": "x" * i, "tokens": np.arange(i, dtype=np.uint16)} for i in range(30)]
+    for r in rows:
+        buf.add(int(r["id"][1:]) % 3, r)
+    refs = dict(buf.flush())
+    assert buf.flush() == [] and len(buf) == 0
+    assert len({r.path for r in refs.values()}) == 1  # one file per flush
+    for key, ref in refs.items():
+        want = [r for r in rows if int(r["id"][1:]) % 3 == key]
+        got = read_rows([ref])
+        assert [g["id"] for g in got] == [w["id"] for w in want]
+        assert all(np.array_equal(g["tokens"], w["tokens"]) for g, w in zip(got, want))
+        assert ref.rows == len(want) and ref.tokens == sum(len(w["tokens"]) for w in want)
+    assert [len(s) for s in read_segments([refs[2], refs[0]])] == [refs[2].rows, refs[0].rows]
+
+
+def test_buffer_says_when_it_is_full(tmp_path):
+    buf = SpillBuffer(str(tmp_path), max_bytes=5_000)
+    n = 0
+    while not buf.full:
+        buf.add(0, {"text": "y" * 1000})
+        n += 1
+    assert 3 <= n <= 5
+
+
+def test_a_short_segment_is_an_error_not_silent_loss(tmp_path):
+    buf = SpillBuffer(str(tmp_path))
+    buf.add(0, {"text": "z" * 100})
+    (_, ref), = buf.flush()
+    with open(ref.path, "r+b") as fh:
+        fh.truncate(ref.length - 10)
+    with pytest.raises(IOError, match="expected"):
+        read_rows([ref])
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=20), st.integers(0, 2**31), st.integers(1, 10_000), st.sampled_from([1, 7, TOKEN_BUCKETS]))
+def test_a_rows_shard_is_among_its_buckets_shards(doc_id, seed, shards, buckets):
+    bucket = shard_of(doc_id, seed, buckets)
+    assert shard_of(doc_id, seed, shards) in shards_of_bucket(bucket, buckets, shards)
+    assert 0 <= bucket < buckets and shard_of(doc_id, seed, shards) == (seeded_hash(doc_id, seed) * shards) >> 64
+
+
+def test_buckets_partition_the_shards():
+    for shards in (1, 3, 4095, 4096, 4097, 10_000):
+        covered = [s for b in range(TOKEN_BUCKETS) for s in shards_of_bucket(b, TOKEN_BUCKETS, shards)]
+        assert set(covered) == set(range(shards))  # every shard is read from some bucket
