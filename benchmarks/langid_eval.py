@@ -89,7 +89,7 @@ def _groff_text(raw: str) -> str:
 def package_documents(work: str) -> list[dict]:
     from transforms.extract import HtmlExtractor
 
-    extract = HtmlExtractor("resiliparse", main_content=True, timeout_s=0)
+    extract = HtmlExtractor("resiliparse", main_content=True)
     debs = os.path.join(work, "debs")
     os.makedirs(debs, exist_ok=True)
     subprocess.run(["apt-get", "download", *PACKAGES], cwd=debs, check=True, capture_output=True)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import re
+import select
 import signal
-import threading
-import time
-from contextlib import contextmanager
+import struct
+import subprocess
+import sys
 
 from resiliparse.extract.html2text import extract_plain_text
 from resiliparse.parse.html import HTMLTree
@@ -39,68 +41,144 @@ def control_char_ratio(text: str, sample: int = 20000) -> float:
     return len(_CONTROL.findall(s)) / len(s) if s else 0.0
 
 
-@contextmanager
-def time_limit(seconds: float):
-    """Interrupt the block after `seconds` where a signal can (the main thread, on POSIX).
-
-    Elsewhere the caller gets a soft limit: the elapsed time is checked afterwards and an
-    over-long extraction still raises, so the page is dropped the same way either way.
-    """
-    hard = seconds > 0 and hasattr(signal, "setitimer") and threading.current_thread() is threading.main_thread()
-    start = time.perf_counter()
-    if hard:
-        def _raise(signum, frame):
-            raise ExtractTimeout(f"extraction took longer than {seconds}s")
-
-        old = signal.signal(signal.SIGALRM, _raise)
-        signal.setitimer(signal.ITIMER_REAL, seconds)
-    try:
-        yield
-    finally:
-        if hard:
-            signal.setitimer(signal.ITIMER_REAL, 0)
-            signal.signal(signal.SIGALRM, old)
-    if seconds > 0 and time.perf_counter() - start > seconds:
-        raise ExtractTimeout(f"extraction took longer than {seconds}s")
-
-
 class HtmlExtractor:
     """Main-content text of an HTML page."""
 
-    def __init__(self, backend: str = "resiliparse", main_content: bool = True, timeout_s: float = 10.0):
+    def __init__(self, backend: str = "resiliparse", main_content: bool = True):
         if backend not in BACKENDS:
             raise ValueError(f"unknown extraction backend {backend!r}; choose one of {BACKENDS}")
         self.backend = backend
         self.main_content = main_content
-        self.timeout_s = timeout_s
         if backend == "trafilatura":
             import trafilatura  # optional and slow to import: only when asked for
 
             self._trafilatura = trafilatura
 
     def __call__(self, html: str) -> str:
-        with time_limit(self.timeout_s):
-            if self.backend == "resiliparse":
-                tree = HTMLTree.parse(html)
-                text = extract_plain_text(
-                    tree,
-                    preserve_formatting=True,
-                    main_content=self.main_content,
-                    list_bullets=True,
-                    alt_texts=False,
-                    links=False,
-                    form_fields=False,
-                    noscript=False,
-                )
-            else:
-                text = self._trafilatura.extract(
-                    html,
-                    include_comments=False,
-                    include_tables=True,
-                    no_fallback=not self.main_content,
-                    deduplicate=False,
-                ) or ""
+        if self.backend == "resiliparse":
+            tree = HTMLTree.parse(html)
+            text = extract_plain_text(
+                tree,
+                preserve_formatting=True,
+                main_content=self.main_content,
+                list_bullets=True,
+                alt_texts=False,
+                links=False,
+                form_fields=False,
+                noscript=False,
+            )
+        else:
+            text = self._trafilatura.extract(
+                html,
+                include_comments=False,
+                include_tables=True,
+                no_fallback=not self.main_content,
+                deduplicate=False,
+            ) or ""
         return normalise_whitespace(text)
+
+
+class ExtractionSandbox:
+    """An `HtmlExtractor` in a child process, killed when a page takes longer than `timeout_s`.
+
+    Extraction is C code (resiliparse) or deep Python (trafilatura) that no signal can interrupt in
+    a worker thread, and some pages are pathological: resiliparse's main-content pass over 20,000
+    nested <div>s takes 16 s and grows faster than the square of the depth. So the page goes to a
+    child (`python -m transforms.extract`, started once, restarted after a kill) over a pipe; the
+    cost is a copy of the page each way, the gain a limit that holds. datatrove sandboxes its
+    extractors for the same reason.
+    """
+
+    def __init__(self, backend: str = "resiliparse", main_content: bool = True, timeout_s: float = 10.0):
+        HtmlExtractor(backend, main_content)  # an unknown backend fails here, not in the child
+        self.args = (backend, "1" if main_content else "0")
+        self.timeout_s = timeout_s
+        self.proc: subprocess.Popen | None = None
+
+    def _start(self) -> None:
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
+        self.proc = subprocess.Popen([sys.executable, "-m", "transforms.extract", *self.args], stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, env=env)
+
+    def _stop(self) -> None:
+        if self.proc is not None:
+            self.proc.kill()
+            self.proc.wait()
+            for f in (self.proc.stdin, self.proc.stdout):
+                f.close()
+            self.proc = None
+
+    def __call__(self, html: str) -> str:
+        data = html.encode("utf-8", "surrogatepass")
+        for attempt in (1, 2):  # a child found dead (killed between pages) gets one fresh start
+            if self.proc is None or self.proc.poll() is not None:
+                self._start()
+            try:
+                self.proc.stdin.write(struct.pack("<Q", len(data)) + data)
+                self.proc.stdin.flush()
+                reply = _read_reply(self.proc.stdout, self.timeout_s)
+                break
+            except (OSError, EOFError) as e:  # the child died (out of memory, a crash in C)
+                self._stop()
+                if attempt == 2:  # twice on this page: the page's error, not the job's
+                    raise ExtractionError(f"extractor process failed: {e}") from None
+        if reply is None:
+            self._stop()
+            raise ExtractTimeout(f"extraction took longer than {self.timeout_s}s")
+        ok, text = reply
+        if not ok:
+            raise ExtractionError(text)
+        return text
+
+    def close(self) -> None:
+        self._stop()
+
+    def __del__(self):
+        try:
+            self._stop()
+        except Exception:
+            pass
+
+
+class ExtractionError(Exception):
+    pass
+
+
+def _read_exact(fh, n: int) -> bytes:
+    data = fh.read(n)
+    if len(data) != n:
+        raise EOFError(f"extractor process closed its output ({len(data)} of {n} bytes)")
+    return data
+
+
+def _read_reply(fh, timeout_s: float):
+    """(ok, text) from the child, or None when no reply started within `timeout_s`."""
+    ready, _, _ = select.select([fh], [], [], timeout_s)
+    if not ready:
+        return None
+    ok, n = struct.unpack("<BQ", _read_exact(fh, 9))
+    return bool(ok), _read_exact(fh, n).decode("utf-8", "surrogatepass")
+
+
+def _serve(backend: str, main_content: bool) -> None:
+    """The child's loop: length-prefixed UTF-8 pages in, (ok, text or error) out, until stdin closes."""
+    if sys.platform.startswith("linux"):  # die with the parent, even one killed by SIGKILL
+        import ctypes
+
+        ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    extractor = HtmlExtractor(backend, main_content)
+    stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
+    while True:
+        head = stdin.read(8)
+        if len(head) < 8:
+            return
+        html = _read_exact(stdin, struct.unpack("<Q", head)[0]).decode("utf-8", "surrogatepass")
+        try:
+            out, ok = extractor(html).encode("utf-8", "surrogatepass"), 1
+        except Exception as e:
+            out, ok = f"{type(e).__name__}: {e}".encode("utf-8", "surrogatepass"), 0
+        stdout.write(struct.pack("<BQ", ok, len(out)) + out)
+        stdout.flush()
 
 
 _SPACES = re.compile(r"[ \t\u00a0\u3000]+")
@@ -118,7 +196,8 @@ class ExtractText:
 
     def __init__(self, backend: str = "resiliparse", main_content: bool = True, timeout_s: float = 10.0,
                  min_chars: int = 1):
-        self.extractor = HtmlExtractor(backend, main_content, timeout_s)
+        self.extractor = ExtractionSandbox(backend, main_content, timeout_s) if timeout_s > 0 \
+            else HtmlExtractor(backend, main_content)
         self.min_chars = min_chars
 
     def __call__(self, doc: dict):
@@ -134,3 +213,7 @@ class ExtractText:
         del doc["html"]
         doc["text"] = text
         return doc
+
+
+if __name__ == "__main__":
+    _serve(sys.argv[1], sys.argv[2] == "1")

@@ -1,7 +1,8 @@
 import pytest
 
 from transforms.document import Drop
-from transforms.extract import ExtractText, HtmlExtractor, looks_binary, normalise_whitespace
+from transforms.extract import (ExtractionError, ExtractionSandbox, ExtractText, ExtractTimeout, HtmlExtractor, looks_binary,
+                                normalise_whitespace)
 
 ARTICLE = """<html><head><title>T</title><script>var x = "script text";</script><style>p{}</style></head>
 <body><nav><a href="/">Home</a> | <a href="/about">About</a></nav>
@@ -40,6 +41,52 @@ def test_timeout_drops_the_page():
     stage = ExtractText(timeout_s=1e-6)
     out = stage({"id": "a", "html": ARTICLE * 200})
     assert isinstance(out, Drop) and out.reason == "extract_timeout"
+
+
+def test_sandbox_kills_a_pathological_page_and_goes_on():
+    # resiliparse's main-content pass grows faster than the square of the nesting depth: this page
+    # alone takes minutes; the child extracting it is killed at the limit and the next page works
+    deep = "<html><body>" + "<div>" * 100_000 + "deep" + "</div>" * 100_000 + "</body></html>"
+    sandbox = ExtractionSandbox(timeout_s=1.0)
+    try:
+        with pytest.raises(ExtractTimeout):
+            sandbox(deep)
+        assert sandbox.proc is None  # killed
+        assert sandbox(ARTICLE) == HtmlExtractor()(ARTICLE)
+    finally:
+        sandbox.close()
+
+
+def test_sandbox_survives_its_child_dying():
+    import threading
+
+    slow = "<html><body>" + "<div>" * 20_000 + "slow" + "</div>" * 20_000 + "</body></html>"  # ~15 s
+    sandbox = ExtractionSandbox(timeout_s=60.0)
+    try:
+        assert "package manager" in sandbox(ARTICLE)
+        sandbox.proc.kill()  # dead between pages: restarted
+        assert "package manager" in sandbox(ARTICLE)
+        # a child that dies on a page, again after its restart (a page that crashes the extractor
+        # would): that page fails
+        stop = threading.Event()
+
+        def killer():
+            while not stop.wait(0.3):
+                proc = sandbox.proc
+                if proc is not None:
+                    proc.kill()
+
+        thread = threading.Thread(target=killer)
+        thread.start()
+        try:
+            with pytest.raises(ExtractionError):
+                sandbox(slow)
+        finally:
+            stop.set()
+            thread.join()
+        assert sandbox(ARTICLE) == HtmlExtractor()(ARTICLE)
+    finally:
+        sandbox.close()
 
 
 def test_malformed_html_never_raises():
