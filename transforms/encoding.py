@@ -66,7 +66,8 @@ def decode_page(data: bytes, header_charset: str | None = None) -> tuple[str, st
     """Decode a page; returns ``(text, codec)``.
 
     Order: a BOM; then strictly valid UTF-8 (legacy-encoded text with non-ASCII bytes is
-    practically never valid UTF-8, while servers and meta tags often lie); then the HTTP header
+    practically never valid UTF-8, while servers and meta tags often lie); then UTF-8 with a few
+    stray Windows-1252 bytes (a page pasted together from two sources); then the HTTP header
     charset and the ``<meta>`` charset, each only if the bytes decode cleanly with it; then
     uchardet's guess. The last resort decodes with replacement characters, never raises.
     """
@@ -77,6 +78,9 @@ def decode_page(data: bytes, header_charset: str | None = None) -> tuple[str, st
         return data.decode("utf-8"), "utf-8"
     except UnicodeDecodeError:
         pass
+    mixed = _mostly_utf8(data)
+    if mixed is not None:
+        return mixed, "utf-8+cp1252"
     for label in (header_charset, meta_charset(data)):
         codec = normalise_charset(label)
         if codec and codec != "utf-8":
@@ -100,3 +104,30 @@ def decode_page(data: bytes, header_charset: str | None = None) -> tuple[str, st
             pass
     # Mostly UTF-8 with a few broken bytes is the commonest case left.
     return data.decode("utf-8", "replace"), "utf-8"
+
+
+_ESCAPED = re.compile("[\udc80-\udcff]+")
+
+
+def _cp1252(run: str) -> str:
+    raw = bytes(ord(c) - 0xDC00 for c in run)
+    return "".join(bytes([b]).decode("cp1252", "strict") if b not in _CP1252_HOLES else chr(b) for b in raw)
+
+
+_CP1252_HOLES = {0x81, 0x8D, 0x8F, 0x90, 0x9D}  # undefined in cp1252: kept as their latin-1 code points
+
+
+def _mostly_utf8(data: bytes) -> str | None:
+    """Text that is UTF-8 except for a few bytes, with those bytes read as Windows-1252; or None.
+
+    A page is taken as mixed when its valid multi-byte characters are at least a tenth of its stray
+    bytes: a legacy single-byte page that merely claims UTF-8 has almost none (its high bytes
+    rarely pair into a valid sequence: under 1% of them in cp1251 and cp1250 text) and is left to
+    the charset labels and detection.
+    """
+    text = data.decode("utf-8", "surrogateescape")
+    stray = sum(len(m) for m in _ESCAPED.findall(text))
+    valid = sum(1 for c in text if c > "\x7f") - stray
+    if stray == 0 or valid == 0 or valid * 10 < stray:
+        return None
+    return _ESCAPED.sub(lambda m: _cp1252(m.group(0)), text)

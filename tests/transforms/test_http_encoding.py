@@ -75,6 +75,17 @@ def test_invalid_utf8_never_raises():
     assert "caf" in text and isinstance(text, str)
 
 
+def test_utf8_page_with_stray_windows_1252_bytes_keeps_both_parts():
+    data = "<p>Grüße aus Köln. </p>".encode() + " Straße in München — Maß.".encode("cp1252")
+    text, codec = decode_page(data, "utf-8")
+    assert "Grüße aus Köln" in text and "Straße in München — Maß" in text and codec == "utf-8+cp1252"
+
+
+def test_legacy_page_claiming_utf8_is_not_read_as_mixed():
+    text, codec = decode_page("<p>Комитет собрался во вторник обсудить библиотеку</p>".encode("cp1251"), "utf-8")
+    assert "Комитет собрался" in text and codec == "cp1251"
+
+
 def test_bom_decides():
     text, codec = decode_page("\ufeff<p>x</p>".encode("utf-16-le"))
     assert text == "<p>x</p>" and codec == "utf-16-le"
