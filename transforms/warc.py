@@ -168,12 +168,17 @@ def is_member_start(data: bytes) -> bool:
         return False
 
 
-def _gzip_pieces(raw: BinaryIO, base: int = 0) -> Iterator[tuple]:
+def _gzip_pieces(raw: BinaryIO, base: int = 0, seekable: bool = False) -> Iterator[tuple]:
     """Inflate gzip members one after another, resynchronising on the next member start after damage.
 
     A member start is a gzip magic whose first inflated bytes are a WARC header: the same rule
     `find_member_start` uses to align a split, so split readers agree on where records begin.
+    A damaged member's deflate stream can run on through the members after it before zlib notices
+    (or until the file ends); with a seekable `raw` (positioned at file offset `base`), reading
+    therefore resumes at the first member start after the damaged member's own start, where a
+    split reader would begin, so no record a split reader finds is lost to a whole-file reader.
     """
+    origin = raw.tell() - base if seekable else 0  # raw position of file offset 0
     buf = b""
     eof = False
     look = 1024  # bytes needed to recognise a member start
@@ -215,6 +220,17 @@ def _gzip_pieces(raw: BinaryIO, base: int = 0) -> Iterator[tuple]:
                 buf = b""
                 return dropped
 
+    def resync(member_start: int) -> bool:
+        """Back to just after a damaged member's start, then on to the next member start (silently:
+        the bytes up to it are the reported damage)."""
+        nonlocal buf, base, eof
+        if not seekable:
+            return False
+        raw.seek(origin + member_start + 1)
+        buf, base, eof = b"", member_start + 1, False
+        skip_to_member(0)
+        return True
+
     while True:
         while len(buf) < look and more():
             pass
@@ -236,8 +252,9 @@ def _gzip_pieces(raw: BinaryIO, base: int = 0) -> Iterator[tuple]:
                 yield ("error", ReadError(member_start, "gzip_corrupt", str(e)))
                 yield ("damage",)
                 # the rest of this member is part of the reported damage: skip it silently
-                consumed = base - member_start
-                skip_to_member(1 if consumed == 0 else 0)
+                if not resync(member_start):
+                    consumed = base - member_start
+                    skip_to_member(1 if consumed == 0 else 0)
                 break
             if out:
                 produced += len(out)
@@ -255,7 +272,9 @@ def _gzip_pieces(raw: BinaryIO, base: int = 0) -> Iterator[tuple]:
                     ReadError(member_start, "gzip_truncated", f"file ends inside a gzip member after {produced} bytes"),
                 )
                 yield ("damage",)
-                return
+                if not resync(member_start):
+                    return
+                break
 
 
 def find_member_start(raw: BinaryIO, start: int, end: int, compressed: bool) -> int | None:
@@ -322,11 +341,31 @@ def _parse_headers(raw: bytes) -> dict[str, str] | None:
     return headers
 
 
+SNIFF_BYTES = 1 << 16
+
+
+def looks_gzip(head: bytes) -> bool:
+    """Is a file that begins with `head` a gzip WARC? Yes when it starts with a gzip magic, and also
+    when its first bytes are damaged but a member start comes before any plain WARC header (so a
+    corrupt first member costs that member, not the file)."""
+    if head.startswith(GZIP_MAGIC):
+        return True
+    if head.startswith(WARC_MAGIC):
+        return False
+    plain = head.find(b"WARC/1.")
+    i = head.find(GZIP_MAGIC)
+    while i >= 0 and (plain < 0 or i < plain):
+        if is_member_start(head[i:]):
+            return True
+        i = head.find(GZIP_MAGIC, i + 1)
+    return False
+
+
 def is_gzip(raw: BinaryIO) -> bool:
     raw.seek(0)
-    head = raw.read(len(GZIP_MAGIC))
+    head = raw.read(SNIFF_BYTES)
     raw.seek(0)
-    return head == GZIP_MAGIC
+    return looks_gzip(head)
 
 
 def iter_warc_split(raw: BinaryIO, start: int, end: int, max_record_bytes: int = 64 << 20) -> Iterator[Item]:
@@ -348,7 +387,8 @@ def iter_warc(raw: BinaryIO, max_record_bytes: int = 64 << 20, base: int = 0, en
     `base` is the file offset `raw` is positioned at; with `end`, reading stops at the first
     record whose gzip member starts at or after `end` (see `iter_warc_split`).
     """
-    head = raw.read(len(GZIP_MAGIC))
+    seekable = bool(getattr(raw, "seekable", lambda: False)())
+    head = raw.read(SNIFF_BYTES)
     rest = raw
 
     class _Prefixed:
@@ -361,9 +401,13 @@ def iter_warc(raw: BinaryIO, max_record_bytes: int = 64 << 20, base: int = 0, en
                 return out + rest.read(max(0, n - len(out)))
             return rest.read(n)
 
-    src = _Prefixed()
-    if head.startswith(GZIP_MAGIC):
-        s = _Stream(_gzip_pieces(src, base), end_offset=end)
+    if seekable:
+        raw.seek(-len(head), 1)
+        src = raw
+    else:
+        src = _Prefixed()
+    if looks_gzip(head):
+        s = _Stream(_gzip_pieces(src, base, seekable), end_offset=end)
     else:
         s = _Stream(_plain_pieces(src), base=base, end_offset=end)
     pos = 0
