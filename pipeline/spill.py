@@ -16,6 +16,7 @@ reads what any other wrote) and go when the run is published.
 from __future__ import annotations
 
 import pickle
+import threading
 import uuid
 from typing import Iterable, NamedTuple
 
@@ -24,6 +25,12 @@ from apache_beam.io.filesystems import FileSystems
 
 SPILL_FOLDER = "spill"
 MAX_BYTES = 16_000_000
+# All spill buffers of a worker process together: a fused stage holds one buffer per spilling
+# DoFn (documents, each stage's rejected rows, parked documents, ...), so per-buffer limits alone
+# would let a worker hold a dozen full buffers at once.
+PROCESS_BYTES = 64_000_000
+_process_bytes = 0
+_lock = threading.Lock()
 
 
 class SpillRef(NamedTuple):
@@ -59,20 +66,33 @@ class SpillBuffer:
         self._bytes = 0
 
     def add(self, key, row, nbytes: int | None = None) -> None:
+        global _process_bytes
         self._rows.setdefault(key, []).append(row)
         if isinstance(row, dict) and "tokens" in row:
             self._tokens[key] = self._tokens.get(key, 0) + len(row["tokens"])
-        self._bytes += row_bytes(row) if nbytes is None else nbytes
+        n = row_bytes(row) if nbytes is None else nbytes
+        self._bytes += n
+        with _lock:
+            _process_bytes += n
 
     @property
     def full(self) -> bool:
-        return self._bytes >= self.max_bytes
+        """This buffer reached `max_bytes`, or all buffers of the process together reached
+        PROCESS_BYTES and this one holds a share worth writing."""
+        return self._bytes >= self.max_bytes or (_process_bytes >= PROCESS_BYTES and self._bytes >= 1_000_000)
+
+    def _release(self) -> None:
+        global _process_bytes
+        with _lock:
+            _process_bytes -= self._bytes
+        self._bytes = 0
 
     def __len__(self) -> int:
         return sum(len(v) for v in self._rows.values())
 
     def flush(self) -> list[tuple]:
         if not self._rows:
+            self._release()
             return []
         path = f"{self.folder}/{uuid.uuid4().hex}.pickle"
         refs = []
@@ -84,8 +104,15 @@ class SpillBuffer:
                 fh.write(blob)
                 refs.append((key, SpillRef(path, offset, len(blob), len(rows), self._tokens.get(key, 0))))
                 offset += len(blob)
-        self._rows, self._tokens, self._bytes = {}, {}, 0
+        self._rows, self._tokens = {}, {}
+        self._release()
         return refs
+
+    def __del__(self):  # a bundle that failed before flushing
+        try:
+            self._release()
+        except Exception:  # interpreter shutdown
+            pass
 
 
 def read_segments(refs: Iterable[SpillRef]) -> Iterable[list]:

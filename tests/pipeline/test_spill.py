@@ -35,6 +35,20 @@ def test_buffer_says_when_it_is_full(tmp_path):
     assert 3 <= n <= 5
 
 
+def test_buffers_of_one_process_share_a_budget(tmp_path, monkeypatch):
+    from pipeline import spill
+
+    monkeypatch.setattr(spill, "PROCESS_BYTES", spill._process_bytes + 3_000_000)
+    a, b = SpillBuffer(str(tmp_path)), SpillBuffer(str(tmp_path))
+    a.add(0, {"text": "a" * 2_000_000})
+    assert not a.full  # far below its own 16 MB
+    b.add(0, {"text": "b" * 1_500_000})
+    assert a.full and b.full  # together over the process budget
+    a.flush()
+    assert not b.full
+    b.flush()
+
+
 def test_a_short_segment_is_an_error_not_silent_loss(tmp_path):
     buf = SpillBuffer(str(tmp_path))
     buf.add(0, {"text": "z" * 100})
