@@ -66,9 +66,9 @@ def decode_page(data: bytes, header_charset: str | None = None) -> tuple[str, st
     """Decode a page; returns ``(text, codec)``.
 
     Order: a BOM; then strictly valid UTF-8 (legacy-encoded text with non-ASCII bytes is
-    practically never valid UTF-8, while servers and meta tags often lie); then UTF-8 with a few
-    stray Windows-1252 bytes (a page pasted together from two sources); then the HTTP header
-    charset and the ``<meta>`` charset, each only if the bytes decode cleanly with it; then
+    practically never valid UTF-8, while servers and meta tags often lie); then the HTTP header
+    charset and the ``<meta>`` charset, each only if the bytes decode cleanly with it; then UTF-8
+    with a few stray Windows-1252 bytes (a page pasted together from two sources); then
     uchardet's guess. The last resort decodes with replacement characters, never raises.
     """
     for bom, codec in _BOMS:
@@ -78,9 +78,6 @@ def decode_page(data: bytes, header_charset: str | None = None) -> tuple[str, st
         return data.decode("utf-8"), "utf-8"
     except UnicodeDecodeError:
         pass
-    mixed = _mostly_utf8(data)
-    if mixed is not None:
-        return mixed, "utf-8+cp1252"
     for label in (header_charset, meta_charset(data)):
         codec = normalise_charset(label)
         if codec and codec != "utf-8":
@@ -88,6 +85,9 @@ def decode_page(data: bytes, header_charset: str | None = None) -> tuple[str, st
                 return data.decode(codec), codec
             except (UnicodeDecodeError, LookupError):
                 pass
+    mixed = _mostly_utf8(data)
+    if mixed is not None:
+        return mixed, "utf-8+cp1252"
     # uchardet is fast but gives up on some legacy pages; charset-normalizer is slower and better.
     guess = normalise_charset(detect_encoding(data, html5_compatible=False))
     if guess and guess != "utf-8":
@@ -121,13 +121,15 @@ def _mostly_utf8(data: bytes) -> str | None:
     """Text that is UTF-8 except for a few bytes, with those bytes read as Windows-1252; or None.
 
     A page is taken as mixed when its valid multi-byte characters are at least a tenth of its stray
-    bytes: a legacy single-byte page that merely claims UTF-8 has almost none (its high bytes
-    rarely pair into a valid sequence: under 1% of them in cp1251 and cp1250 text) and is left to
-    the charset labels and detection.
+    bytes and the strays stand alone, as accented letters do in Western text: a legacy page that
+    merely claims UTF-8 has almost no valid sequences (under 2% of its high bytes in cp1250-1254
+    text), and a double-byte one (EUC-KR, GBK, Shift-JIS), whose pairs often happen to be valid
+    UTF-8, has its strays in runs.
     """
     text = data.decode("utf-8", "surrogateescape")
-    stray = sum(len(m) for m in _ESCAPED.findall(text))
+    runs = _ESCAPED.findall(text)
+    stray = sum(len(m) for m in runs)
     valid = sum(1 for c in text if c > "\x7f") - stray
-    if stray == 0 or valid == 0 or valid * 10 < stray:
+    if stray == 0 or valid == 0 or valid * 10 < stray or sum(len(m) > 1 for m in runs) * 10 > len(runs):
         return None
     return _ESCAPED.sub(lambda m: _cp1252(m.group(0)), text)

@@ -86,6 +86,16 @@ def test_legacy_page_claiming_utf8_is_not_read_as_mixed():
     assert "Комитет собрался" in text and codec == "cp1251"
 
 
+@pytest.mark.parametrize("text,codec", [("아파치에서 핸들러 사용 모듈 목록 지시어 빠른참조 " * 20, "cp949"),
+                                        ("模块列表 快速参考 安装 编译 " * 20, "gb18030"),
+                                        ("モジュール一覧 クイックリファレンス インストール " * 20, "cp932")])
+def test_unlabelled_double_byte_page_is_not_read_as_mixed(text, codec):
+    # many EUC-KR/GBK byte pairs happen to be valid UTF-8: 43 Korean pages of the crawl were misread
+    # by a first version of the mixed rule
+    decoded, got = decode_page(text.encode(codec))
+    assert got != "utf-8+cp1252" and decoded == text
+
+
 def test_bom_decides():
     text, codec = decode_page("\ufeff<p>x</p>".encode("utf-16-le"))
     assert text == "<p>x</p>" and codec == "utf-16-le"
