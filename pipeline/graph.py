@@ -60,9 +60,10 @@ def _flatten(label: str, pcolls: list):
 class WriteShards(beam.PTransform):
     """Key rows by a seeded hash of their id, group, and write one sorted Parquet file per shard.
 
-    Takes one PCollection or a tuple of them (Beam reads a list as values to create). The rows go to spill files and only references to
-    them through the shuffle (`pipeline.spill`); each branch spills on its own, because a Flatten
-    before the spill would make the local runner hold every row of the branches between stages.
+    Takes one PCollection or a tuple of them (Beam reads a list as values to create). The rows go
+    to spill files and only references to them through the shuffle (`pipeline.spill`); each branch
+    spills on its own, because a Flatten before the spill would make the local runner hold every
+    row of the branches between stages.
     """
 
     def __init__(self, kind: str, folder: str, schema: pa.Schema, shards: int, seed: int, compression: str,
