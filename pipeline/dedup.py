@@ -265,7 +265,7 @@ class MinHashDedup(beam.PTransform):
     def expand(self, docs):
         c = self.c
         stage = "dedup_minhash"
-        bands, rows = c.resolved_bands()
+        bands, _ = c.resolved_bands()
         threshold = c.threshold if c.verify else None
         keyed_docs = docs | "KeyById" >> beam.Map(lambda d: (str(d["id"]), d))
         sigs = docs | "Signatures" >> beam.ParDo(Signatures(stage, **self.common)).with_outputs(COUNTS, main="sigs")
