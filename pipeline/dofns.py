@@ -36,10 +36,21 @@ FATE = "_fate"  # in a rejected reference: (stage, reason, detail, errored)
 _NOT_SIGNALS = set(DOCUMENT_SCHEMA.names) | {"payload", "html", "format"}
 
 
+def seeded_hash(doc_id: str, seed: int) -> int:
+    """A 64-bit number fixed by (id, seed): shard assignment and sampling, the same on every run."""
+    return int.from_bytes(hashlib.blake2b(f"{seed}\x00{doc_id}".encode(), digest_size=8).digest(), "big")
+
+
 def seeded_fraction(doc_id: str, seed: int) -> float:
-    """A number in [0, 1) fixed by (id, seed): for sampling that is the same on every run."""
-    h = hashlib.blake2b(f"{seed}\x00{doc_id}".encode(), digest_size=8).digest()
-    return int.from_bytes(h, "big") / 2**64
+    """`seeded_hash` as a number in [0, 1)."""
+    return seeded_hash(doc_id, seed) / 2**64
+
+
+def in_global_window(item):
+    """An output of `finish_bundle` (a value or a TaggedOutput), which Beam wants windowed."""
+    if isinstance(item, TaggedOutput):
+        return TaggedOutput(item.tag, WindowedValue(item.value, MIN_TIMESTAMP, [GlobalWindow()]))
+    return WindowedValue(item, MIN_TIMESTAMP, [GlobalWindow()])
 
 
 def rejected_row(doc: dict, stage: str, reason: str, detail: str, errored: bool, text_chars: int = 0) -> dict:
@@ -91,7 +102,7 @@ class CountingDoFn(beam.DoFn):
     def finish_bundle(self):
         self.progress.flush()
         if self._counts:
-            yield TaggedOutput(COUNTS, WindowedValue(dict(self._counts), MIN_TIMESTAMP, [GlobalWindow()]))
+            yield in_global_window(TaggedOutput(COUNTS, dict(self._counts)))
 
 
 class _CountingReader(io.RawIOBase):
@@ -161,7 +172,7 @@ class ReadRecords(CountingDoFn):
 
     def finish_bundle(self):
         for _, ref in self._spread.flush():
-            yield TaggedOutput(self.SPREAD, WindowedValue(ref, MIN_TIMESTAMP, [GlobalWindow()]))
+            yield in_global_window(TaggedOutput(self.SPREAD, ref))
         yield from super().finish_bundle()
 
     def _read(self, path: str, start: int, end: int, size: int):
@@ -289,10 +300,7 @@ class StageDoFn(CountingDoFn):
 
     def finish_bundle(self):
         for item in self._flush():
-            if isinstance(item, TaggedOutput):
-                yield TaggedOutput(item.tag, WindowedValue(item.value, MIN_TIMESTAMP, [GlobalWindow()]))
-            else:
-                yield WindowedValue(item, MIN_TIMESTAMP, [GlobalWindow()])
+            yield in_global_window(item)
         yield from super().finish_bundle()
 
 
@@ -306,10 +314,6 @@ def safe_partition_value(value) -> str:
     """A partition folder name from a column value: ``und`` when missing, never a path."""
     text = str(value) if value not in (None, "") else "und"
     return "".join(c if c.isalnum() or c in "-_" else "_" for c in text)[:64]
-
-
-def seeded_hash(doc_id: str, seed: int) -> int:
-    return int.from_bytes(hashlib.blake2b(f"{seed}\x00{doc_id}".encode(), digest_size=8).digest(), "big")
 
 
 def shard_of(doc_id: str, seed: int, shards: int) -> int:
@@ -352,7 +356,7 @@ class SpillByShard(beam.DoFn):
 
     def finish_bundle(self):
         for kv in self._buffer.flush():
-            yield WindowedValue(kv, MIN_TIMESTAMP, [GlobalWindow()])
+            yield in_global_window(kv)
 
 
 class WriteShard(beam.DoFn):
@@ -510,7 +514,7 @@ class Park(CountingDoFn):
 
     def finish_bundle(self):
         for ref in self._flush():
-            yield WindowedValue(ref, MIN_TIMESTAMP, [GlobalWindow()])
+            yield in_global_window(ref)
         yield from super().finish_bundle()
 
 

@@ -6,6 +6,7 @@ CI runs a fixed, derandomised set of examples per target (bounded time). For a l
 session: ``THRESHER_FUZZ_EXAMPLES=5000 python -m pytest tests/test_fuzz.py``.
 """
 
+import functools
 import gzip
 import io
 import json
@@ -128,6 +129,8 @@ def test_parquet_reader_on_tables_and_mutated_files(texts, data):
         assert all(isinstance(i, (dict, Rejection)) for i in items)
 
 
+EXTRACTOR = HtmlExtractor()
+
 TAGS = ["<div>", "</div>", "<p>", "</p>", "<br>", "<script>", "</script>", "<style>", "<!--", "-->", "<table><tr><td>",
         "<li>", "<a href='x'>", "</a>", "<![CDATA[", "]]>", "&amp;", "&#0;", "&#x110000;", "&nbsp;", "<", ">", "\x00",
         "<html>", "<body>", "</body>", "<article>", "<h1>", "<pre>", "<svg><foreignObject>", "<noscript>"]
@@ -140,21 +143,14 @@ def test_extraction_on_tag_soup(parts):
     assert isinstance(text, str)
 
 
-EXTRACTOR = HtmlExtractor()
-
-
-class _Chain:
-    """Every per-document stage of the default recipe, built once, run in recipe order."""
-
-    fns = None
-
-    @classmethod
-    def get(cls):
-        if cls.fns is None:
-            cfg = Config()
-            cls.fns = [(s.name, s.make(cfg), s.batch) for s in enabled_stages(cfg) if s.make is not None]
-            cls.prepares = [s.prepare(cfg) for s in enabled_stages(cfg) if s.prepare is not None]
-        return cls.fns, cls.prepares
+@functools.cache
+def default_chain():
+    """Every per-document stage of the default recipe, built once, in recipe order; and the dedup
+    stages' prepare functions."""
+    cfg = Config()
+    stages = enabled_stages(cfg)
+    return ([(s.name, s.make(cfg), s.batch) for s in stages if s.make is not None],
+            [s.prepare(cfg) for s in stages if s.prepare is not None])
 
 
 @FUZZ
@@ -163,7 +159,7 @@ class _Chain:
        st.one_of(st.none(), st.text(max_size=40), st.just("http://example.com/a?b=[c]")),
        st.sampled_from(["html", "text"]), st.sampled_from([None, "utf-8", "latin-1", "x-unknown"]))
 def test_every_stage_on_generated_documents(body, url, fmt, charset):
-    fns, prepares = _Chain.get()
+    fns, prepares = default_chain()
     doc = {"id": "fuzz", "url": url, "source": "fuzz", "offset": 0, "charset": charset, "format": fmt,
            "payload": body.encode("utf-8", "surrogatepass")}
     for name, fn, batch in fns:

@@ -352,7 +352,7 @@ def looks_gzip(head: bytes) -> bool:
         return True
     if head.startswith(WARC_MAGIC):
         return False
-    plain = head.find(b"WARC/1.")
+    plain = head.find(WARC_MAGIC)
     i = head.find(GZIP_MAGIC)
     while i >= 0 and (plain < 0 or i < plain):
         if is_member_start(head[i:]):
