@@ -232,6 +232,8 @@ def main() -> None:
     ap.add_argument("--crawl", default=str(DEFAULT_CRAWL))
     ap.add_argument("--datatrove-python", help="python of a virtualenv with datatrove[processing] and spacy")
     ap.add_argument("--skip", nargs="*", default=[], choices=["signatures", "quality", "scale"])
+    ap.add_argument("--factors", nargs="*", type=int, default=[1, 2, 4, 8, 16],
+                    help="input sizes of the scale runs, in copies of the documents (16x: ~8 minutes)")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         docs = load_docs(args.docs or curated(args.crawl, os.path.join(tmp, "curated")))
@@ -247,7 +249,7 @@ def main() -> None:
         if "quality" not in args.skip:
             quality(docs, tmp)
         if "scale" not in args.skip:
-            scale(docs, tmp)
+            scale(docs, tmp, args.factors)
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ from apache_beam.transforms.window import GlobalWindow
 from apache_beam.utils.timestamp import MIN_TIMESTAMP
 from apache_beam.utils.windowed_value import WindowedValue
 
+from pipeline.heap import give_back_memory
 from pipeline.progress import ProgressWriter
 from pipeline.rundir import atomic_write
 from pipeline.spill import MAX_BYTES, SpillBuffer, read_rows, read_segments
@@ -380,10 +381,16 @@ class WriteShard(beam.DoFn):
         self.progress = ProgressWriter(self.progress_dir)
 
     def process(self, element):
+        n, files = self._write(*element)
+        give_back_memory()  # the shard's rows, table and file image are gone with _write's frame
+        self.progress.add("written" if self.kind == "documents" else "written_rejected", n)
+        self.progress.flush()
+        yield {("output", self.kind): n, ("output", f"{self.kind}_files"): files}
+
+    def _write(self, shard: int, refs) -> tuple[int, int]:
         import pyarrow as pa
         import pyarrow.parquet as pq
 
-        shard, refs = element
         rows = read_rows(refs)
         rows.sort(key=row_order)
         name = self.filename or f"part-{shard:05d}-of-{self.shards:05d}.parquet"
@@ -402,9 +409,7 @@ class WriteShard(beam.DoFn):
             buf = io.BytesIO()
             pq.write_table(table, buf, compression=None if self.compression == "none" else self.compression)
             atomic_write(f"{self.folder}/{prefix}{name}", buf.getvalue())
-        self.progress.add("written" if self.kind == "documents" else "written_rejected", len(rows))
-        self.progress.flush()
-        yield {("output", self.kind): len(rows), ("output", f"{self.kind}_files"): len(groups)}
+        return len(rows), len(groups)
 
 
 class MergeCounts(beam.CombineFn):
@@ -450,11 +455,13 @@ class WriteTokenShard(beam.DoFn):
         data = encode_shard(rows, self.dtype)
         name = shard_name(index)
         atomic_write(f"{self.folder}/{name}", data)
-        tokens = int(sum(len(r["tokens"]) for r in rows))
+        written = {"file": name, "rows": len(rows), "tokens": int(sum(len(r["tokens"]) for r in rows)),
+                   "bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+        del rows, data
+        give_back_memory()
         self.progress.add("shards")
         self.progress.flush()
-        yield {"file": name, "rows": len(rows), "tokens": tokens, "bytes": len(data),
-               "sha256": hashlib.sha256(data).hexdigest()}
+        yield written
 
 
 # Fields a parked document's reference keeps: what the corpus stages decide on (and row_order's).
@@ -535,7 +542,7 @@ class Unpark(beam.DoFn):
         refs = sorted(refs, key=lambda r: r["_row"])
         docs = read_rows([refs[0][PARKED]])
         for ref in refs:
-            doc = docs[ref["_row"]]
+            doc, docs[ref["_row"]] = docs[ref["_row"]], None  # freed once downstream is done with it
             for k, v in ref.items():
                 if not k.startswith("_") and k not in doc:
                     doc[k] = v
@@ -544,6 +551,8 @@ class Unpark(beam.DoFn):
                 yield TaggedOutput(REJECTED, rejected_row(doc, *fate, self.text_chars))
             else:
                 yield doc
+        del docs, doc
+        give_back_memory()
 
 
 class ReadSpilled(beam.DoFn):

@@ -16,12 +16,15 @@ reads what any other wrote) and go when the run is published.
 from __future__ import annotations
 
 import pickle
+import sys
 import threading
 import uuid
 from typing import Iterable, NamedTuple
 
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
+
+from pipeline.heap import give_back_memory
 
 SPILL_FOLDER = "spill"
 MAX_BYTES = 16_000_000
@@ -42,12 +45,16 @@ class SpillRef(NamedTuple):
 
 
 def row_bytes(row: dict) -> int:
-    """A cheap estimate of a row's pickled size (text and token arrays dominate)."""
+    """A cheap estimate of a row's size in memory: its text, payload and token array, which dominate.
+    A str's size is its characters times 1, 2 or 4 bytes (CPython stores the widest character's
+    width), so a Cyrillic or CJK text counts twice its length, not once."""
+    n = 200
+    for key in ("text", "payload"):
+        value = row.get(key)
+        if isinstance(value, (str, bytes)):
+            n += sys.getsizeof(value)
     tokens = row.get("tokens")
-    text = row.get("text")
-    payload = row.get("payload")
-    return (len(text) if isinstance(text, str) else 0) + (tokens.nbytes if hasattr(tokens, "nbytes") else 0) \
-        + (len(payload) if isinstance(payload, (bytes, str)) else 0) + 200
+    return n + (tokens.nbytes if hasattr(tokens, "nbytes") else 0)
 
 
 class SpillBuffer:
@@ -106,6 +113,7 @@ class SpillBuffer:
                 offset += len(blob)
         self._rows, self._tokens = {}, {}
         self._release()
+        give_back_memory()
         return refs
 
     def __del__(self):  # a bundle that failed before flushing

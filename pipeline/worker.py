@@ -1,4 +1,5 @@
-"""The SDK worker process for local multi-process runs: Beam's own, with quiet logging.
+"""The SDK worker process for local multi-process runs: Beam's own, with quiet logging and two
+malloc arenas.
 
 Beam's worker logs every start-up step at INFO to the terminal it inherits; users of
 `thresher run --workers N` should see progress, not gRPC channel set-up. Warnings still show.
@@ -6,9 +7,11 @@ Beam's worker logs every start-up step at INFO to the terminal it inherits; user
 
 import sys
 
+from pipeline.heap import limit_arenas
 from pipeline.logs import configure
 
 if __name__ == "__main__":
+    limit_arenas()  # before Beam starts its gRPC threads (see pipeline/heap.py)
     configure(fmt="%(levelname)s worker: %(message)s")  # before Beam is imported: it logs on import
     from apache_beam.runners.worker import sdk_worker_main
 

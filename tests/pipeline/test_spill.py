@@ -1,11 +1,14 @@
 """Spill files: the rows a shuffle would carry, written by a bundle and read back by reference."""
 
+import os
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pipeline.dofns import TOKEN_BUCKETS, seeded_hash, shard_of, shards_of_bucket
+from pipeline import heap, spill
 from pipeline.spill import SpillBuffer, read_rows, read_segments
 
 
@@ -36,8 +39,6 @@ def test_buffer_says_when_it_is_full(tmp_path):
 
 
 def test_buffers_of_one_process_share_a_budget(tmp_path, monkeypatch):
-    from pipeline import spill
-
     monkeypatch.setattr(spill, "PROCESS_BYTES", spill._process_bytes + 3_000_000)
     a, b = SpillBuffer(str(tmp_path)), SpillBuffer(str(tmp_path))
     a.add(0, {"text": "a" * 2_000_000})
@@ -71,3 +72,26 @@ def test_buckets_partition_the_shards():
     for shards in (1, 3, 4095, 4096, 4097, 10_000):
         covered = [s for b in range(TOKEN_BUCKETS) for s in shards_of_bucket(b, TOKEN_BUCKETS, shards)]
         assert set(covered) == set(range(shards))  # every shard is read from some bucket
+
+
+def _rss_mb() -> float:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+@pytest.mark.skipif(heap._libc() is None, reason="needs glibc")
+def test_freed_rows_go_back_to_the_system():
+    # texts between 512 B and glibc's mmap threshold come from the malloc heap; dropping four in
+    # five leaves holes that glibc keeps (RSS stays) until they are trimmed
+    texts = [str(i).rjust(20_000, "x") for i in range(10_000)]  # 200 MB
+    kept = texts[::5]
+    del texts
+    before = _rss_mb()
+    heap.give_back_memory()
+    assert before - _rss_mb() > 100
+    assert len(kept) == 2_000
+
+
+@pytest.mark.skipif(heap._libc() is None, reason="needs glibc")
+def test_arena_limit_is_accepted():
+    assert heap.limit_arenas(2)
