@@ -18,6 +18,7 @@ from apache_beam.io.filesystems import FileSystems
 from pipeline import rundir
 from pipeline.config import Config, ConfigError
 from pipeline.graph import CLUSTERS_SCHEMA, Curate
+from pipeline.heap import tune_heap
 from pipeline.progress import ProgressDisplay
 from pipeline.runners import is_dry_run, is_local, make_runner_and_options
 from pipeline.stages import StageSpec, enabled_stages, tokenizer_json
@@ -122,7 +123,10 @@ def run(cfg: Config, beam_flags: list[str] | None = None, show_progress: bool = 
     if any(s.name == "tokenize" for s in stages):
         tokenizer = tokenizer_info(cfg)
     staging = rundir.prepare(output)
-    progress_dir = tempfile.mkdtemp(prefix="thresher-progress-") if is_local(cfg.runner.name) else None
+    progress_dir = None
+    if is_local(cfg.runner.name):
+        progress_dir = tempfile.mkdtemp(prefix="thresher-progress-")
+        tune_heap()  # this process is the local runner, which holds every shuffle (pipeline/heap.py)
 
     started = dt.datetime.now(dt.timezone.utc)
     t0 = time.perf_counter()

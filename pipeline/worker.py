@@ -1,5 +1,5 @@
-"""The SDK worker process for local multi-process runs: Beam's own, with quiet logging and two
-malloc arenas.
+"""The SDK worker process for local multi-process runs: Beam's own, with quiet logging and a tuned
+C heap (pipeline/heap.py).
 
 Beam's worker logs every start-up step at INFO to the terminal it inherits; users of
 `thresher run --workers N` should see progress, not gRPC channel set-up. Warnings still show.
@@ -7,11 +7,11 @@ Beam's worker logs every start-up step at INFO to the terminal it inherits; user
 
 import sys
 
-from pipeline.heap import limit_arenas
+from pipeline.heap import tune_heap
 from pipeline.logs import configure
 
 if __name__ == "__main__":
-    limit_arenas()  # before Beam starts its gRPC threads (see pipeline/heap.py)
+    tune_heap()  # before Beam starts its gRPC threads
     configure(fmt="%(levelname)s worker: %(message)s")  # before Beam is imported: it logs on import
     from apache_beam.runners.worker import sdk_worker, sdk_worker_main
 

@@ -1,6 +1,8 @@
 """Spill files: the rows a shuffle would carry, written by a bundle and read back by reference."""
 
 import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -92,6 +94,34 @@ def test_freed_rows_go_back_to_the_system():
     assert len(kept) == 2_000
 
 
-@pytest.mark.skipif(heap._libc() is None, reason="needs glibc")
-def test_arena_limit_is_accepted():
-    assert heap.limit_arenas(2)
+MAPPED_AFTER_A_BIG_FREE = """
+import ctypes, sys
+from pipeline import heap
+class MallInfo2(ctypes.Structure):
+    _fields_ = [(n, ctypes.c_size_t) for n in ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks",
+                                                "fsmblks", "uordblks", "fordblks", "keepcost")]
+libc = ctypes.CDLL(None)
+libc.mallinfo2.restype = MallInfo2
+if sys.argv[1] == "tuned":
+    assert heap.tune_heap()
+big = bytearray(8 << 20)  # mapped on its own; freeing it raises glibc's sliding threshold to 8 MB
+del big
+before = libc.mallinfo2().hblkhd
+buf = bytearray(2 << 20)
+print(libc.mallinfo2().hblkhd - before)
+"""
+
+
+@pytest.mark.skipif(heap._libc() is None or not hasattr(heap._libc(), "mallinfo2"), reason="needs glibc 2.33+")
+@pytest.mark.parametrize("mode", ["default", "tuned"])
+def test_big_buffers_stay_mapped_after_a_bigger_one_is_freed(mode):
+    # A 2 MB buffer after an 8 MB one was freed: glibc alone puts it in the heap (which then keeps its
+    # pages); with the tuned heap it is mapped on its own and unmapped when freed.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")}  # glibc's own defaults
+    out = subprocess.run([sys.executable, "-c", MAPPED_AFTER_A_BIG_FREE, mode], capture_output=True, text=True,
+                         env=env, check=True).stdout
+    mapped = int(out)
+    if mode == "tuned":
+        assert mapped >= 2 << 20
+    else:
+        assert mapped == 0
