@@ -209,6 +209,16 @@ class Signatures(CountingDoFn):
         yield (str(doc["id"]), doc[SIGNATURE], doc[TEXT_LENGTH], doc[BAND_KEYS])
 
 
+MAX_BAND_SHUFFLES = 16
+
+
+def band_groups(bands: int, most: int = MAX_BAND_SHUFFLES) -> list[range]:
+    """The bands split into at most `most` contiguous groups of near-equal size, one shuffle each."""
+    n = min(bands, most)
+    cuts = [bands * i // n for i in range(n + 1)]
+    return [range(a, b) for a, b in zip(cuts, cuts[1:])]
+
+
 def _bucket_edges(element, threshold):
     _, members = element
     members = [(i, np.frombuffer(s, dtype=np.uint8)) for i, s in members]
@@ -269,13 +279,19 @@ class MinHashDedup(beam.PTransform):
         threshold = c.threshold if c.verify else None
         keyed_docs = docs | "KeyById" >> beam.Map(lambda d: (str(d["id"]), d))
         sigs = docs | "Signatures" >> beam.ParDo(Signatures(stage, **self.common)).with_outputs(COUNTS, main="sigs")
-        edges = (
-            sigs.sigs
-            | "BandKeys" >> beam.FlatMap(lambda s: [((b, s[3][8 * b:8 * b + 8]), (s[0], s[1])) for b in range(bands)])
-            | "GroupBuckets" >> beam.GroupByKey()
-            | "BucketEdges" >> beam.FlatMap(_bucket_edges, threshold)
-            | "UniqueEdges" >> beam.Distinct()
-        )
+        # One shuffle per group of bands, not one for all: Beam's local runner hands each worker its
+        # whole share of a shuffle as one message, and the band keys are the biggest thing the
+        # dedup stages shuffle (a key, an id and a compact signature per band and document). The
+        # buckets, and so the edges, are the same either way.
+        per_band = []
+        for g, group in enumerate(band_groups(bands)):
+            per_band.append(
+                sigs.sigs
+                | f"BandKeys{g}" >> beam.FlatMap(
+                    lambda s, group: [((b, s[3][8 * b:8 * b + 8]), (s[0], s[1])) for b in group], group)
+                | f"GroupBuckets{g}" >> beam.GroupByKey()
+                | f"BucketEdges{g}" >> beam.FlatMap(_bucket_edges, threshold))
+        edges = per_band | "AllBands" >> beam.Flatten() | "UniqueEdges" >> beam.Distinct()
         labels, cc_counts = edges | "Components" >> ConnectedComponents(c.rounds, stage)
         lengths = sigs.sigs | "Lengths" >> beam.Map(lambda s: (s[0], s[2]))
         members = (
