@@ -7,7 +7,10 @@ network. One worker runs in-process; N workers run as N local SDK worker process
 
 from __future__ import annotations
 
+import json
+import shlex
 import sys
+from pathlib import Path
 
 from apache_beam.options.pipeline_options import PipelineOptions
 
@@ -18,6 +21,16 @@ LOCAL_RUNNERS = ("direct",)
 
 def is_local(runner: str) -> bool:
     return runner in LOCAL_RUNNERS
+
+
+def worker_command() -> str:
+    """The shell command of a local SDK worker process: pipeline/worker.py from this same copy of
+    Thresher. Not ``python -m pipeline.worker``: that looks in the current directory first, and a
+    user's own ``pipeline`` package there would be imported instead."""
+    root = str(Path(__file__).resolve().parents[1])
+    code = (f"import runpy, sys; sys.path[0] = {json.dumps(root)}; "
+            'runpy.run_module("pipeline.worker", run_name="__main__", alter_sys=True)')
+    return f"{shlex.quote(sys.executable)} -c {shlex.quote(code)}"
 
 
 def unknown_beam_flags(flags: list[str]) -> list[str]:
@@ -42,7 +55,7 @@ def make_runner_and_options(runner: str, workers: int, beam_flags: list[str]):
         if workers == 1:
             return FnApiRunner(), options
         # Beam's multi_processing mode with our worker entry point (pipeline/worker.py: quiet logs)
-        env = SubprocessSDKEnvironment.from_command_string(f"{sys.executable} -m pipeline.worker")
+        env = SubprocessSDKEnvironment.from_command_string(worker_command())
         return FnApiRunner(default_environment=env), options
     if runner == "portable":
         return "PortableRunner", PipelineOptions(beam_flags)

@@ -81,9 +81,14 @@ def test_two_runs_are_byte_identical(sample_run, tmp_path):
         assert folder_digest(first / sub) == folder_digest(second / sub)
 
 
-def test_two_workers_give_the_same_bytes(tmp_path):
+def test_two_workers_give_the_same_bytes(tmp_path, monkeypatch):
     # one file per MB of input: several files per folder, so the assignment to files is tested too
     first, stats1 = run_to(tmp_path, "one", **{"write.shard_input_mb": 1})
+    # the worker processes must import this Thresher, not a `pipeline` package in the current folder
+    decoy = tmp_path / "project" / "pipeline"
+    decoy.mkdir(parents=True)
+    (decoy / "__init__.py").write_text("raise ImportError('a user package, not Thresher')\n")
+    monkeypatch.chdir(decoy.parent)
     second, stats2 = run_to(tmp_path, "two", **{"runner.workers": 2, "stages.ingest.split_bytes": 256 * 1024,
                                                 "write.shard_input_mb": 1})
     assert len(list((first / "documents").glob("*.parquet"))) == 3  # the sample is 2.8 MB
