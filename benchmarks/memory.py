@@ -73,7 +73,8 @@ def _children() -> dict[int, list[int]]:
 
 def measure(cmd: list[str], env: dict, interval: float = 0.1) -> tuple[subprocess.CompletedProcess, dict]:
     """Runs `cmd`; the peak RSS of its root, of its largest descendant, and of the tree at once."""
-    # run from a neutral folder: `python -m pipeline.worker` would import a `pipeline/` in the cwd
+    # run from a neutral folder: a checkout before 1f93d4c (`--compare`) starts its workers with
+    # `python -m pipeline.worker`, which would import a `pipeline/` in the cwd
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
                             cwd=tempfile.gettempdir())
     peak = {"runner": 0.0, "worker": 0.0, "tree": 0.0}
