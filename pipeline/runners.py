@@ -17,6 +17,8 @@ from apache_beam.options.pipeline_options import PipelineOptions
 from pipeline.config import ConfigError
 
 LOCAL_RUNNERS = ("direct",)
+# The folder holding this copy's `pipeline` package: a source tree, or site-packages when installed
+PACKAGE_ROOT = str(Path(__file__).resolve().parents[1])
 
 
 def is_local(runner: str) -> bool:
@@ -27,8 +29,7 @@ def worker_command() -> str:
     """The shell command of a local SDK worker process: pipeline/worker.py from this same copy of
     Thresher. Not ``python -m pipeline.worker``: that looks in the current directory first, and a
     user's own ``pipeline`` package there would be imported instead."""
-    root = str(Path(__file__).resolve().parents[1])
-    code = (f"import runpy, sys; sys.path[0] = {json.dumps(root)}; "
+    code = (f"import runpy, sys; sys.path[0] = {json.dumps(PACKAGE_ROOT)}; "
             'runpy.run_module("pipeline.worker", run_name="__main__", alter_sys=True)')
     return f"{shlex.quote(sys.executable)} -c {shlex.quote(code)}"
 
@@ -86,10 +87,7 @@ def dataflow_flags(flags: list[str]) -> list[str]:
 
 
 def source_tree() -> str | None:
-    import os
-
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    return root if os.path.exists(os.path.join(root, "pyproject.toml")) else None
+    return PACKAGE_ROOT if (Path(PACKAGE_ROOT) / "pyproject.toml").exists() else None
 
 
 def build_wheel() -> str | None:
