@@ -25,7 +25,6 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 DEFAULT_CRAWL = Path(__file__).resolve().parents[2] / "shared" / "data" / "crawl-sample.warc.gz"
 
@@ -47,8 +46,8 @@ print(json.dumps({"seconds": time.perf_counter() - t0, "failed": failed}))
 
 
 def curated(crawl: str, out: str) -> str:
-    from pipeline.config import Config
-    from pipeline.run import run
+    from thresher.pipeline.config import Config
+    from thresher.pipeline.run import run
 
     cfg = Config()
     cfg.input = [crawl]
@@ -71,7 +70,7 @@ def load_docs(run_dir: str) -> list[dict]:
 def bench_signatures(texts: list[str], dt_python: str | None) -> list[tuple[str, float]]:
     from datasketch import MinHash
 
-    from transforms.dedup import MinHasher, shingle_hashes, tokens
+    from thresher.transforms.dedup import MinHasher, shingle_hashes, tokens
 
     out = []
     hasher = MinHasher(112)
@@ -111,7 +110,7 @@ def bench_signatures(texts: list[str], dt_python: str | None) -> list[tuple[str,
 def exact_jaccard_pairs(docs: list[dict], threshold: float) -> dict[tuple[str, str], float]:
     """Every pair with exact Jaccard >= threshold: candidates from a loose LSH (40 bands x 2 rows
     catches pairs at 0.5 with probability 1 - 0.75^40 > 0.9999), then exact set Jaccard."""
-    from transforms.dedup import MinHasher, band_keys, shingle_hashes
+    from thresher.transforms.dedup import MinHasher, band_keys, shingle_hashes
 
     sets = {d["id"]: set(shingle_hashes(d["text"]).tolist()) for d in docs}
     hasher = MinHasher(80, seed=99)
@@ -134,9 +133,9 @@ def quality(docs: list[dict], tmp: str) -> None:
     import numpy as np
     import pyarrow.parquet as pq
 
-    from pipeline.config import Config
-    from pipeline.run import run
-    from transforms.dedup import candidate_probability
+    from thresher.pipeline.config import Config
+    from thresher.pipeline.run import run
+    from thresher.transforms.dedup import candidate_probability
 
     src = os.path.join(tmp, "q.jsonl")
     with open(src, "w", encoding="utf-8") as fh:
@@ -172,9 +171,13 @@ def quality(docs: list[dict], tmp: str) -> None:
 
 SCALE_SCRIPT = r"""
 import json, resource, sys, time
-sys.path.insert(0, sys.argv[3])
-from pipeline.config import Config
-from pipeline.run import run
+try:  # this tree, installed: the thresher.* namespace (the python given runs the tree's own install)
+    from thresher.pipeline.config import Config
+    from thresher.pipeline.run import run
+except ImportError:  # an older checkout compared against, with bare package names
+    sys.path.insert(0, sys.argv[3])
+    from pipeline.config import Config
+    from pipeline.run import run
 cfg = Config()
 cfg.input = [sys.argv[1]]
 cfg.output = sys.argv[2]

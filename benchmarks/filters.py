@@ -37,7 +37,6 @@ import time
 from collections import Counter
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 DEFAULT_CRAWL = Path(__file__).resolve().parents[2] / "shared" / "data" / "crawl-sample.warc.gz"
 FILTERS = ("langid", "gopher_repetition", "gopher_quality", "c4", "fineweb")
@@ -95,16 +94,17 @@ json.dump(result, sys.stdout)
 
 def extracted_pages(crawl: str, work: str, columns: tuple[str, ...] = ("text",)) -> list[dict]:
     """The crawl's pages after Thresher's ingest and extraction only (every other stage off)."""
-    from pipeline.config import Config
-    from pipeline.run import run
-    from pipeline.stages import CURATION_FILTERS
+    from thresher.pipeline.config import Config
+    from thresher.pipeline.run import run
+    from thresher.transforms import stage as registry
     import pyarrow.parquet as pq
 
     cfg = Config()
     cfg.input = [crawl]
     cfg.output = os.path.join(work, "extracted")
-    for name in (*CURATION_FILTERS, "dedup_exact", "dedup_minhash", "tokenize"):
-        getattr(cfg.stages, name).enabled = False
+    for s in registry.stages():  # every stage after extraction off
+        if s.optional and s.order > registry.get("extract").order:
+            getattr(cfg.stages, s.name).enabled = False
     run(cfg)
     rows = []
     for f in sorted(glob.glob(os.path.join(cfg.output, "documents", "*.parquet"))):
@@ -113,10 +113,13 @@ def extracted_pages(crawl: str, work: str, columns: tuple[str, ...] = ("text",))
 
 
 def thresher(texts: list[str]) -> dict:
-    from transforms.filters import FilterStage, LanguageStage
-    from transforms.langid import LanguageIdentifier
-    from transforms.quality import C4Quality, FineWebQuality, GopherQuality, GopherRepetition
-    from transforms.document import Drop
+    from thresher.transforms.filters.base import FilterStage
+    from thresher.transforms.filters.c4 import C4Quality
+    from thresher.transforms.filters.fineweb import FineWebQuality
+    from thresher.transforms.filters.gopher import GopherQuality, GopherRepetition
+    from thresher.transforms.filters.langid import LanguageStage
+    from thresher.transforms.langid import LanguageIdentifier
+    from thresher.transforms.document import Drop
 
     stages = {"langid": LanguageStage(LanguageIdentifier()),
               "gopher_repetition": FilterStage(GopherRepetition()), "gopher_quality": FilterStage(GopherQuality()),
@@ -165,7 +168,7 @@ def main() -> None:
     mb = sum(len(t.encode()) for t in texts) / 1e6
     print(f"{len(texts)} extracted texts ({mb:.1f} MB) from {args.crawl}\n")
 
-    from transforms.langid import model_path
+    from thresher.transforms.langid import model_path
 
     worker = os.path.join(work, "dt_worker.py")
     Path(worker).write_text(DATATROVE_WORKER)

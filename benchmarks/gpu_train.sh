@@ -23,7 +23,7 @@ bench() {  # model batch_size [extra flags]
   local model=$1 bs=$2; shift 2
   local out=$OUT_DIR/$model
   rm -rf "$out"
-  timeout 300 python3 -m torch.distributed.run --standalone --nproc_per_node=1 -m trainer \
+  timeout 300 python3 -m torch.distributed.run --standalone --nproc_per_node=1 -m thresher.trainer \
     --data "$DATA" --model "$model" --seq-len "$SEQ" --batch-size "$bs" --steps "$STEPS" \
     --warmup 5 --lr 3e-4 --ckpt-every -1 --log-every 1 --num-workers 2 --compile --output "$out" "$@" \
     > "$out.log" 2>&1 || { tail -30 "$out.log"; return 1; }

@@ -17,7 +17,6 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 DEFAULT = Path(__file__).resolve().parents[2] / "shared" / "data" / "crawl-sample.warc.gz"
 
@@ -26,11 +25,11 @@ def plain_loop(paths: list[str]) -> tuple[int, float]:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from pipeline.config import Config
-    from transforms.document import DOCUMENT_SCHEMA
-    from transforms.document import source_name
-    from transforms.extract import ExtractText
-    from transforms.ingest import WarcOptions, decode_payload, read_warc
+    from thresher.pipeline.config import Config
+    from thresher.transforms.document import DOCUMENT_SCHEMA
+    from thresher.transforms.document import source_name
+    from thresher.transforms.extract import ExtractText
+    from thresher.transforms.ingest import WarcOptions, decode_payload, read_warc
 
     cfg = Config()
     extract = ExtractText(cfg.stages.extract.backend, cfg.stages.extract.main_content, cfg.stages.extract.timeout_s)
@@ -51,8 +50,8 @@ def plain_loop(paths: list[str]) -> tuple[int, float]:
 
 
 def pipeline_run(paths: list[str], workers: int) -> tuple[int, float]:
-    from pipeline.config import Config
-    from pipeline.run import run
+    from thresher.pipeline.config import Config
+    from thresher.pipeline.run import run
 
     cfg = Config()
     cfg.input = list(paths)

@@ -37,7 +37,6 @@ import time
 from collections import Counter, defaultdict
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 DEFAULT_CRAWL = Path(__file__).resolve().parents[2] / "shared" / "data" / "crawl-sample.warc.gz"
 CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "thresher"
@@ -53,7 +52,7 @@ def crawl_documents(crawl: str, work: str) -> list[dict]:
     """(site, lang, text) of the crawl's pages whose URL names their language."""
     from filters import extracted_pages  # benchmarks/filters.py (this script's folder is on sys.path)
 
-    from transforms.langid import normalise
+    from thresher.transforms.langid import normalise
 
     docs = []
     for row in extracted_pages(crawl, work, ("url", "text")):
@@ -87,7 +86,7 @@ def _groff_text(raw: str) -> str:
 
 
 def package_documents(work: str) -> list[dict]:
-    from transforms.extract import HtmlExtractor
+    from thresher.transforms.extract import HtmlExtractor
 
     extract = HtmlExtractor("resiliparse", main_content=True)
     debs = os.path.join(work, "debs")
@@ -177,7 +176,7 @@ def main() -> None:
         path.write_text("".join(json.dumps(x, ensure_ascii=False) + "\n" for x in items), encoding="utf-8")
     items = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
 
-    from transforms.langid import LanguageIdentifier
+    from thresher.transforms.langid import LanguageIdentifier
 
     ours = LanguageIdentifier()
     t0 = time.perf_counter()

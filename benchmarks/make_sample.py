@@ -16,10 +16,9 @@ import sys
 from collections import defaultdict
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from transforms.http import HttpError, parse_response  # noqa: E402
-from transforms.warc import WarcRecord, iter_warc  # noqa: E402
+from thresher.transforms.http import HttpError, parse_response  # noqa: E402
+from thresher.transforms.warc import WarcRecord, iter_warc  # noqa: E402
 
 
 def main() -> None:

@@ -32,9 +32,13 @@ DEFAULT_CRAWL = ROOT.parent / "shared" / "data" / "crawl-sample.warc.gz"
 
 RUN_SCRIPT = r"""
 import json, sys, time
-sys.path.insert(0, sys.argv[1])
-from pipeline.config import Config
-from pipeline.run import run
+try:  # this tree, installed: the thresher.* namespace (the python given runs the tree's own install)
+    from thresher.pipeline.config import Config
+    from thresher.pipeline.run import run
+except ImportError:  # an older checkout compared against, with bare package names
+    sys.path.insert(0, sys.argv[1])
+    from pipeline.config import Config
+    from pipeline.run import run
 cfg = Config()
 cfg.input = sys.argv[4:]
 cfg.output = sys.argv[2]

@@ -30,8 +30,8 @@ DEFAULT_CRAWL = Path(__file__).resolve().parents[2] / "shared" / "data" / "crawl
 
 
 def curated_texts(crawl: str, out: str) -> str:
-    from pipeline.config import Config
-    from pipeline.run import run
+    from thresher.pipeline.config import Config
+    from thresher.pipeline.run import run
 
     cfg = Config()
     cfg.input = [crawl]
@@ -42,8 +42,8 @@ def curated_texts(crawl: str, out: str) -> str:
 
 
 def limit_loop(texts: list[str], batch: int) -> tuple[int, float]:
-    from pipeline.stages import default_tokenizer
-    from transforms.tokenize import load_tokenizer
+    from thresher.transforms.tokenize import default_tokenizer
+    from thresher.transforms.tokenize import load_tokenizer
 
     tok, _ = load_tokenizer(default_tokenizer())
     t0 = time.perf_counter()
@@ -58,8 +58,8 @@ def stage_run(docs_dir: str, out: str) -> tuple[int, float, float]:
     """The pipeline over the curated texts (JSONL in), tokenize stage only."""
     import pyarrow.parquet as pq
 
-    from pipeline.config import Config
-    from pipeline.run import run
+    from thresher.pipeline.config import Config
+    from thresher.pipeline.run import run
 
     src = os.path.join(out, "texts.jsonl")
     with open(src, "w", encoding="utf-8") as fh:
@@ -79,7 +79,7 @@ def stage_run(docs_dir: str, out: str) -> tuple[int, float, float]:
 def shard_io(tokens: int = 200_000_000, doc_tokens: int = 2000) -> tuple[float, float, float]:
     import numpy as np
 
-    from transforms.shards import encode_shard, open_shard, token_arrays
+    from thresher.transforms.shards import encode_shard, open_shard, token_arrays
 
     rng = np.random.default_rng(0)
     flat = rng.integers(0, 50_000, size=tokens, dtype=np.uint16)

@@ -27,8 +27,8 @@ DEFAULT_CRAWL = Path(__file__).resolve().parents[2] / "shared" / "data" / "crawl
 
 
 def make_data(crawl: str, out: str) -> str:
-    from pipeline.config import Config
-    from pipeline.run import run
+    from thresher.pipeline.config import Config
+    from thresher.pipeline.run import run
 
     cfg = Config()
     cfg.input = [crawl]
@@ -38,7 +38,7 @@ def make_data(crawl: str, out: str) -> str:
 
 
 def loader_tps(data: str, seq_len: int, batch: int, workers: int, seconds: float) -> float:
-    from trainer.data import Mixture, TokenLoader, TokenSource
+    from thresher.trainer.data import Mixture, TokenLoader, TokenSource
 
     loader = TokenLoader(Mixture([TokenSource(data, seq_len)], seed=0), batch, num_workers=workers)
     it = iter(loader)
@@ -55,7 +55,7 @@ def model_tps(name: str, vocab: int, seq_len: int, batch: int, steps: int) -> fl
     import torch
     import torch.nn.functional as F
 
-    from trainer.model import MODELS, Transformer
+    from thresher.trainer.model import MODELS, Transformer
 
     m = Transformer(MODELS[name].with_vocab(vocab, seq_len))
     m.init_weights(0)
@@ -86,7 +86,7 @@ def main() -> None:
     args = ap.parse_args()
     import torch
 
-    from trainer.data import TokenSource
+    from thresher.trainer.data import TokenSource
 
     data = args.data or make_data(args.crawl, os.path.join(tempfile.mkdtemp(), "run"))
     src = TokenSource(data, args.seq_len)

@@ -6,7 +6,7 @@ the image, or gs://) and everything else goes to ``thresher run`` unchanged (Bea
 
 import sys
 
-from pipeline.cli import main
+from thresher.pipeline.cli import main
 
 
 def to_run_args(argv: list[str]) -> list[str]:

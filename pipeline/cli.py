@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from pipeline.config import ConfigError, load
-from pipeline.logs import configure
-from pipeline.stages import STAGES, parse_stage_list
+from thresher.pipeline.config import ConfigError, load
+from thresher.pipeline.logs import configure
+from thresher.transforms import stage as stage_registry
 
 
 def _build_parser() -> argparse.ArgumentParser:
@@ -70,19 +70,30 @@ def _apply_overrides(cfg, args) -> None:
         cfg.runner.name = args.runner
     if args.workers is not None:
         cfg.runner.workers = args.workers
-    only = parse_stage_list(args.only, "--only")
-    skip = parse_stage_list(args.skip, "--skip")
+    only = _stage_list(args.only, "--only")
+    skip = _stage_list(args.skip, "--skip")
     if only and skip:
         raise ConfigError("--only and --skip cannot be used together")
-    for spec in STAGES:
-        if not spec.optional:
+    for stage in stage_registry.stages():
+        if not stage.optional:
             continue
-        stage_cfg = getattr(cfg.stages, spec.name)
+        section = getattr(cfg.stages, stage.name)
         if only:
-            stage_cfg.enabled = spec.name in only
-        elif spec.name in skip:
-            stage_cfg.enabled = False
+            section.enabled = stage.name in only
+        elif stage.name in skip:
+            section.enabled = False
     cfg.validate()
+
+
+def _stage_list(value: str | None, flag: str) -> list[str]:
+    if not value:
+        return []
+    names = [n.strip() for n in value.split(",") if n.strip()]
+    known = stage_registry.names()
+    for n in names:
+        if n not in known:
+            raise ConfigError(f"{flag}: unknown stage '{n}' (stages: {', '.join(known)})")
+    return names
 
 
 def _summary(result) -> str:
@@ -106,7 +117,10 @@ def _summary(result) -> str:
 
 
 def cmd_run(args, beam_flags: list[str]) -> int:
-    from pipeline.run import run  # Beam is slow to import: only for commands that need it
+    from thresher.pipeline.heap import tune_heap
+    from thresher.pipeline.run import run  # Beam is slow to import: only for commands that need it
+
+    tune_heap()  # this process is the local runner, which holds every shuffle (pipeline/heap.py)
 
     cfg = load(args.config)
     _apply_overrides(cfg, args)
@@ -123,8 +137,9 @@ def cmd_run(args, beam_flags: list[str]) -> int:
 
 
 def cmd_stages(args) -> int:
-    width = max(len(s.name) for s in STAGES)
-    for s in STAGES:
+    stages = stage_registry.stages()
+    width = max(len(s.name) for s in stages)
+    for s in stages:
         flag = "" if s.optional else "  (always runs)"
         print(f"{s.name:<{width}}  {s.description}{flag}")
     return 0
@@ -136,7 +151,7 @@ def cmd_tokenizer_train(args) -> int:
 
     import pyarrow.parquet as pq
 
-    from transforms.tokenize import train_bpe
+    from thresher.transforms.tokenize import train_bpe
 
     files = sorted(glob.glob(os.path.join(args.dir, "documents", "**", "*.parquet"), recursive=True))
     if not files:
@@ -160,7 +175,7 @@ def cmd_tokenizer_train(args) -> int:
 
 
 def cmd_inspect(args) -> int:
-    from pipeline.inspect import build_report, render_console, render_html, verify_run
+    from thresher.pipeline.inspect import build_report, render_console, render_html, verify_run
 
     report = build_report(args.dir)
     problems = verify_run(args.dir) if args.verify else []
@@ -185,7 +200,7 @@ def cmd_inspect(args) -> int:
 def cmd_sample(args) -> int:
     import os
 
-    from pipeline.sample import pick, reasons, render
+    from thresher.pipeline.sample import pick, reasons, render
 
     if not os.path.exists(os.path.join(args.dir, "stats.json")):
         raise ConfigError(f"{args.dir}: no stats.json (is it a run directory?)")
@@ -202,7 +217,7 @@ def cmd_sample(args) -> int:
 
 
 def cmd_train(args, trainer_args: list[str]) -> int:
-    """Launch ``torchrun --nproc_per_node P -m trainer ARGS`` (the trainer's own flags pass through)."""
+    """Launch ``torchrun --nproc_per_node P -m thresher.trainer ARGS`` (the trainer's own flags pass through)."""
     import importlib.util
     import subprocess
 
@@ -211,12 +226,12 @@ def cmd_train(args, trainer_args: list[str]) -> int:
         return 2
     if args.help:
         print("thresher train [--nproc P] TRAINER OPTIONS (launched with torchrun)\n", file=sys.stderr)
-        return subprocess.call([sys.executable, "-m", "trainer", "--help"])
+        return subprocess.call([sys.executable, "-m", "thresher.trainer", "--help"])
     if args.nproc < 1:
         print("thresher train: --nproc must be >= 1", file=sys.stderr)
         return 2
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={args.nproc}",
-           "-m", "trainer", *trainer_args]
+           "-m", "thresher.trainer", *trainer_args]
     return subprocess.call(cmd)
 
 

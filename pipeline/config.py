@@ -7,214 +7,68 @@ job starts, with the dotted path of the key (``stages.extract.backend``). YAML i
 
 from __future__ import annotations
 
+import copy
 import dataclasses
-import importlib
-import os
 import types
 import typing
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any
 
 import yaml
 
-from transforms.extract import BACKENDS
-from transforms.pii import PiiRedactor
-from transforms.quality import C4Quality, FineWebQuality, GopherQuality
+from thresher.transforms import stage as stage_registry
+from thresher.transforms.stage import ConfigError, check as _check
+
+__all__ = ["Config", "ConfigError", "RunnerConfig", "StagesConfig", "WriteConfig", "from_dict", "load"]
 
 
-class ConfigError(ValueError):
-    pass
-
-
-@dataclass
-class IngestConfig:
-    keep_status: list[int] = field(default_factory=lambda: [200])
-    keep_content_types: list[str] = field(default_factory=lambda: ["text/html", "text/plain"])
-    max_record_bytes: int = 64 * 1024 * 1024
-    max_control_ratio: float = 0.05
-    split_bytes: int = 4 * 1024 * 1024  # gzip WARC files are read in ranges of this size, in parallel
-
-    def validate(self, path: str) -> None:
-        _check(self.max_record_bytes > 0, f"{path}.max_record_bytes", "must be > 0")
-        _check(self.split_bytes >= 65536, f"{path}.split_bytes", "must be >= 65536")
-        _check(0 <= self.max_control_ratio <= 1, f"{path}.max_control_ratio", "must be within [0, 1]")
-        _check(bool(self.keep_content_types), f"{path}.keep_content_types", "must name at least one type")
-
-
-@dataclass
-class ExtractConfig:
-    enabled: bool = True
-    backend: str = "resiliparse"
-    main_content: bool = True
-    timeout_s: float = 10.0
-    min_chars: int = 1
-
-    def validate(self, path: str) -> None:
-        _check(self.backend in BACKENDS, f"{path}.backend", f"must be one of {', '.join(BACKENDS)}, not {self.backend!r}")
-        if self.enabled and self.backend == "trafilatura":
-            _check(_importable("trafilatura", "lxml.html.clean"), f"{path}.backend",
-                   "trafilatura is not installed: pip install 'thresher[trafilatura]'")
-        _check(self.timeout_s >= 0, f"{path}.timeout_s", "must be >= 0 (0: no limit)")
-        _check(self.min_chars >= 0, f"{path}.min_chars", "must be >= 0")
-
-
-@dataclass
-class UrlfilterConfig:
-    enabled: bool = True
-    annotate: bool = False  # record the match instead of dropping
-    domain_lists: list[str] = field(default_factory=list)  # UT1-style files: one domain a line
-    url_lists: list[str] = field(default_factory=list)  # UT1-style files: one host/path a line
-    banned_words: list[str] = field(default_factory=list)  # whole tokens of the URL
-    banned_subwords: list[str] = field(default_factory=list)  # substrings of the URL
-
-    def validate(self, path: str) -> None:
-        if self.enabled:
-            for key in ("domain_lists", "url_lists"):
-                for i, f in enumerate(getattr(self, key)):
-                    _check(os.path.exists(f), f"{path}.{key}[{i}]", f"no such file: {f}")
-
-
-@dataclass
-class LangidConfig:
-    enabled: bool = True
-    annotate: bool = False  # record lang/lang_score and the would-be reason, drop nothing
-    keep: list[str] = field(default_factory=list)  # language codes to keep (ISO 639-1; empty: all)
-    min_score: float = 0.65
-    second_opinion: str = "langid"  # langid.py on close calls (Latin-script relatives, low scores); or none
-    consult_below: float = 0.9  # lid.176 scores below this get the second opinion
-    partition: bool = False  # write documents/lang=xx/ folders
-
-    def validate(self, path: str) -> None:
-        _check(0 <= self.min_score <= 1, f"{path}.min_score", "must be within [0, 1]")
-        _check(0 <= self.consult_below <= 1, f"{path}.consult_below", "must be within [0, 1]")
-        _check(self.second_opinion in ("langid", "none"), f"{path}.second_opinion", "must be langid or none")
-        for i, code in enumerate(self.keep):
-            _check(bool(code) and code.isascii() and code.replace("-", "").isalnum(), f"{path}.keep[{i}]",
-                   f"not a language code: {code!r}")
-
-
-@dataclass
-class GopherRepetitionConfig:
-    enabled: bool = True
-    annotate: bool = False
-    dup_line_frac: float = 0.3
-    dup_para_frac: float = 0.3
-    dup_line_char_frac: float = 0.2
-    dup_para_char_frac: float = 0.2
-    top_2_gram: float = 0.20
-    top_3_gram: float = 0.18
-    top_4_gram: float = 0.16
-    duplicated_5_n_grams: float = 0.15
-    duplicated_6_n_grams: float = 0.14
-    duplicated_7_n_grams: float = 0.13
-    duplicated_8_n_grams: float = 0.12
-    duplicated_9_n_grams: float = 0.11
-    duplicated_10_n_grams: float = 0.10
-
-
-@dataclass
-class GopherQualityConfig(GopherQuality):
-    """Gopher quality: the thresholds and their published defaults are GopherQuality's fields."""
-
-    enabled: bool = True
-    annotate: bool = False
-
-
-@dataclass
-class C4Config(C4Quality):
-    """C4: the settings and their defaults are C4Quality's fields."""
-
-    enabled: bool = True
-    annotate: bool = False  # record signals; the text keeps all its lines
-
-
-@dataclass
-class FinewebConfig(FineWebQuality):
-    """FineWeb: the thresholds and their defaults are FineWebQuality's fields."""
-
-    enabled: bool = True
-    annotate: bool = False
-
-
-@dataclass
-class PiiConfig(PiiRedactor):
-    """PII redaction: the settings are PiiRedactor's fields."""
-
-    enabled: bool = True
-
-
-@dataclass
-class DedupExactConfig:
-    enabled: bool = True
-    lowercase: bool = True
-    whitespace: bool = True
-    punctuation: bool = True
-    digits: bool = True
-    unicode_nfkc: bool = True
-    by_url: bool = False  # first keep only the newest capture (WARC-Date) of each URL
-
-
-@dataclass
-class DedupMinhashConfig:
-    enabled: bool = True
-    ngram: int = 5  # word n-gram shingles (character n-grams in scripts without spaces)
-    bands: int = 14
-    rows: int = 8
-    auto_bands: bool = False  # derive bands x rows from `threshold` for `num_perm` (datasketch's optimiser)
-    num_perm: int = 112
-    threshold: float = 0.8  # target Jaccard similarity
-    verify: bool = True  # drop candidate pairs whose estimated Jaccard is below `threshold`
-    keep: str = "lowest_id"  # lowest_id | longest
-    rounds: int = 20  # connected-components rounds unrolled in the graph
-    seed: int = 1
-
-    def resolved_bands(self) -> tuple[int, int]:
-        if self.auto_bands:
-            from transforms.dedup import optimal_bands
-
-            return optimal_bands(self.threshold, self.num_perm)
-        return self.bands, self.rows
-
-    def validate(self, path: str) -> None:
-        _check(self.ngram >= 1, f"{path}.ngram", "must be >= 1")
-        _check(self.bands >= 1 and self.rows >= 1, f"{path}.bands", "bands and rows must be >= 1")
-        _check(0 < self.threshold <= 1, f"{path}.threshold", "must be within (0, 1]")
-        _check(self.num_perm >= 2, f"{path}.num_perm", "must be >= 2")
-        _check(self.keep in ("lowest_id", "longest"), f"{path}.keep", "must be lowest_id or longest")
-        _check(1 <= self.rounds <= 200, f"{path}.rounds", "must be within [1, 200]")
-
-
-@dataclass
-class TokenizeConfig:
-    enabled: bool = True
-    tokenizer: str = ""  # path to a tokenizer.json; empty: the small default shipped in the package
-    eos_token: str = "<|endoftext|>"
-    shard_tokens: int = 50_000_000  # target tokens per shard
-    batch_docs: int = 256  # documents per encode_batch call
-
-    def validate(self, path: str) -> None:
-        _check(self.shard_tokens >= 1, f"{path}.shard_tokens", "must be >= 1")
-        _check(self.shard_tokens < 2**31, f"{path}.shard_tokens", "must be < 2**31 (Arrow list offsets are int32)")
-        _check(self.batch_docs >= 1, f"{path}.batch_docs", "must be >= 1")
-        if self.enabled and self.tokenizer:
-            _check(os.path.exists(self.tokenizer) or "://" in self.tokenizer, f"{path}.tokenizer",
-                   f"no such file: {self.tokenizer}")
-
-
-@dataclass
 class StagesConfig:
-    ingest: IngestConfig = field(default_factory=IngestConfig)
-    urlfilter: UrlfilterConfig = field(default_factory=UrlfilterConfig)
-    extract: ExtractConfig = field(default_factory=ExtractConfig)
-    langid: LangidConfig = field(default_factory=LangidConfig)
-    gopher_repetition: GopherRepetitionConfig = field(default_factory=GopherRepetitionConfig)
-    gopher_quality: GopherQualityConfig = field(default_factory=GopherQualityConfig)
-    c4: C4Config = field(default_factory=C4Config)
-    fineweb: FinewebConfig = field(default_factory=FinewebConfig)
-    pii: PiiConfig = field(default_factory=PiiConfig)
-    dedup_exact: DedupExactConfig = field(default_factory=DedupExactConfig)
-    dedup_minhash: DedupMinhashConfig = field(default_factory=DedupMinhashConfig)
-    tokenize: TokenizeConfig = field(default_factory=TokenizeConfig)
+    """``stages.<name>``: one section per registered stage (transforms/stage.py), in recipe order.
+
+    Each section is the stage's own parameters dataclass; nothing here names a stage."""
+
+    def __init__(self, sections: dict | None = None):
+        given = dict(sections or {})
+        self.__dict__["_sections"] = {s.name: given.pop(s.name, None) or s.params() for s in stage_registry.stages()}
+        if given:
+            raise ConfigError(f"unknown stage section(s): {', '.join(given)}")
+
+    def __getattr__(self, name: str):
+        try:
+            return self.__dict__["_sections"][name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    def __setattr__(self, name: str, value) -> None:
+        raise AttributeError("stage sections are fixed by the registry; change their fields instead")
+
+    def items(self):
+        return self.__dict__["_sections"].items()
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, StagesConfig) and dict(self.items()) == dict(other.items())
+
+    def __repr__(self) -> str:
+        return f"StagesConfig({dict(self.items())!r})"
+
+    def to_dict(self) -> dict:
+        return {name: dataclasses.asdict(section) for name, section in self.items()}
+
+    @classmethod
+    def from_dict(cls, data, path: str) -> "StagesConfig":
+        if data is None:
+            data = {}
+        if not isinstance(data, dict):
+            raise ConfigError(f"config key '{path}': expected a mapping, got {type(data).__name__}")
+        known = {s.name: s for s in stage_registry.stages()}
+        for key in data:
+            if key not in known:
+                raise ConfigError(f"unknown config key '{path}.{key}' (known at '{path}': {', '.join(known)})")
+        return cls({k: _from_dict(known[k].params, v, f"{path}.{k}") for k, v in data.items()})
+
+    def validate(self, path: str) -> None:
+        for name, section in self.items():
+            _validate_tree(section, f"{path}.{name}")
 
 
 @dataclass
@@ -263,27 +117,17 @@ class Config:
             value = getattr(self, f.name)
             if dataclasses.is_dataclass(value):
                 _validate_tree(value, f.name)
+        self.stages.validate("stages")
         return self
 
     def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+        return {f.name: (getattr(self, f.name).to_dict() if f.name == "stages" else
+                         dataclasses.asdict(getattr(self, f.name)) if dataclasses.is_dataclass(getattr(self, f.name))
+                         else copy.deepcopy(getattr(self, f.name)))
+                for f in dataclasses.fields(self)}
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.to_dict(), sort_keys=False, allow_unicode=True)
-
-
-def _importable(*modules: str) -> bool:
-    try:
-        for m in modules:
-            importlib.import_module(m)
-    except ImportError:
-        return False
-    return True
-
-
-def _check(ok: bool, key: str, message: str) -> None:
-    if not ok:
-        raise ConfigError(f"config key '{key}': {message}")
 
 
 def _validate_tree(obj: Any, path: str) -> None:
@@ -297,6 +141,8 @@ def _validate_tree(obj: Any, path: str) -> None:
 
 def _coerce(tp: Any, value: Any, path: str) -> Any:
     origin = typing.get_origin(tp)
+    if tp is StagesConfig:
+        return StagesConfig.from_dict(value, path)
     if dataclasses.is_dataclass(tp):
         return _from_dict(tp, value, path)
     if origin in (typing.Union, types.UnionType):

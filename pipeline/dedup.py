@@ -5,48 +5,22 @@ components computed in parallel -> one representative per component).
 No step gathers all edges or all documents on one worker: every grouping is by a key (a hash, a
 band bucket, a node, a component), so a worker holds at most one bucket, one node's neighbours
 or one component at a time. The stages see documents' references, not the documents (see
-`pipeline.dofns.Park`): what they need from a text is computed before, by `exact_prepare` and
-`minhash_prepare`.
+`thresher.pipeline.park`): what they need from a text is computed before, by the stages' `prepare`
+functions in `thresher.transforms.dedup`, where the stages are declared.
 """
 
 from __future__ import annotations
 
 import apache_beam as beam
 import numpy as np
+import pyarrow as pa
 
-from pipeline.dofns import COUNTS, REJECTED, CountingDoFn, row_order
-from transforms.dedup import (MinHasher, Normalisation, band_keys, bucket_edges, compact_signature, exact_key,
-                              shingle_hashes)
+from thresher.pipeline.counting import COUNTS, REJECTED, CountingDoFn, StageResult
+from thresher.pipeline.write import WriteShards
+from thresher.transforms.dedup import BAND_KEYS, EXACT_KEY, SIGNATURE, TEXT_LENGTH, bucket_edges
+from thresher.transforms.hashing import row_order
 
-# Reference fields (see `pipeline.dofns.Park`) that the stages' `prepare` functions compute.
-EXACT_KEY = "_exact"
-BAND_KEYS = "_bands"
-SIGNATURE = "_sig"
-TEXT_LENGTH = "_len"
-
-
-def exact_prepare(cfg):
-    """doc -> its normalised-text hash, computed when the document is parked."""
-    c = cfg.stages.dedup_exact
-    how = Normalisation(c.lowercase, c.whitespace, c.punctuation, c.digits, c.unicode_nfkc)
-    return lambda doc: {EXACT_KEY: exact_key(doc.get("text") or "", how)}
-
-
-def minhash_prepare(cfg):
-    """doc -> its LSH band keys, compact signature (for verification) and text length, computed when
-    the document is parked: the shuffles carry 8 bytes per band and 1 per permutation, not the
-    8-byte signature values."""
-    c = cfg.stages.dedup_minhash
-    bands, rows = c.resolved_bands()
-    hasher = MinHasher(bands * rows, c.seed)
-
-    def prepare(doc: dict) -> dict:
-        text = doc.get("text") or ""
-        sig = hasher.signature(shingle_hashes(text, c.ngram))
-        return {BAND_KEYS: b"".join(key for _, key in band_keys(sig, bands, rows)),
-                SIGNATURE: compact_signature(sig).tobytes(), TEXT_LENGTH: len(text)}
-
-    return prepare
+CLUSTERS_SCHEMA = pa.schema([("id", pa.string()), ("cluster_id", pa.string())])
 
 
 class KeepOnePerKey(CountingDoFn):
@@ -90,21 +64,22 @@ class CountKept(CountingDoFn):
 
 
 class ExactDedup(beam.PTransform):
-    """The ``dedup_exact`` stage. Returns (docs, counts, rejected)."""
+    """The ``dedup_exact`` stage over parked references."""
 
-    def __init__(self, cfg, common: dict):
+    def __init__(self, stage: str, params, ctx):
         super().__init__()
-        self.c = cfg.stages.dedup_exact
-        self.common = common
+        self.stage = stage
+        self.c = params
+        self.common = ctx.common
 
     def expand(self, docs):
-        c = self.c
+        c, stage = self.c, self.stage
         counts, rejected = [], []
         count_in = True
         if c.by_url:
             with_url = docs | "UrlKey" >> beam.Map(lambda d: (d.get("url") or f"\x00{d['id']}", d))
             out = (with_url | "GroupUrl" >> beam.GroupByKey()
-                   | "NewestPerUrl" >> beam.ParDo(KeepOnePerKey("dedup_exact", "url_duplicate", newest=True,
+                   | "NewestPerUrl" >> beam.ParDo(KeepOnePerKey(stage, "url_duplicate", newest=True,
                                                                 **self.common)).with_outputs(COUNTS, REJECTED, main="docs"))
             docs, count_in = out.docs, False
             counts.append(out[COUNTS])
@@ -113,14 +88,14 @@ class ExactDedup(beam.PTransform):
             docs
             | "TextKey" >> beam.Map(lambda d: (d[EXACT_KEY], d))
             | "GroupText" >> beam.GroupByKey()
-            | "OnePerText" >> beam.ParDo(KeepOnePerKey("dedup_exact", "exact_duplicate", count_in=count_in,
+            | "OnePerText" >> beam.ParDo(KeepOnePerKey(stage, "exact_duplicate", count_in=count_in,
                                                        **self.common)).with_outputs(COUNTS, REJECTED, main="docs")
         )
         counts.append(out[COUNTS])
         rejected.append(out[REJECTED])
-        kept = out.docs | "CountKept" >> beam.ParDo(CountKept("dedup_exact", **self.common)).with_outputs(COUNTS, main="docs")
+        kept = out.docs | "CountKept" >> beam.ParDo(CountKept(stage, **self.common)).with_outputs(COUNTS, main="docs")
         counts.append(kept[COUNTS])
-        return kept.docs, counts, rejected
+        return StageResult(kept.docs, counts, rejected)
 
 
 # ---- connected components: alternating large-star / small-star (Kiveris et al., 2014) ----
@@ -265,16 +240,19 @@ class ApplyDecision(CountingDoFn):
 
 
 class MinHashDedup(beam.PTransform):
-    """The ``dedup_minhash`` stage. Returns (docs, counts, rejected, cluster rows)."""
+    """The ``dedup_minhash`` stage over parked references; writes ``dedup/clusters.parquet``."""
 
-    def __init__(self, cfg, common: dict):
+    def __init__(self, stage: str, params, ctx):
         super().__init__()
-        self.c = cfg.stages.dedup_minhash
-        self.common = common
+        self.stage = stage
+        self.c = params
+        self.common = ctx.common
+        w = ctx.config.write
+        self.write_clusters = WriteShards("clusters", f"{ctx.staging}/dedup", CLUSTERS_SCHEMA, 1, w.seed, w.compression,
+                                          None, f"{ctx.spill}/clusters", filename="clusters.parquet")
 
     def expand(self, docs):
-        c = self.c
-        stage = "dedup_minhash"
+        c, stage = self.c, self.stage
         bands, _ = c.resolved_bands()
         threshold = c.threshold if c.verify else None
         keyed_docs = docs | "KeyById" >> beam.Map(lambda d: (str(d["id"]), d))
@@ -307,6 +285,7 @@ class MinHashDedup(beam.PTransform):
             | "JoinDecisions" >> beam.CoGroupByKey()
             | "Apply" >> beam.ParDo(ApplyDecision(stage, **self.common)).with_outputs(COUNTS, REJECTED, main="docs")
         )
-        cluster_rows = members.reps | "ClusterRows" >> beam.MapTuple(lambda i, rep: {"id": i, "cluster_id": rep})
-        counts = [sigs[COUNTS], members[COUNTS], decided[COUNTS]] + cc_counts
-        return decided.docs, counts, [decided[REJECTED]], cluster_rows
+        written = (members.reps | "ClusterRows" >> beam.MapTuple(lambda i, rep: {"id": i, "cluster_id": rep})
+                   | "WriteClusters" >> self.write_clusters)
+        counts = [sigs[COUNTS], members[COUNTS], decided[COUNTS], written] + cc_counts
+        return StageResult(decided.docs, counts, [decided[REJECTED]])

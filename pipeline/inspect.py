@@ -13,9 +13,10 @@ import numpy as np
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from pipeline.rundir import partition_values
-from pipeline.stats import accounting_problems
-from transforms.shards import MANIFEST, open_shard, read_manifest, token_arrays, verify
+from thresher.pipeline.layout import partition_values
+from thresher.pipeline.stats import accounting_problems
+from thresher.transforms import stage as stage_registry
+from thresher.transforms.shards import MANIFEST, open_shard, read_manifest, token_arrays, verify
 
 PERCENTILES = (5, 25, 50, 75, 95, 99)
 
@@ -77,12 +78,13 @@ def build_report(run_dir: str) -> dict:
         report["totals"] = {k: v for k, v in stats["totals"].items() if k != "by_reason"}
         report["by_reason"] = stats["totals"].get("by_reason", {})
         report["run"] = stats.get("run", {})
-        mh = stats["stages"].get("dedup_minhash")
-        if mh is not None:
-            report["dedup"] = {k: mh.get(k) for k in ("clusters", "cluster_sizes", "rounds_used", "converged")}
-            report["dedup"]["near_duplicates"] = sum(mh["dropped"].values())
-            ex = stats["stages"].get("dedup_exact")
-            report["dedup"]["exact_duplicates"] = sum(ex["dropped"].values()) if ex else 0
+        # Dedup: the corpus-level stages' removals, and the clustering of the one that clusters.
+        corpus = {s.name for s in stage_registry.stages() if s.corpus is not None}
+        dedup = {name: s for name, s in stats["stages"].items() if name in corpus}
+        clustering = next((s for s in dedup.values() if "cluster_sizes" in s or "rounds_used" in s), None)
+        if clustering is not None:
+            report["dedup"] = {k: clustering.get(k) for k in ("clusters", "cluster_sizes", "rounds_used", "converged")}
+            report["dedup"]["removed"] = {name: sum(s["dropped"].values()) for name, s in dedup.items()}
 
     doc_files = sorted(glob.glob(os.path.join(run_dir, "documents", "**", "*.parquet"), recursive=True))
     if doc_files:
@@ -186,7 +188,8 @@ def render_console(r: dict) -> str:
     dd = r.get("dedup")
     if dd:
         sizes = {int(k): v for k, v in (dd.get("cluster_sizes") or {}).items()}
-        out.append(f"\nDedup: {dd['exact_duplicates']:,} exact and {dd['near_duplicates']:,} near duplicates removed; "
+        removed = " and ".join(f"{n:,} by {name}" for name, n in dd["removed"].items())
+        out.append(f"\nDedup: {removed} removed; "
                    f"{dd.get('clusters') or 0:,} clusters (largest {max(sizes) if sizes else 0}); "
                    f"components converged in {dd.get('rounds_used')} rounds" + ("" if dd.get("converged") else " (NOT converged)"))
     d = r.get("documents")

@@ -15,20 +15,19 @@ from importlib import resources
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 
-from pipeline import rundir
-from pipeline.config import Config, ConfigError
-from pipeline.graph import CLUSTERS_SCHEMA, Curate
-from pipeline.heap import tune_heap
-from pipeline.progress import ProgressDisplay
-from pipeline.runners import is_dry_run, is_local, make_runner_and_options
-from pipeline.stages import StageSpec, enabled_stages, tokenizer_json
-from pipeline.stats import AccountingError, accounting_problems, add_clustering_rounds
-from transforms.ingest import detect_format
-from transforms.tokenize import TokenizerInfo, tokenizer_from_json
+from thresher.pipeline import rundir
+from thresher.pipeline.config import Config, ConfigError
+from thresher.pipeline.graph import Curate
+from thresher.pipeline.progress import ProgressDisplay
+from thresher.pipeline.runners import is_dry_run, is_local, make_runner_and_options
+from thresher.pipeline.stages import PipelineContext, enabled_stages
+from thresher.pipeline.stats import AccountingError, accounting_problems
+from thresher.transforms.ingest import detect_format
+from thresher.transforms.stage import Stage
 
 
 def embedded_sample() -> str:
-    return str(resources.files("pipeline") / "data" / "sample.warc.gz")
+    return str(resources.files("thresher.pipeline") / "data" / "sample.warc.gz")
 
 
 @dataclass
@@ -61,22 +60,16 @@ def resolve_inputs(patterns: list[str]) -> list[InputFile]:
     return [InputFile(p, s) for p, s in sorted(found.items())]
 
 
-def write_empty_parquet(path: str, schema) -> None:
-    import io
-
-    import pyarrow.parquet as pq
-
-    buf = io.BytesIO()
-    pq.write_table(schema.empty_table(), buf)
-    rundir.atomic_write(path, buf.getvalue())
+def resolve_resources(cfg: Config, stages: list[Stage]) -> tuple:
+    """What stages load once on the driver and ship to the workers (a tokenizer's bytes), read
+    before the job so a bad one fails here, naming its key."""
+    return tuple((s.name, s.resolve(getattr(cfg.stages, s.name), FileSystems.open)) for s in stages
+                 if s.resolve is not None)
 
 
-def tokenizer_info(cfg: Config) -> TokenizerInfo:
-    """The tokenizer's identity for the manifest; a bad tokenizer fails here, before the job."""
-    try:
-        return tokenizer_from_json(*tokenizer_json(cfg), cfg.stages.tokenize.eos_token)[1]
-    except (OSError, ValueError, UnicodeDecodeError) as e:
-        raise ConfigError(f"config key 'stages.tokenize.tokenizer': {e}") from None
+def output_folders(stages: list[Stage]) -> tuple[str, ...]:
+    """The run-directory folders this run writes: documents/, rejected/ and the stages' own."""
+    return rundir.DATA_FOLDERS + tuple(f for s in stages for f in s.outputs)
 
 
 @dataclass
@@ -91,11 +84,10 @@ def _dry_run(cfg: Config, stages, files, runner, options) -> RunResult:
     """Build and validate the whole job for the runner without running it or touching the output
     (Dataflow's --dry_run: the job is translated and its environment resolved, nothing submitted)."""
     output = cfg.output.rstrip("/")
-    tokenizer = tokenizer_info(cfg) if any(s.name == "tokenize" for s in stages) else None
+    ctx = PipelineContext(cfg, rundir.join(output, ".staging"), None, resolve_resources(cfg, stages))
     t0 = time.perf_counter()
     pipeline = beam.Pipeline(runner=runner, options=options)
-    _ = pipeline | "Curate" >> Curate(cfg, [(f.path, f.size) for f in files], stages, rundir.join(output, ".staging"),
-                                      None, tokenizer)
+    _ = pipeline | "Curate" >> Curate(ctx, [(f.path, f.size) for f in files], stages)
     result = pipeline.run()
     stats = {"dry_run": True, "runner": cfg.runner.name, "stages": [s.name for s in stages],
              "inputs": [f.path for f in files]}
@@ -103,9 +95,10 @@ def _dry_run(cfg: Config, stages, files, runner, options) -> RunResult:
 
 
 def run(cfg: Config, beam_flags: list[str] | None = None, show_progress: bool = False) -> RunResult:
-    """Everything `thresher run` does after parsing its arguments."""
+    """Everything `thresher run` does after parsing its arguments. A library call: it leaves the
+    calling process's settings alone (the command tunes the heap, pipeline/heap.py)."""
     beam_flags = list(beam_flags or [])
-    stages: list[StageSpec] = enabled_stages(cfg)
+    stages: list[Stage] = enabled_stages(cfg)
     cfg = copy.deepcopy(cfg)
     cfg.input = list(cfg.input or [embedded_sample()])
     files = resolve_inputs(cfg.input)
@@ -119,21 +112,17 @@ def run(cfg: Config, beam_flags: list[str] | None = None, show_progress: bool = 
         output = os.path.abspath(output)
         os.makedirs(output, exist_ok=True)
     cfg.output = output
-    tokenizer = None
-    if any(s.name == "tokenize" for s in stages):
-        tokenizer = tokenizer_info(cfg)
-    staging = rundir.prepare(output)
-    progress_dir = None
-    if is_local(cfg.runner.name):
-        progress_dir = tempfile.mkdtemp(prefix="thresher-progress-")
-        tune_heap()  # this process is the local runner, which holds every shuffle (pipeline/heap.py)
+    resources = resolve_resources(cfg, stages)
+    folders = output_folders(stages)
+    staging = rundir.prepare(output, folders)
+    progress_dir = tempfile.mkdtemp(prefix="thresher-progress-") if is_local(cfg.runner.name) else None
+    ctx = PipelineContext(cfg, staging, progress_dir, resources)
 
     started = dt.datetime.now(dt.timezone.utc)
     t0 = time.perf_counter()
     try:
         pipeline = beam.Pipeline(runner=runner, options=options)
-        _ = pipeline | "Curate" >> Curate(cfg, [(f.path, f.size) for f in files], stages, staging, progress_dir,
-                                          tokenizer)
+        _ = pipeline | "Curate" >> Curate(ctx, [(f.path, f.size) for f in files], stages)
         if show_progress and progress_dir:
             with ProgressDisplay(progress_dir, sum(f.size for f in files), [s.name for s in stages]):
                 pipeline.run().wait_until_finish()
@@ -145,12 +134,6 @@ def run(cfg: Config, beam_flags: list[str] | None = None, show_progress: bool = 
     seconds = time.perf_counter() - t0
 
     stats = json.loads(rundir.read_bytes(rundir.join(staging, "stats.json")))
-    names = [s.name for s in stages]
-    if "dedup_minhash" in names:
-        add_clustering_rounds(stats, cfg.stages.dedup_minhash.rounds)
-        clusters = rundir.join(staging, "dedup", "clusters.parquet")
-        if not FileSystems.exists(clusters):  # no near-duplicates at all: an empty table, not a missing file
-            write_empty_parquet(clusters, CLUSTERS_SCHEMA)
     stats["run"] = {
         "started": started.isoformat(timespec="seconds"),
         "wall_seconds": round(seconds, 3),
@@ -160,14 +143,20 @@ def run(cfg: Config, beam_flags: list[str] | None = None, show_progress: bool = 
         "inputs": [f.path for f in files],
     }
     problems = accounting_problems(stats)
+    for s in stages:
+        if s.finish is not None:
+            problems += s.finish(stats, getattr(cfg.stages, s.name))
     stats["accounting_ok"] = not problems
     if problems:
+        # Nothing is published from a failed run: the previous output stays as it was, and this
+        # run's files stay in the staging folder to look at.
         stats["accounting_problems"] = problems
-    rundir.publish(output, staging, ("documents", "rejected") + (("shards",) if tokenizer else ())
-                   + (("dedup",) if "dedup_minhash" in names else ()))
+        rundir.atomic_write(rundir.join(staging, "stats.json"), json.dumps(stats, indent=2).encode())
+        raise AccountingError(f"accounting identity broken: {'; '.join(problems)} (nothing was published; "
+                              f"this run's files are in {staging})")
+    rundir.publish(output, staging, folders)
     rundir.atomic_write(rundir.join(output, "config.yaml"), cfg.to_yaml().encode())
     rundir.atomic_write(rundir.join(output, "stats.json"), json.dumps(stats, indent=2).encode())
     rundir.finish(staging)
-    if problems:
-        raise AccountingError("accounting identity broken: " + "; ".join(problems))
     return RunResult(output, stats, seconds)
+

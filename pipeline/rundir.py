@@ -1,4 +1,4 @@
-"""The run directory contract (DESIGN.md) and how it is published.
+"""The run directory (README, "The run directory") and how it is published.
 
 Workers write into ``DIR/.staging/``; only when the job has finished does the driver move the
 results into place, folder by folder, and write ``config.yaml`` and ``stats.json`` last. Every
@@ -15,8 +15,7 @@ import uuid
 
 from apache_beam.io.filesystems import FileSystems
 
-STAGING = ".staging"
-DATA_FOLDERS = ("documents", "rejected", "dedup", "shards")
+from thresher.pipeline.layout import DATA_FOLDERS, STAGING, TMP_PREFIX, partition_values  # noqa: F401
 
 
 def join(*parts: str) -> str:
@@ -43,11 +42,6 @@ def _delete_tree(path: str) -> None:
         FileSystems.delete([path])
 
 
-def partition_values(path: str) -> dict[str, str]:
-    """``key=value`` folders of a path (``documents/lang=de/part-0.parquet`` -> {"lang": "de"})."""
-    return dict(p.split("=", 1) for p in path.replace("\\", "/").split("/")[:-1] if "=" in p)
-
-
 def safe_subpath(root: str, *parts: str) -> str:
     """A path under `root`; refuses names that would escape it (``..``, absolute parts)."""
     for p in parts:
@@ -56,17 +50,14 @@ def safe_subpath(root: str, *parts: str) -> str:
     return join(root, *parts)
 
 
-def prepare(output: str) -> str:
+def prepare(output: str, folders: tuple[str, ...] = DATA_FOLDERS) -> str:
     """An empty staging folder under `output` (a crashed run's leftovers are removed)."""
     staging = join(output, STAGING)
     _delete_tree(staging)
     if _is_local(output):  # object stores have no folders to make
-        for sub in DATA_FOLDERS:
+        for sub in folders:
             os.makedirs(join(staging, sub), exist_ok=True)
     return staging
-
-
-TMP_PREFIX = ".tmp-"
 
 
 def atomic_write(path: str, data: bytes) -> None:
@@ -84,10 +75,17 @@ def read_bytes(path: str) -> bytes:
         return fh.read()
 
 
+def known_folders() -> tuple[str, ...]:
+    """Every data folder a run can write: documents/, rejected/ and every registered stage's own."""
+    from thresher.transforms import stage as registry
+
+    return DATA_FOLDERS + tuple(f for s in registry.stages() for f in s.outputs)
+
+
 def publish(output: str, staging: str, folders: tuple[str, ...] = DATA_FOLDERS) -> None:
-    """Replace each data folder of `output` by its staged version; folders this run did not
+    """Replace each data folder of `output` by its staged version; data folders this run did not
     produce are removed, so no folder from an earlier run with other stages is left behind."""
-    for sub in DATA_FOLDERS:
+    for sub in known_folders():
         if sub not in folders:
             _delete_tree(safe_subpath(output, sub))
     for sub in folders:

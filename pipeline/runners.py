@@ -7,14 +7,13 @@ network. One worker runs in-process; N workers run as N local SDK worker process
 
 from __future__ import annotations
 
-import json
 import shlex
 import sys
 from pathlib import Path
 
 from apache_beam.options.pipeline_options import PipelineOptions
 
-from pipeline.config import ConfigError
+from thresher.pipeline.config import ConfigError
 
 LOCAL_RUNNERS = ("direct",)
 # The folder holding this copy's `pipeline` package: a source tree, or site-packages when installed
@@ -26,12 +25,10 @@ def is_local(runner: str) -> bool:
 
 
 def worker_command() -> str:
-    """The shell command of a local SDK worker process: pipeline/worker.py from this same copy of
-    Thresher. Not ``python -m pipeline.worker``: that looks in the current directory first, and a
-    user's own ``pipeline`` package there would be imported instead."""
-    code = (f"import runpy, sys; sys.path[0] = {json.dumps(PACKAGE_ROOT)}; "
-            'runpy.run_module("pipeline.worker", run_name="__main__", alter_sys=True)')
-    return f"{shlex.quote(sys.executable)} -c {shlex.quote(code)}"
+    """The shell command of a local SDK worker process: pipeline/worker.py of this installation
+    (Thresher's import names are namespaced, ``thresher.*``, so a user's own ``pipeline`` package in
+    the current folder is not imported instead)."""
+    return f"{shlex.quote(sys.executable)} -m thresher.pipeline.worker"
 
 
 def unknown_beam_flags(flags: list[str]) -> list[str]:

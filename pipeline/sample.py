@@ -13,8 +13,8 @@ import textwrap
 
 import pyarrow.parquet as pq
 
-from pipeline.dofns import seeded_fraction
-from pipeline.rundir import partition_values
+from thresher.pipeline.layout import partition_values
+from thresher.transforms.hashing import seeded_fraction
 
 
 def _files(run_dir: str, folder: str) -> list[str]:

@@ -24,7 +24,7 @@ from typing import Iterable, NamedTuple
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
-from pipeline.heap import give_back_memory
+from thresher.pipeline.heap import give_back_memory
 
 SPILL_FOLDER = "spill"
 MAX_BYTES = 16_000_000

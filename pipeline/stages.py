@@ -1,213 +1,179 @@
-"""The stage registry: names users select with --only/--skip, in the order the recipe runs them."""
+"""Running the registered stages (transforms/stage.py) in Beam: a document stage is a counting
+ParDo over each branch of documents; corpus stages and extra outputs are the composites a stage
+names. Nothing here knows a stage by name."""
 
 from __future__ import annotations
 
-import dataclasses
+import time
 from dataclasses import dataclass
-from importlib import resources
-from typing import Callable
 
+import apache_beam as beam
 import pyarrow as pa
 
-from pipeline.config import Config, ConfigError
-from transforms.extract import ExtractText
-from transforms.filters import FilterStage, LanguageStage, PiiStage, signal_fields
-from transforms.ingest import decode_payload
-from transforms.pii import PiiRedactor
-from transforms.quality import C4Quality, FineWebQuality, GopherQuality, GopherRepetition
-from transforms.tokenize import TokenizeDocuments
-from transforms.urlfilter import UrlFilter
+from thresher.pipeline.config import Config
+from thresher.pipeline.read import ReadRecords
+from thresher.pipeline.counting import CountingDoFn, StageResult, counted, in_global_window
+from thresher.pipeline.spill import SPILL_FOLDER
+from thresher.transforms import stage as registry
+from thresher.transforms.document import DOCUMENT_SCHEMA, Drop
+from thresher.transforms.stage import Stage, StageContext
+
+
+def enabled_stages(cfg: Config) -> list[Stage]:
+    """The stages this run executes, in recipe order (``--only``/``--skip`` were applied to the config)."""
+    return [s for s in registry.stages() if s.enabled(getattr(cfg.stages, s.name))]
+
+
+def document_schema(stages: list[Stage], cfg: Config) -> pa.Schema:
+    schema = DOCUMENT_SCHEMA
+    for s in stages:
+        for name, dtype in s.document_columns(getattr(cfg.stages, s.name)):
+            schema = schema.append(pa.field(name, dtype))
+    return schema
+
+
+def partition_column(stages: list[Stage], cfg: Config) -> str | None:
+    """The column documents/ is partitioned by (Hive layout), if a stage asks for one."""
+    for s in stages:
+        if s.partition is not None and s.partition(getattr(cfg.stages, s.name)):
+            return s.partition(getattr(cfg.stages, s.name))
+    return None
 
 
 @dataclass(frozen=True)
-class StageSpec:
-    name: str
-    description: str
-    # Builds the per-document callable (doc -> doc | Drop) inside a worker, once per DoFn instance.
-    make: Callable[[Config], Callable] | None
-    # Signal columns the stage adds to documents/ (or a function of the config giving them).
-    columns: tuple[tuple[str, pa.DataType], ...] | Callable[[Config], tuple] = ()
-    optional: bool = True  # ingest and writing always run
-    batch: int = 0  # > 0: `make` builds a callable over lists of documents, called with up to this many
-    corpus: Callable | None = None  # a corpus-level stage: (cfg, common kwargs) -> PTransform
-    # A corpus stage sees documents' references (pipeline.dofns.Park); this builds the callable that
-    # computes, from the whole document, the reference fields the stage needs: cfg -> (doc -> dict).
-    prepare: Callable[[Config], Callable] | None = None
+class PipelineContext:
+    """What the Beam side of a stage gets: the run's config, where it writes, and the resources the
+    driver resolved for the stages (a tokenizer's bytes)."""
+
+    config: Config
+    staging: str
+    progress_dir: str | None = None
+    resources: tuple = ()  # ((stage name, resource), ...)
+
+    @property
+    def spill(self) -> str:
+        return f"{self.staging}/{SPILL_FOLDER}"
+
+    @property
+    def common(self) -> dict:
+        """The counting DoFns' settings (CountingDoFn's arguments)."""
+        w = self.config.write
+        return dict(rejected_sample=w.rejected_sample, seed=w.seed, text_chars=w.rejected_text_chars,
+                    progress_dir=self.progress_dir)
+
+    def resource(self, name: str):
+        return dict(self.resources).get(name)
+
+    def stage_context(self, name: str) -> StageContext:
+        return StageContext(self.config, self.resource(name))
+
+    def params(self, name: str):
+        return getattr(self.config.stages, name)
 
 
-def _make_decode(cfg: Config):
-    ratio = cfg.stages.ingest.max_control_ratio
-    html_field = "html" if cfg.stages.extract.enabled else "text"
+class StageDoFn(CountingDoFn):
+    """Runs one stage's ``doc -> doc | Drop`` callable; an exception drops only that document.
 
-    def decode(doc: dict):
-        return decode_payload(doc, ratio, html_field)
+    With ``batch`` > 0 the callable takes a list of documents and returns one outcome each; the
+    DoFn buffers up to ``batch`` documents of a bundle (a failing batch is retried document by
+    document, so one bad document still costs only itself).
+    """
 
-    return decode
+    def __init__(self, stage: Stage, params, context: StageContext, count_in: bool = True, batch: int = 0, **kw):
+        super().__init__(**kw)
+        self.stage = stage.name
+        self.build = stage.build
+        self.params = params
+        self.context = context
+        self.count_in = count_in
+        self.batch = batch
 
+    def setup(self):
+        super().setup()
+        self.fn = self.build(self.params, self.context)  # models and tables load once per worker
+        self._pop_counters = getattr(self.fn, "pop_counters", None)
 
-def _make_extract(cfg: Config):
-    c = cfg.stages.extract
-    return ExtractText(c.backend, c.main_content, c.timeout_s, c.min_chars)
+    def start_bundle(self):
+        super().start_bundle()
+        self._buffer: list[dict] = []
 
+    def process(self, doc: dict):
+        if self.count_in:
+            self.count((self.stage, "in"))
+        if self.batch:
+            self._buffer.append(doc)
+            if len(self._buffer) >= self.batch:
+                yield from self._flush()
+            return
+        start = time.perf_counter()
+        try:
+            out = self.fn(doc)
+        except Exception as e:
+            out = e
+        self.count((self.stage, "seconds"), time.perf_counter() - start)
+        yield from self._outcome(doc, out)
 
-def _settings(c, *skip: str) -> dict:
-    """A config section's fields minus the stage switches: the scorer's constructor arguments."""
-    return {f.name: getattr(c, f.name) for f in dataclasses.fields(c) if f.name not in ("enabled", "annotate", *skip)}
+    def _flush(self):
+        docs, self._buffer = self._buffer, []
+        if not docs:
+            return
+        start = time.perf_counter()
+        try:
+            outs = self.fn(docs)
+        except Exception:
+            outs = []
+            for d in docs:
+                try:
+                    outs.append(self.fn([d])[0])
+                except Exception as e:
+                    outs.append(e)
+        self.count((self.stage, "seconds"), time.perf_counter() - start)
+        for doc, out in zip(docs, outs):
+            yield from self._outcome(doc, out)
 
+    def _outcome(self, doc: dict, out):
+        self.progress.add(f"stage:{self.stage}")
+        if self._pop_counters is not None:  # a stage's own counters (redactions, would-be drops)
+            for name, n in self._pop_counters().items():
+                self.count((self.stage, "counter", name), n)
+        if isinstance(out, Drop):
+            yield from self.reject(doc, self.stage, out.reason, out.detail, False)
+        elif isinstance(out, Exception):
+            yield from self.reject(doc, self.stage, "exception", f"{type(out).__name__}: {out}", True)
+        else:
+            self.count((self.stage, "kept"))
+            yield out
 
-def _scorer(name: str, cfg: Config):
-    """The scorer of a filter stage, built from its config section."""
-    c = getattr(cfg.stages, name)
-    if name == "urlfilter":
-        return UrlFilter(**_settings(c))
-    if name == "gopher_repetition":
-        top = {n: getattr(c, f"top_{n}_gram") for n in (2, 3, 4)}
-        dup = {n: getattr(c, f"duplicated_{n}_n_grams") for n in range(5, 11)}
-        return GopherRepetition(c.dup_line_frac, c.dup_para_frac, c.dup_line_char_frac, c.dup_para_char_frac, top, dup)
-    if name == "gopher_quality":
-        return GopherQuality(**_settings(c))
-    if name == "c4":
-        return C4Quality(**_settings(c))
-    if name == "fineweb":
-        return FineWebQuality(**_settings(c))
-    raise KeyError(name)
-
-
-def _make_filter(name: str):
-    def make(cfg: Config):
-        return FilterStage(_scorer(name, cfg), getattr(cfg.stages, name).annotate,
-                           field="url" if name == "urlfilter" else "text")
-
-    return make
-
-
-_SAMPLE = ("The quick brown fox jumps over the lazy dog. It has to be said that the dog was with us.\n" * 3
-           + "- a list item\nA line without an end")
-
-
-def _arrow_type(value) -> pa.DataType:
-    if isinstance(value, bool):
-        return pa.bool_()
-    if isinstance(value, int):
-        return pa.int64()
-    if isinstance(value, float):
-        return pa.float64()
-    return pa.string()
-
-
-def _filter_columns(name: str):
-    """In annotate mode: one column per signal and ``{stage}_reason``."""
-
-    def columns(cfg: Config) -> tuple:
-        if not getattr(cfg.stages, name).annotate:
-            return ()
-        scorer = _scorer(name, cfg)
-        sample = "http://example.com/a" if name == "urlfilter" else _SAMPLE
-        signals = signal_fields(name, scorer.score(sample, "en"))
-        return tuple((k, _arrow_type(v)) for k, v in signals.items()) + ((f"{name}_reason", pa.string()),)
-
-    return columns
-
-
-def _make_langid(cfg: Config):
-    from transforms.langid import LanguageIdentifier
-
-    c = cfg.stages.langid
-    second = None if c.second_opinion == "none" else c.second_opinion
-    return LanguageStage(LanguageIdentifier(second=second, consult_below=c.consult_below), c.keep, c.min_score,
-                         c.annotate)
+    def finish_bundle(self):
+        for item in self._flush():
+            yield in_global_window(item)
+        yield from super().finish_bundle()
 
 
-def _langid_columns(cfg: Config) -> tuple:
-    cols = (("lang", pa.string()), ("lang_score", pa.float32()))
-    return cols + ((("langid_reason", pa.string()),) if cfg.stages.langid.annotate else ())
+class RunDocumentStage(beam.PTransform):
+    """A document stage over each branch of documents ({name: PCollection}); the branches stay apart (a Flatten before
+    the stage would make the local runner materialise every raw payload between fused stages)."""
+
+    def __init__(self, stage: Stage, ctx: PipelineContext):
+        super().__init__()
+        self.stage = stage
+        self.ctx = ctx
+
+    def expand(self, branches):
+        params = self.ctx.params(self.stage.name)
+        batch = getattr(params, self.stage.batch) if self.stage.batch else 0
+        dofn = StageDoFn(self.stage, params, self.ctx.stage_context(self.stage.name), count_in=self.stage.name != ReadRecords.STAGE,
+                         batch=batch, **self.ctx.common)
+        outs, counts, rejected = {}, [], []
+        for branch, pcoll in branches.items():
+            r = counted(pcoll, f"Run/{branch}", dofn)
+            outs[branch] = r.docs
+            counts += r.counts
+            rejected += r.rejected
+        return StageResult(outs, counts, rejected)
 
 
-def _make_pii(cfg: Config):
-    return PiiStage(PiiRedactor(**_settings(cfg.stages.pii)))
-
-
-def default_tokenizer() -> str:
-    return str(resources.files("pipeline") / "data" / "tokenizer.json")
-
-
-def tokenizer_json(cfg: Config) -> tuple[str, str]:
-    """(tokenizer.json text, its file name) for this run; gs:// and s3:// paths work too."""
-    from apache_beam.io.filesystems import FileSystems
-
-    path = cfg.stages.tokenize.tokenizer or default_tokenizer()
-    with FileSystems.open(path) as fh:
-        return fh.read().decode("utf-8"), path.rsplit("/", 1)[-1]
-
-
-def _make_tokenize(cfg: Config):
-    return TokenizeDocuments(*tokenizer_json(cfg), cfg.stages.tokenize.eos_token)
-
-
-def _corpus(name: str):
-    def build(cfg: Config, common: dict):
-        from pipeline import dedup  # Beam code: imported only when a graph is built
-
-        return getattr(dedup, name)(cfg, common)
-
-    return build
-
-
-def _prepare(name: str):
-    def make(cfg: Config):
-        from pipeline import dedup
-
-        return getattr(dedup, name)(cfg)
-
-    return make
-
-
-STAGES: tuple[StageSpec, ...] = (
-    StageSpec("ingest", "read WARC/WET/JSONL/Parquet records; keep HTTP 200 text responses; decode charsets",
-              _make_decode, optional=False),
-    StageSpec("urlfilter", "domain/URL blocklists (UT1 format) and banned words in URLs", _make_filter("urlfilter"),
-              columns=_filter_columns("urlfilter")),
-    StageSpec("extract", "HTML to main text (resiliparse, or trafilatura)", _make_extract),
-    StageSpec("langid", "language and score (fastText lid.176; langid.py on close calls); keep languages",
-              _make_langid, columns=_langid_columns),
-    StageSpec("gopher_repetition", "Gopher repetition: duplicate lines/paragraphs/n-grams", _make_filter("gopher_repetition"),
-              columns=_filter_columns("gopher_repetition")),
-    StageSpec("gopher_quality", "Gopher quality: length, word length, symbols, bullets, stop words",
-              _make_filter("gopher_quality"), columns=_filter_columns("gopher_quality")),
-    StageSpec("c4", "C4: drop lines without terminal punctuation, boilerplate; documents with too few sentences",
-              _make_filter("c4"), columns=_filter_columns("c4")),
-    StageSpec("fineweb", "FineWeb: line punctuation, short lines, duplicated lines, list-like documents",
-              _make_filter("fineweb"), columns=_filter_columns("fineweb")),
-    StageSpec("pii", "redact e-mail addresses and public IP addresses", _make_pii,
-              columns=(("pii_emails", pa.int32()), ("pii_ips", pa.int32()))),
-    StageSpec("dedup_exact", "one document per normalised-text hash (optionally newest capture per URL)", None,
-              corpus=_corpus("ExactDedup"), prepare=_prepare("exact_prepare")),
-    StageSpec("dedup_minhash", "MinHash LSH near-duplicate removal, components clustered in parallel; writes dedup/",
-              None, corpus=_corpus("MinHashDedup"), prepare=_prepare("minhash_prepare")),
-    StageSpec("tokenize", "token ids with a Hugging Face tokenizer, EOS appended; writes shards/",
-              _make_tokenize, columns=(("n_tokens", pa.int32()),), batch=256),
-)
-
-STAGE_NAMES = tuple(s.name for s in STAGES)
-# The stages that judge content (language and quality): tests of other stages on synthetic text
-# switch these off.
-CURATION_FILTERS = ("urlfilter", "langid", "gopher_repetition", "gopher_quality", "c4", "fineweb", "pii")
-
-
-def parse_stage_list(value: str | None, flag: str) -> list[str]:
-    if not value:
-        return []
-    names = [n.strip() for n in value.split(",") if n.strip()]
-    for n in names:
-        if n not in STAGE_NAMES:
-            raise ConfigError(f"{flag}: unknown stage '{n}' (stages: {', '.join(STAGE_NAMES)})")
-    return names
-
-
-def stage_columns(spec: StageSpec, cfg: Config) -> tuple:
-    return spec.columns(cfg) if callable(spec.columns) else spec.columns
-
-
-def enabled_stages(cfg: Config) -> list[StageSpec]:
-    """The stages this run executes, in recipe order (``--only``/``--skip`` were applied to the config)."""
-    return [spec for spec in STAGES if not spec.optional or getattr(cfg.stages, spec.name).enabled]
+def stage_composite(path: str, stage: Stage, ctx: PipelineContext) -> beam.PTransform:
+    """A stage's named Beam composite (a corpus stage, or a writer of extra output), built with the
+    stage's parameters and the run's context."""
+    return registry.resolve_object(path)(stage.name, ctx.params(stage.name), ctx)

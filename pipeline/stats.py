@@ -30,7 +30,7 @@ def assemble(counts: dict, stage_names: list[str]) -> dict:
             stages[name]["counters"] = dict(sorted(counters.items()))
         if sizes:
             stages[name]["cluster_sizes"] = {str(k): v for k, v in sorted(sizes.items())}
-        if changes or name == "dedup_minhash":
+        if changes:
             stages[name]["edges_changed_per_round"] = {str(k): v for k, v in sorted(changes.items())}
     first = stages[stage_names[0]] if stage_names else {"in": 0}
     last = stages[stage_names[-1]] if stage_names else {"kept": 0}
@@ -78,22 +78,4 @@ def accounting_problems(stats: dict) -> list[str]:
         prev = (name, s["kept"])
     if stats["totals"]["kept"] != stats["output"]["documents"]:
         problems.append(f"kept {stats['totals']['kept']} != rows written to documents/ {stats['output']['documents']}")
-    mh = stats["stages"].get("dedup_minhash")
-    if mh is not None and not mh.get("converged", True):
-        problems.append(f"dedup_minhash: connected components still changed edges in the last of {mh['rounds']} "
-                        "rounds; raise stages.dedup_minhash.rounds")
-    if "tokenize" in stats["stages"] and stats["output"]["shard_rows"] != stats["totals"]["kept"]:
-        problems.append(f"kept {stats['totals']['kept']} != rows written to shards/ {stats['output']['shard_rows']}")
-    return problems
-
-
-def add_clustering_rounds(stats: dict, rounds: int) -> None:
-    """Rounds used and convergence of the connected components (a round that changed nothing)."""
-    mh = stats["stages"].get("dedup_minhash")
-    if mh is None:
-        return
-    changed = [int(r) for r in mh.get("edges_changed_per_round", {})]
-    mh["rounds"] = rounds
-    mh["converged"] = rounds not in changed
-    # the first round that changed nothing proves convergence
-    mh["rounds_used"] = (max(changed) + 1 if changed else 1) if mh["converged"] else rounds
+    return problems  # stages add their own checks (Stage.finish)

@@ -7,8 +7,8 @@ Beam's worker logs every start-up step at INFO to the terminal it inherits; user
 
 import sys
 
-from pipeline.heap import tune_heap
-from pipeline.logs import configure
+from thresher.pipeline.heap import tune_heap
+from thresher.pipeline.logs import configure
 
 if __name__ == "__main__":
     tune_heap()  # before Beam starts its gRPC threads

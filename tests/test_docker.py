@@ -102,7 +102,7 @@ def test_flex_template_launcher_and_metadata():
     args = to_run_args(["--config=gs://b/c.yaml", "--input=gs://b/in/*.warc.gz", "--output=gs://b/out",
                         "--project=p", "--region=r"])
     assert args[:4] == ["run", "gs://b/c.yaml", "--runner", "DataflowRunner"]
-    from pipeline.cli import _build_parser
+    from thresher.pipeline.cli import _build_parser
 
     parsed, rest = _build_parser().parse_known_args(args)
     assert parsed.config == "gs://b/c.yaml" and parsed.input == ["gs://b/in/*.warc.gz"]

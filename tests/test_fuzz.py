@@ -17,14 +17,15 @@ import pyarrow.parquet as pq
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pipeline.config import Config
-from pipeline.stages import enabled_stages
+from thresher.pipeline.config import Config
+from thresher.pipeline.run import resolve_resources
+from thresher.pipeline.stages import PipelineContext, enabled_stages
 from tests.warcgen import gz, http_response, page, record
-from transforms.document import Drop
-from transforms.encoding import decode_page
-from transforms.extract import HtmlExtractor
-from transforms.http import HttpError, parse_response
-from transforms.ingest import Rejection, WarcOptions, decode_payload, read_jsonl, read_parquet, read_warc
+from thresher.transforms.document import Drop
+from thresher.transforms.encoding import decode_page
+from thresher.transforms.extract import HtmlExtractor
+from thresher.transforms.http import HttpError, parse_response
+from thresher.transforms.ingest import Rejection, WarcOptions, decode_payload, read_jsonl, read_parquet, read_warc
 
 EXAMPLES = int(os.environ.get("THRESHER_FUZZ_EXAMPLES", "150"))
 FUZZ = settings(max_examples=EXAMPLES, deadline=None, derandomize="THRESHER_FUZZ_EXAMPLES" not in os.environ,
@@ -149,8 +150,10 @@ def default_chain():
     stages' prepare functions."""
     cfg = Config()
     stages = enabled_stages(cfg)
-    return ([(s.name, s.make(cfg), s.batch) for s in stages if s.make is not None],
-            [s.prepare(cfg) for s in stages if s.prepare is not None])
+    ctx = PipelineContext(cfg, "unused", resources=resolve_resources(cfg, stages))
+    return ([(s.name, s.build(getattr(cfg.stages, s.name), ctx.stage_context(s.name)), s.batch)
+             for s in stages if s.build is not None],
+            [s.prepare(getattr(cfg.stages, s.name)) for s in stages if s.prepare is not None])
 
 
 @FUZZ

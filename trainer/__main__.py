@@ -1,8 +1,8 @@
-"""``torchrun --nproc_per_node P -m trainer ...`` (what ``thresher train`` launches)."""
+"""``torchrun --nproc_per_node P -m thresher.trainer ...`` (what ``thresher train`` launches)."""
 
 import sys
 
-from trainer.train import main
+from thresher.trainer.train import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -24,7 +24,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from transforms.shards import MANIFEST, open_shard, read_manifest, token_arrays
+from thresher.transforms.shards import MANIFEST, open_shard, read_manifest, token_arrays
 
 
 class DataError(ValueError):

@@ -1,6 +1,6 @@
 """The training loop: FSDP2 over a Llama-style model, fed by Thresher shards.
 
-Run with ``torchrun --nproc_per_node P -m trainer --data RUN_DIR ...`` (or ``thresher train``,
+Run with ``torchrun --nproc_per_node P -m thresher.trainer --data RUN_DIR ...`` (or ``thresher train``,
 which launches exactly that). Without torchrun it trains in one process, unsharded: the reference
 the FSDP run is tested against.
 """
@@ -17,11 +17,11 @@ import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 
-from trainer import checkpoint
-from trainer.data import DataError, Mixture, TokenLoader, TokenSource
-from trainer.metrics import MetricsLogger, peak_flops
-from trainer.model import MODELS, Transformer, document_layout
-from trainer.schedule import LRSchedule
+from thresher.trainer import checkpoint
+from thresher.trainer.data import DataError, Mixture, TokenLoader, TokenSource
+from thresher.trainer.metrics import MetricsLogger, peak_flops
+from thresher.trainer.model import MODELS, Transformer, document_layout
+from thresher.trainer.schedule import LRSchedule
 
 
 @dataclass

@@ -17,15 +17,11 @@ from dataclasses import dataclass
 import numpy as np
 import xxhash
 
+from thresher.transforms.stage import Stage, check, register
+from thresher.transforms.text import CHAR_SCRIPTS
+
 # Scripts written without spaces between words: each character is a token there.
-_NO_SPACE = (
-    "\u3040-\u30ff"  # Hiragana, Katakana
-    "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"  # CJK ideographs
-    "\u0e00-\u0e7f"  # Thai
-    "\u0e80-\u0eff"  # Lao
-    "\u1000-\u109f"  # Myanmar
-    "\u1780-\u17ff"  # Khmer
-)
+_NO_SPACE = CHAR_SCRIPTS
 _TOKEN = re.compile(rf"[{_NO_SPACE}]|[^\W{_NO_SPACE}]+", re.UNICODE)
 _PUNCT = re.compile(r"[^\w\s]", re.UNICODE)
 _DIGITS = re.compile(r"\d")
@@ -203,3 +199,104 @@ class UnionFind:
     def components(self) -> dict:
         """node -> the smallest node of its component."""
         return {x: self.find(x) for x in list(self.parent)}
+
+
+# --- the `dedup_exact` and `dedup_minhash` stages ----------------------------------------------
+# Corpus-level stages: their Beam composites live in thresher.pipeline.dedup and see documents'
+# references, not the documents; what they need from a text is computed when a document is parked
+# (the `prepare` functions below), while its text is at hand.
+
+EXACT_KEY = "_exact"  # reference fields the prepare functions add
+BAND_KEYS = "_bands"
+SIGNATURE = "_sig"
+TEXT_LENGTH = "_len"
+
+
+@dataclass
+class DedupExactParams:
+    enabled: bool = True
+    lowercase: bool = True
+    whitespace: bool = True
+    punctuation: bool = True
+    digits: bool = True
+    unicode_nfkc: bool = True
+    by_url: bool = False  # first keep only the newest capture (WARC-Date) of each URL
+
+    def normalisation(self) -> Normalisation:
+        return Normalisation(self.lowercase, self.whitespace, self.punctuation, self.digits, self.unicode_nfkc)
+
+
+def exact_prepare(params: DedupExactParams):
+    """doc -> its normalised-text hash."""
+    how = params.normalisation()
+    return lambda doc: {EXACT_KEY: exact_key(doc.get("text") or "", how)}
+
+
+register(Stage(name="dedup_exact", order=90, params=DedupExactParams, prepare=exact_prepare,
+               corpus="thresher.pipeline.dedup:ExactDedup",
+               description="one document per normalised-text hash (optionally newest capture per URL)",
+               reasons=("exact_duplicate", "url_duplicate")))
+
+
+@dataclass
+class DedupMinhashParams:
+    enabled: bool = True
+    ngram: int = 5  # word n-gram shingles (character n-grams in scripts without spaces)
+    bands: int = 14
+    rows: int = 8
+    auto_bands: bool = False  # true: bands x rows from `threshold` and `num_perm` (datasketch's optimiser)
+    num_perm: int = 112
+    threshold: float = 0.8  # target Jaccard; candidates below it are not linked when verify is on
+    verify: bool = True
+    keep: str = "lowest_id"  # lowest_id | longest
+    rounds: int = 20  # connected-components rounds unrolled in the graph
+    seed: int = 1
+
+    def resolved_bands(self) -> tuple[int, int]:
+        if self.auto_bands:
+            return optimal_bands(self.threshold, self.num_perm)
+        return self.bands, self.rows
+
+    def validate(self, path: str) -> None:
+        check(self.ngram >= 1, f"{path}.ngram", "must be >= 1")
+        check(self.bands >= 1 and self.rows >= 1, f"{path}.bands", "bands and rows must be >= 1")
+        check(0 < self.threshold <= 1, f"{path}.threshold", "must be within (0, 1]")
+        check(self.num_perm >= 2, f"{path}.num_perm", "must be >= 2")
+        check(self.keep in ("lowest_id", "longest"), f"{path}.keep", "must be lowest_id or longest")
+        check(1 <= self.rounds <= 200, f"{path}.rounds", "must be within [1, 200]")
+
+
+def minhash_prepare(params: DedupMinhashParams):
+    """doc -> its LSH band keys, compact signature (for verification) and text length: the shuffles
+    carry 8 bytes per band and 1 per permutation, not the 8-byte signature values."""
+    bands, rows = params.resolved_bands()
+    hasher = MinHasher(bands * rows, params.seed)
+
+    def prepare(doc: dict) -> dict:
+        text = doc.get("text") or ""
+        sig = hasher.signature(shingle_hashes(text, params.ngram))
+        return {BAND_KEYS: b"".join(key for _, key in band_keys(sig, bands, rows)),
+                SIGNATURE: compact_signature(sig).tobytes(), TEXT_LENGTH: len(text)}
+
+    return prepare
+
+
+def minhash_finish(stats: dict, params: DedupMinhashParams) -> list[str]:
+    """Rounds used and convergence of the connected components (a round that changed nothing
+    proves it); a run whose last round still changed edges must fail rather than publish."""
+    mh = stats["stages"]["dedup_minhash"]
+    mh.setdefault("edges_changed_per_round", {})
+    changed = [int(r) for r in mh["edges_changed_per_round"]]
+    mh["rounds"] = params.rounds
+    mh["converged"] = params.rounds not in changed
+    mh["rounds_used"] = (max(changed) + 1 if changed else 1) if mh["converged"] else params.rounds
+    if mh["converged"]:
+        return []
+    return [f"dedup_minhash: connected components still changed edges in the last of {params.rounds} rounds; "
+            "raise stages.dedup_minhash.rounds"]
+
+
+register(Stage(name="dedup_minhash", order=100, params=DedupMinhashParams, prepare=minhash_prepare,
+               corpus="thresher.pipeline.dedup:MinHashDedup", finish=minhash_finish, outputs=("dedup",),
+               description="MinHash LSH near-duplicate removal, components clustered in parallel; writes dedup/",
+               reasons=("near_duplicate",)))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 import re
 import select
@@ -9,11 +10,13 @@ import signal
 import struct
 import subprocess
 import sys
+from dataclasses import dataclass
 
 from resiliparse.extract.html2text import extract_plain_text
 from resiliparse.parse.html import HTMLTree
 
-from transforms.document import Drop
+from thresher.transforms.document import Drop
+from thresher.transforms.stage import Stage, check, register
 
 BACKENDS = ("resiliparse", "trafilatura")
 
@@ -97,7 +100,7 @@ class ExtractionSandbox:
 
     def _start(self) -> None:
         env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
-        self.proc = subprocess.Popen([sys.executable, "-m", "transforms.extract", *self.args], stdin=subprocess.PIPE,
+        self.proc = subprocess.Popen([sys.executable, "-m", "thresher.transforms.extract", *self.args], stdin=subprocess.PIPE,
                                      stdout=subprocess.PIPE, env=env)
 
     def _stop(self) -> None:
@@ -213,6 +216,43 @@ class ExtractText:
         del doc["html"]
         doc["text"] = text
         return doc
+
+
+# --- the `extract` stage -----------------------------------------------------------------------
+
+
+@dataclass
+class ExtractParams:
+    enabled: bool = True
+    backend: str = "resiliparse"  # resiliparse | trafilatura
+    main_content: bool = True
+    timeout_s: float = 10.0  # per page; slower pages are dropped as `extract_timeout`
+    min_chars: int = 1
+
+    def validate(self, path: str) -> None:
+        check(self.backend in BACKENDS, f"{path}.backend", f"must be one of {', '.join(BACKENDS)}, not {self.backend!r}")
+        if self.enabled and self.backend == "trafilatura":
+            check(_importable("trafilatura", "lxml.html.clean"), f"{path}.backend", "trafilatura is not installed: pip install 'thresher[trafilatura]'")
+        check(self.timeout_s >= 0, f"{path}.timeout_s", "must be >= 0 (0: no limit)")
+        check(self.min_chars >= 0, f"{path}.min_chars", "must be >= 0")
+
+
+def _importable(*modules: str) -> bool:
+    try:
+        for m in modules:
+            importlib.import_module(m)
+    except ImportError:
+        return False
+    return True
+
+
+def _build(params: ExtractParams, ctx) -> ExtractText:
+    return ExtractText(params.backend, params.main_content, params.timeout_s, params.min_chars)
+
+
+register(Stage(name="extract", order=20, params=ExtractParams, build=_build,
+               description="HTML to main text (resiliparse, or trafilatura)",
+               reasons=("empty_text", "extract_timeout")))
 
 
 if __name__ == "__main__":

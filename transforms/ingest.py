@@ -11,15 +11,15 @@ import io
 import json
 import zlib
 from dataclasses import dataclass, field
+from functools import partial
 from typing import BinaryIO, Iterator, Union
 
-from transforms.document import Drop, make_id
-from transforms.encoding import decode_page
-from transforms.extract import control_char_ratio, looks_binary
-from transforms.http import HttpError, parse_response
-from transforms.warc import ReadError, WarcRecord, is_gzip, iter_warc, iter_warc_split
-
-FORMATS = ("warc", "jsonl", "parquet")
+from thresher.transforms.document import Drop, make_id
+from thresher.transforms.encoding import decode_page
+from thresher.transforms.extract import control_char_ratio, looks_binary
+from thresher.transforms.http import HttpError, parse_response
+from thresher.transforms.stage import Stage, check, register
+from thresher.transforms.warc import ReadError, WarcRecord, is_gzip, iter_warc, iter_warc_split
 
 _SUFFIXES = (
     (".warc.gz", "warc"), (".warc", "warc"), (".wet.gz", "warc"), (".wet", "warc"),
@@ -257,3 +257,40 @@ def decode_payload(doc: dict, max_control_ratio: float = 0.05, html_field: str =
         return Drop("binary_payload", f"more than {max_control_ratio:.0%} control characters after decoding as {codec}")
     doc[html_field if doc.pop("format", "html") == "html" else "text"] = text
     return doc
+
+
+# --- the `ingest` stage ------------------------------------------------------------------------
+
+
+@dataclass
+class IngestParams:
+    keep_status: list[int] = field(default_factory=lambda: [200])
+    keep_content_types: list[str] = field(default_factory=lambda: ["text/html", "text/plain"])
+    max_record_bytes: int = 64 * 1024 * 1024  # larger records are dropped as `oversize`, never loaded
+    max_control_ratio: float = 0.05  # decoded pages with more control characters are `binary_payload`
+    split_bytes: int = 4 * 1024 * 1024  # gzip WARC files are read in byte ranges of this size, in parallel
+
+    def validate(self, path: str) -> None:
+        check(self.max_record_bytes > 0, f"{path}.max_record_bytes", "must be > 0")
+        check(self.split_bytes >= 65536, f"{path}.split_bytes", "must be >= 65536")
+        check(0 <= self.max_control_ratio <= 1, f"{path}.max_control_ratio", "must be within [0, 1]")
+        check(bool(self.keep_content_types), f"{path}.keep_content_types", "must name at least one type")
+
+    def warc_options(self) -> WarcOptions:
+        return WarcOptions(tuple(self.keep_status), tuple(self.keep_content_types), self.max_record_bytes)
+
+
+def _build_decode(params: IngestParams, ctx):
+    # Pages become `html` for the extract stage, or `text` as they are when extraction is off.
+    html_field = "html" if ctx.stage_enabled("extract") else "text"
+    return partial(decode_payload, max_control_ratio=params.max_control_ratio, html_field=html_field)
+
+
+register(Stage(
+    name="ingest", order=0, params=IngestParams, build=_build_decode, optional=False,
+    description="read WARC/WET/JSONL/Parquet records; keep HTTP 200 text responses; decode charsets",
+    reasons=("not_response", "http_status", "content_type", "content_encoding", "empty_payload", "oversize",
+             "binary_payload", "empty_text", "no_text"),
+    errors=("garbage", "gzip_corrupt", "gzip_truncated", "truncated_record", "bad_header", "bad_content_length",
+            "bad_http_header", "bad_chunked_encoding", "bad_content_encoding", "bad_json", "bad_record",
+            "truncated_file", "bad_file", "unreadable_file", "reader_error")))

@@ -20,8 +20,9 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 
-# Characters that are words by themselves: scripts without spaces between words.
-_CHAR_SCRIPTS = (
+# Characters that are words by themselves: scripts without spaces between words (the one table:
+# word splitting here and dedup's shingles both use it).
+CHAR_SCRIPTS = (
     "\u0e00-\u0e7f"  # Thai
     "\u0e80-\u0eff"  # Lao
     "\u0f00-\u0fff"  # Tibetan
@@ -59,8 +60,8 @@ _SPECIAL = {"cannot": ["can", "not"], "Cannot": ["Can", "not"], "gonna": ["gon",
             "and/or": ["and/or"], "im": ["i", "m"], "Im": ["I", "m"], "id": ["i", "d"], "ive": ["i", "ve"], "youre": ["you", "re"]}
 # Emoticons and the like that spaCy keeps whole.
 _WHOLE = frozenset("): :) (: :( :* (= =) <3 8) (8 '' :-) :-( ;) ;-) :P :p :D :o :O :/ :| =( ^_^ -_- ._. :-P".split())
-_NO_SPACE = re.compile(rf"[{_CHAR_SCRIPTS}]")
-_CHAR_RUN = re.compile(rf"[{_CHAR_SCRIPTS}]|[^{_CHAR_SCRIPTS}]+")
+_NO_SPACE = re.compile(rf"[{CHAR_SCRIPTS}]")
+_CHAR_RUN = re.compile(rf"[{CHAR_SCRIPTS}]|[^{CHAR_SCRIPTS}]+")
 
 # Terminal punctuation of sentences, across scripts (Latin, CJK full-width, Arabic, Urdu,
 # Devanagari, Armenian, Ethiopic, Myanmar, Khmer, Tibetan, Greek question mark).

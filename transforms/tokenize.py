@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import hashlib
+import os
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 from typing import Iterable
 
 import numpy as np
+import pyarrow as pa
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
+from thresher.transforms.stage import ConfigError, Stage, check, register
 
 DEFAULT_EOS = "<|endoftext|>"
 
@@ -86,3 +91,64 @@ class TokenizeDocuments:
             doc["tokens"] = ids
             doc["n_tokens"] = len(ids)
         return docs
+
+
+# --- the `tokenize` stage ----------------------------------------------------------------------
+
+
+@dataclass
+class TokenizeParams:
+    enabled: bool = True
+    tokenizer: str = ""  # a tokenizer.json (local, gs://, s3://); empty: the small default shipped in the package
+    eos_token: str = "<|endoftext|>"
+    shard_tokens: int = 50_000_000  # target tokens per shard
+    batch_docs: int = 256  # documents per encode_batch call
+
+    def validate(self, path: str) -> None:
+        check(self.shard_tokens >= 1, f"{path}.shard_tokens", "must be >= 1")
+        check(self.shard_tokens < 2**31, f"{path}.shard_tokens", "must be < 2**31 (Arrow list offsets are int32)")
+        check(self.batch_docs >= 1, f"{path}.batch_docs", "must be >= 1")
+        if self.enabled and self.tokenizer:
+            check(os.path.exists(self.tokenizer) or "://" in self.tokenizer, f"{path}.tokenizer",
+                  f"no such file: {self.tokenizer}")
+
+
+def default_tokenizer() -> str:
+    return str(resources.files("thresher.pipeline") / "data" / "tokenizer.json")
+
+
+@dataclass(frozen=True)
+class LoadedTokenizer:
+    """The run's tokenizer, read once by the driver: workers get these bytes, and the manifest
+    describes exactly the tokenizer that made the shards."""
+
+    json: str
+    name: str
+    info: TokenizerInfo
+
+
+def _resolve(params: TokenizeParams, open_file) -> LoadedTokenizer:
+    path = params.tokenizer or default_tokenizer()
+    try:
+        with open_file(path) as fh:
+            text = fh.read().decode("utf-8")
+        name = path.rsplit("/", 1)[-1]
+        return LoadedTokenizer(text, name, tokenizer_from_json(text, name, params.eos_token)[1])
+    except (OSError, ValueError, UnicodeDecodeError) as e:
+        raise ConfigError(f"config key 'stages.tokenize.tokenizer': {e}") from None
+
+
+def _build(params: TokenizeParams, ctx) -> TokenizeDocuments:
+    res: LoadedTokenizer = ctx.resource
+    return TokenizeDocuments(res.json, res.name, params.eos_token)
+
+
+def _finish(stats: dict, params: TokenizeParams) -> list[str]:
+    kept, rows = stats["totals"]["kept"], stats["output"]["shard_rows"]
+    return [] if rows == kept else [f"kept {kept} != rows written to shards/ {rows}"]
+
+
+register(Stage(name="tokenize", order=110, params=TokenizeParams, build=_build, batch="batch_docs",
+               description="token ids with a Hugging Face tokenizer, EOS appended; writes shards/",
+               columns=(("n_tokens", pa.int32()),), resolve=_resolve, finish=_finish, outputs=("shards",),
+               writes="thresher.pipeline.shards:WriteTokenShards"))

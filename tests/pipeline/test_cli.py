@@ -1,11 +1,12 @@
+import json
 import subprocess
 import sys
 
 import pytest
 
-from pipeline.cli import main
-from pipeline.rundir import safe_subpath
-from pipeline.stages import STAGE_NAMES
+from thresher.pipeline.cli import main
+from thresher.pipeline.rundir import safe_subpath
+from tests.stages import STAGE_NAMES
 
 
 def test_stages_lists_every_stage_in_order(capsys):
@@ -46,14 +47,54 @@ def test_output_paths_cannot_escape():
             safe_subpath("/out", bad)
 
 
+def decoy_packages(folder):
+    """A user's own `pipeline`, `transforms` and `trainer` packages (common names) in `folder`."""
+    for name in ("pipeline", "transforms", "trainer"):
+        (folder / name).mkdir()
+        (folder / name / "__init__.py").write_text("raise ImportError('a user package, not Thresher')\n")
+
+
+def test_bare_names_are_not_thresher(tmp_path):
+    """Thresher installs as thresher.*: the bare names stay free for other distributions."""
+    code = "import importlib.util as u; print([u.find_spec(n) is None for n in ('pipeline', 'transforms', 'trainer')])"
+    proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, check=True)
+    assert proc.stdout.strip() == "[True, True, True]"
+
+
 @pytest.mark.slow
 def test_console_script_runs_the_default_job(tmp_path):
-    """`thresher run` with no arguments: the embedded sample into ./thresher-out, with a summary."""
-    proc = subprocess.run([sys.executable, "-m", "pipeline", "run"], cwd=tmp_path, capture_output=True, text=True,
+    """`thresher run` with no arguments: the embedded sample into ./thresher-out, with a summary; from
+    a folder holding packages named like Thresher's folders (extraction's child process and the
+    workers import Thresher's own, by namespace)."""
+    decoy_packages(tmp_path)
+    proc = subprocess.run([sys.executable, "-m", "thresher.pipeline", "run"], cwd=tmp_path, capture_output=True, text=True,
                           timeout=600)
     assert proc.returncode == 0, proc.stderr
     assert "kept" in proc.stdout and "ingest.http_status" in proc.stdout
+    stats = json.loads((tmp_path / "thresher-out" / "stats.json").read_text())
+    assert stats["stages"]["extract"]["kept"] > 300 and not stats["stages"]["extract"]["errored"]
     out = tmp_path / "thresher-out"
     assert (out / "stats.json").exists() and (out / "config.yaml").exists()
     assert list((out / "documents").glob("*.parquet"))
     assert not (out / ".staging").exists()
+
+
+@pytest.mark.slow
+def test_inspect_sample_and_help_do_not_import_beam(tmp_path):
+    """Looking at a run starts fast: `inspect`, `sample` and `--help` never import Beam."""
+    from thresher.pipeline.config import from_dict
+    from thresher.pipeline.run import run
+    from thresher.transforms import stage as registry
+
+    data = tmp_path / "docs.jsonl"
+    data.write_text("".join(json.dumps({"id": f"d{i}", "text": f"Document number {i}."}) + "\n" for i in range(5)))
+    off = {s.name: {"enabled": False} for s in registry.stages() if s.optional and s.name != "tokenize"}
+    out = tmp_path / "run"
+    run(from_dict({"input": [str(data)], "output": str(out), "stages": off}))
+    probe = ("import sys\nfrom thresher.pipeline.cli import main\ntry:\n    code = main(sys.argv[1:])\n"
+             "except SystemExit as e:\n    code = e.code\n"
+             "assert 'apache_beam' not in sys.modules, 'Beam was imported'\nsys.exit(code)")
+    for args in (["inspect", str(out)], ["inspect", str(out), "--verify"], ["sample", str(out), "-n", "2"],
+                 ["stages"], ["--help"], ["run", "--help"]):
+        proc = subprocess.run([sys.executable, "-c", probe, *args], capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 0, (args, proc.stderr[-2000:])

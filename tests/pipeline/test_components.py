@@ -9,9 +9,9 @@ from apache_beam.testing.util import assert_that, equal_to
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pipeline.dedup import ConnectedComponents
-from pipeline.dofns import MergeCounts
-from transforms.dedup import UnionFind
+from thresher.pipeline.dedup import ConnectedComponents
+from thresher.pipeline.counting import MergeCounts
+from thresher.transforms.dedup import UnionFind
 
 
 def oracle(edges):

@@ -1,7 +1,7 @@
 import pytest
 import yaml
 
-from pipeline.config import Config, ConfigError, from_dict, load
+from thresher.pipeline.config import Config, ConfigError, from_dict, load
 
 
 def test_defaults_are_valid_and_round_trip():

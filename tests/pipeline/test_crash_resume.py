@@ -17,7 +17,7 @@ DATA = ("documents", "rejected", "dedup", "shards")
 
 
 def command(out: Path) -> list[str]:
-    return [sys.executable, "-m", "pipeline", "run", "--output", str(out), "--workers", "2", "--no-progress", "-q"]
+    return [sys.executable, "-m", "thresher.pipeline", "run", "--output", str(out), "--workers", "2", "--no-progress", "-q"]
 
 
 def digest(out: Path) -> dict:

@@ -6,11 +6,11 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline.cli import main
-from pipeline.config import Config
-from pipeline.run import run
-from pipeline.stages import CURATION_FILTERS
-from pipeline.stats import accounting_problems
+from thresher.pipeline.cli import main
+from thresher.pipeline.config import Config
+from thresher.pipeline.run import run
+from tests.stages import CURATION_FILTERS
+from thresher.pipeline.stats import accounting_problems
 
 pytestmark = pytest.mark.slow
 QUALITY = ("gopher_repetition", "gopher_quality", "c4", "fineweb")
@@ -84,7 +84,7 @@ def test_documents_can_be_partitioned_by_language(default_run, tmp_path):
     import duckdb
     import polars as pl
 
-    from pipeline.inspect import build_report
+    from thresher.pipeline.inspect import build_report
 
     stats = run_sample(tmp_path / "p", langid__partition=True)
     docs = tmp_path / "p" / "documents"

@@ -9,8 +9,8 @@ import pytest
 
 pytest.importorskip("apache_beam.runners.dataflow.internal.apiclient")  # the [gcp] extra
 
-from pipeline.config import Config, ConfigError  # noqa: E402
-from pipeline.run import run  # noqa: E402
+from thresher.pipeline.config import Config, ConfigError  # noqa: E402
+from thresher.pipeline.run import run  # noqa: E402
 
 pytestmark = pytest.mark.slow
 IMAGE = "us-central1-docker.pkg.dev/my-project/thresher/worker:0.1.0"
@@ -47,17 +47,19 @@ def test_dry_run_builds_the_whole_job_with_the_custom_image_and_the_staged_packa
     assert wheels, staged
     # the stages' DoFns are all in the job
     names = {t.unique_name for t in pipeline.components.transforms.values()}
-    for stage in ("Stage[langid]", "Stage[gopher_quality]", "WriteDocuments", "WriteTokenShards"):
+    for stage in ("Stage[langid]", "Stage[gopher_quality]", "WriteDocuments", "Write[tokenize]"):
         assert any(stage in n for n in names), stage
 
 
 def test_the_staged_wheel_holds_the_packages_and_their_data():
-    from pipeline.runners import build_wheel
+    from thresher.pipeline.runners import build_wheel
 
     wheel = build_wheel()
     names = zipfile.ZipFile(wheel).namelist()
-    for must in ("pipeline/graph.py", "transforms/quality.py", "trainer/train.py", "pipeline/data/tokenizer.json"):
+    for must in ("thresher/pipeline/graph.py", "thresher/transforms/filters/gopher.py", "thresher/trainer/train.py",
+                 "thresher/pipeline/data/tokenizer.json"):
         assert must in names
+    assert not any(n.startswith(("pipeline/", "transforms/", "trainer/")) for n in names)  # only thresher.*
 
 
 def test_dataflow_without_the_worker_image_is_refused_with_instructions():
@@ -68,7 +70,7 @@ def test_dataflow_without_the_worker_image_is_refused_with_instructions():
 def test_the_cli_dry_run_finishes_without_credentials(tmp_path):
     env = dict(os.environ, GOOGLE_APPLICATION_CREDENTIALS=str(tmp_path / "none.json"),
                GCE_METADATA_HOST="127.0.0.1:9")  # any attempt to reach Google would fail, not hang
-    proc = subprocess.run([sys.executable, "-m", "pipeline", "run", "--runner", "DataflowRunner",
+    proc = subprocess.run([sys.executable, "-m", "thresher.pipeline", "run", "--runner", "DataflowRunner",
                            "--output", "gs://my-bucket/runs/r2", *FLAGS],
                           capture_output=True, text=True, timeout=300, env=env)
     assert proc.returncode == 0, proc.stderr[-3000:]

@@ -8,9 +8,9 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline.config import Config
-from pipeline.run import run
-from pipeline.stages import CURATION_FILTERS
+from thresher.pipeline.config import Config
+from thresher.pipeline.run import run
+from tests.stages import CURATION_FILTERS
 
 pytestmark = pytest.mark.slow
 

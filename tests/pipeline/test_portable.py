@@ -66,7 +66,7 @@ def digests(out: Path) -> dict:
 
 def thresher(args, env, timeout=600):
     # a subprocess with a deadline: a job that cannot reach its workers fails the test, never hangs CI
-    proc = subprocess.run([sys.executable, "-m", "pipeline", "run", "-q", *args], env=env, capture_output=True,
+    proc = subprocess.run([sys.executable, "-m", "thresher.pipeline", "run", "-q", *args], env=env, capture_output=True,
                           text=True, timeout=timeout)
     assert proc.returncode == 0, proc.stderr[-3000:]
 

@@ -9,10 +9,11 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
-from pipeline.config import Config, from_dict
-from pipeline.run import run
-from pipeline.stages import CURATION_FILTERS
-from pipeline.stats import accounting_problems
+from thresher.pipeline.config import Config, from_dict
+from thresher.pipeline.run import run
+from tests.pipeline.test_cli import decoy_packages
+from tests.stages import CURATION_FILTERS
+from thresher.pipeline.stats import accounting_problems
 from tests.warcgen import gz, http_response, page, record
 
 pytestmark = pytest.mark.slow
@@ -85,10 +86,10 @@ def test_two_workers_give_the_same_bytes(tmp_path, monkeypatch):
     # one file per MB of input: several files per folder, so the assignment to files is tested too
     first, stats1 = run_to(tmp_path, "one", **{"write.shard_input_mb": 1})
     # the worker processes must import this Thresher, not a `pipeline` package in the current folder
-    decoy = tmp_path / "project" / "pipeline"
-    decoy.mkdir(parents=True)
-    (decoy / "__init__.py").write_text("raise ImportError('a user package, not Thresher')\n")
-    monkeypatch.chdir(decoy.parent)
+    project = tmp_path / "project"
+    project.mkdir()
+    decoy_packages(project)
+    monkeypatch.chdir(project)
     second, stats2 = run_to(tmp_path, "two", **{"runner.workers": 2, "stages.ingest.split_bytes": 256 * 1024,
                                                 "write.shard_input_mb": 1})
     assert len(list((first / "documents").glob("*.parquet"))) == 3  # the sample is 2.8 MB

@@ -1,4 +1,4 @@
-from pipeline import rundir
+from thresher.pipeline import rundir
 
 
 def test_atomic_write_and_publish_leave_no_temporaries(tmp_path):

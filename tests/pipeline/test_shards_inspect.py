@@ -9,13 +9,13 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline.cli import main
-from pipeline.config import Config
-from pipeline.inspect import build_report, render_html
-from pipeline.run import run
-from pipeline.stages import default_tokenizer
-from transforms.shards import open_shard, read_manifest, token_arrays
-from transforms.tokenize import load_tokenizer
+from thresher.pipeline.cli import main
+from thresher.pipeline.config import Config
+from thresher.pipeline.inspect import build_report, render_html
+from thresher.pipeline.run import run
+from thresher.transforms.tokenize import default_tokenizer
+from thresher.transforms.shards import open_shard, read_manifest, token_arrays
+from thresher.transforms.tokenize import load_tokenizer
 
 pytestmark = pytest.mark.slow
 

@@ -9,9 +9,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipeline.dofns import TOKEN_BUCKETS, seeded_hash, shard_of, shards_of_bucket
-from pipeline import heap, spill
-from pipeline.spill import SpillBuffer, read_rows, read_segments
+from thresher.transforms.hashing import TOKEN_BUCKETS, seeded_hash, shard_of, shards_of_bucket
+from thresher.pipeline import heap, spill
+from thresher.pipeline.spill import SpillBuffer, read_rows, read_segments
 
 
 def test_rows_come_back_by_key_in_order(tmp_path):
@@ -96,7 +96,7 @@ def test_freed_rows_go_back_to_the_system():
 
 MAPPED_AFTER_A_BIG_FREE = """
 import ctypes, sys
-from pipeline import heap
+from thresher.pipeline import heap
 class MallInfo2(ctypes.Structure):
     _fields_ = [(n, ctypes.c_size_t) for n in ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks",
                                                 "fsmblks", "uordblks", "fordblks", "keepcost")]

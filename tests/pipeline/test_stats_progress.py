@@ -1,7 +1,7 @@
 import io
 
-from pipeline.progress import ProgressDisplay, ProgressWriter, read_totals
-from pipeline.stats import accounting_problems, assemble
+from thresher.pipeline.progress import ProgressDisplay, ProgressWriter, read_totals
+from thresher.pipeline.stats import accounting_problems, assemble
 
 
 def counts():

@@ -6,10 +6,10 @@ from collections import Counter
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline.config import Config
-from pipeline.run import run
-from pipeline.stages import CURATION_FILTERS
-from pipeline.stats import accounting_problems
+from thresher.pipeline.config import Config
+from thresher.pipeline.run import run
+from tests.stages import CURATION_FILTERS
+from thresher.pipeline.stats import accounting_problems
 from tests.torture import make_corpus
 
 pytestmark = pytest.mark.slow

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from trainer.data import DataError, Mixture, TokenLoader, TokenSource, global_indices
-from transforms.shards import open_shard, read_manifest, token_arrays
+from thresher.trainer.data import DataError, Mixture, TokenLoader, TokenSource, global_indices
+from thresher.transforms.shards import open_shard, read_manifest, token_arrays
 
 
 def stream(run_dir) -> np.ndarray:

@@ -5,8 +5,8 @@ import math
 import pytest
 import torch
 
-from trainer.model import MODELS, ModelConfig, Transformer, document_layout
-from trainer.schedule import LRSchedule
+from thresher.trainer.model import MODELS, ModelConfig, Transformer, document_layout
+from thresher.trainer.schedule import LRSchedule
 
 TINY = MODELS["tiny"].with_vocab(300, max_seq_len=64)
 

@@ -14,8 +14,8 @@ COMMON = ["--seq-len", "128", "--lr", "3e-3", "--warmup", "5", "--log-every", "1
 
 def train(args, nproc=None, check=True):
     env = dict(os.environ, OMP_NUM_THREADS="1")
-    launcher = [sys.executable, "-m", "trainer"] if nproc is None else [
-        sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}", "-m", "trainer"]
+    launcher = [sys.executable, "-m", "thresher.trainer"] if nproc is None else [
+        sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}", "-m", "thresher.trainer"]
     proc = subprocess.run(launcher + [str(a) for a in args], env=env, capture_output=True, text=True, timeout=600)
     if check and proc.returncode != 0:
         raise AssertionError(f"trainer failed ({proc.returncode}):\n{proc.stderr[-4000:]}")
@@ -93,7 +93,7 @@ def test_eval_on_held_out_shards_and_document_masking(sample_shards, tmp_path):
 
 
 def test_thresher_train_launches_torchrun(sample_shards, tmp_path):
-    from pipeline.cli import main
+    from thresher.pipeline.cli import main
 
     out = tmp_path / "ck"
     rc = main(["train", "--nproc", "2", "--data", f"{sample_shards}:1", "--data", f"{sample_shards}:2",

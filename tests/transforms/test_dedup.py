@@ -3,7 +3,7 @@ from datasketch import MinHash
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from transforms.dedup import (MinHasher, Normalisation, UnionFind, band_keys, bucket_edges, candidate_probability,
+from thresher.transforms.dedup import (MinHasher, Normalisation, UnionFind, band_keys, bucket_edges, candidate_probability,
                               compact_signature,
                               estimated_jaccard, exact_key, normalise, optimal_bands, shingle_hashes, tokens)
 

@@ -1,7 +1,7 @@
 import pytest
 
-from transforms.document import Drop
-from transforms.extract import (ExtractionError, ExtractionSandbox, ExtractText, ExtractTimeout, HtmlExtractor, looks_binary,
+from thresher.transforms.document import Drop
+from thresher.transforms.extract import (ExtractionError, ExtractionSandbox, ExtractText, ExtractTimeout, HtmlExtractor, looks_binary,
                                 normalise_whitespace)
 
 ARTICLE = """<html><head><title>T</title><script>var x = "script text";</script><style>p{}</style></head>

@@ -8,8 +8,8 @@ import pytest
 import zstandard
 
 from tests.warcgen import gz, http_response, page, record
-from transforms.document import Drop
-from transforms.ingest import Rejection, decode_payload, detect_format, read_jsonl, read_parquet, read_records, read_warc
+from thresher.transforms.document import Drop
+from thresher.transforms.ingest import Rejection, decode_payload, detect_format, read_jsonl, read_parquet, read_records, read_warc
 
 
 def split(items):

@@ -2,9 +2,9 @@
 
 import pytest
 
-from transforms.document import Drop
-from transforms.filters import LanguageStage
-from transforms.langid import LanguageIdentifier, model_path, normalise
+from thresher.transforms.document import Drop
+from thresher.transforms.filters.langid import LanguageStage
+from thresher.transforms.langid import LanguageIdentifier, model_path, normalise
 
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,9 @@
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from transforms.quality import C4Quality, FineWebQuality, GopherQuality, GopherRepetition
+from thresher.transforms.filters.c4 import C4Quality
+from thresher.transforms.filters.fineweb import FineWebQuality
+from thresher.transforms.filters.gopher import GopherQuality, GopherRepetition
 
 PROSE = (
     "The committee met on Tuesday to discuss the budget for the coming year. Members agreed that the "
@@ -103,7 +105,14 @@ def test_gopher_quality_stop_words_are_per_language():
 UNIQUE = [f"Sentence number {w} talks about a different subject entirely." for w in
           ("one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve")]
 LONG = "This paragraph is long enough that repeating it once covers a large share of the page text. " * 3
-OFF = dict(top_ngrams={2: 1, 3: 1, 4: 1}, dup_ngrams={k: 1 for k in range(5, 11)})
+def ngram_limits(top: dict, dup: dict) -> dict:
+    """GopherRepetition's keyword arguments for these n-gram limits."""
+    return {**{f"top_{n}_gram": v for n, v in top.items()}, **{f"duplicated_{n}_n_grams": v for n, v in dup.items()}}
+
+
+OFF_TOP = {2: 1, 3: 1, 4: 1}
+OFF_DUP = {k: 1 for k in range(5, 11)}
+OFF = ngram_limits(OFF_TOP, OFF_DUP)
 
 GR = [
     ("empty", "", {}),
@@ -113,12 +122,12 @@ GR = [
     ("dup_line_char_frac", "\n".join([LONG, LONG] + UNIQUE), OFF),
     ("top_2_gram", " ".join(f"buy now item{i}" for i in range(40)), {}),
     ("top_3_gram", " ".join(f"buy it now item{i}" for i in range(40)),
-     dict(top_ngrams={2: 1, 3: 0.18, 4: 1}, dup_ngrams=OFF["dup_ngrams"])),
+     ngram_limits({2: 1, 3: 0.18, 4: 1}, OFF_DUP)),
     ("top_4_gram", " ".join(f"buy it right now item{i}" for i in range(40)),
-     dict(top_ngrams={2: 1, 3: 1, 4: 0.16}, dup_ngrams=OFF["dup_ngrams"])),
+     ngram_limits({2: 1, 3: 1, 4: 0.16}, OFF_DUP)),
 ]
 GR += [(f"duplicated_{k}_n_grams", " ".join(UNIQUE) + " " + " ".join(UNIQUE[:6]),
-        dict(top_ngrams=OFF["top_ngrams"], dup_ngrams={j: (0.15 if j == k else 1) for j in range(5, 11)}))
+        ngram_limits(OFF_TOP, {j: (0.15 if j == k else 1) for j in range(5, 11)}))
        for k in range(5, 11)]
 
 
@@ -214,7 +223,7 @@ def _reference_dup(words, n):
 @settings(max_examples=400, deadline=None)
 @given(st.lists(st.sampled_from(["a", "bb", "ccc", "the", "word", "x", "yy"]), max_size=80), st.integers(2, 10))
 def test_ngram_measures_equal_the_plain_definitions(words, n):
-    from transforms.quality import _NGrams
+    from thresher.transforms.filters.gopher import _NGrams
 
     g = _NGrams(words)
     assert g.top_chars(n) == _reference_top(words, n)

@@ -5,7 +5,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from transforms.shards import (Manifest, ShardInfo, encode_shard, open_shard, read_manifest, sha256_file, shard_name,
+from thresher.transforms.shards import (Manifest, ShardInfo, encode_shard, open_shard, read_manifest, sha256_file, shard_name,
                                token_arrays, verify)
 
 

@@ -2,7 +2,7 @@
 
 from hypothesis import given, settings, strategies as st
 
-from transforms.text import analyse, is_char_words, sentences, tokenize
+from thresher.transforms.text import analyse, is_char_words, sentences, tokenize
 
 
 def test_english_words_split_like_spacy():

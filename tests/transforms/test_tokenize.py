@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from pipeline.stages import default_tokenizer
-from transforms.tokenize import TokenizeDocuments, load_tokenizer, tokenizer_from_json, tokenizer_sha256, train_bpe
+from thresher.transforms.tokenize import default_tokenizer
+from thresher.transforms.tokenize import TokenizeDocuments, load_tokenizer, tokenizer_from_json, tokenizer_sha256, train_bpe
 
 TEXTS = [
     "The quick brown fox jumps over the lazy dog. " * 5,

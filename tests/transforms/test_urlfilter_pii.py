@@ -3,10 +3,11 @@
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from transforms.document import Drop
-from transforms.filters import FilterStage, PiiStage
-from transforms.pii import PiiRedactor
-from transforms.urlfilter import UrlFilter
+from thresher.transforms.document import Drop
+from thresher.transforms.filters.base import FilterStage
+from thresher.transforms.filters.pii import PiiStage
+from thresher.transforms.filters.pii import PiiRedactor
+from thresher.transforms.filters.urlfilter import UrlFilter
 
 
 @pytest.fixture

@@ -4,7 +4,7 @@ import io
 import pytest
 
 from tests.warcgen import gz, http_response, page, record
-from transforms.warc import ReadError, WarcRecord, iter_warc
+from thresher.transforms.warc import ReadError, WarcRecord, iter_warc
 
 
 def read(data: bytes, **kw):
@@ -140,7 +140,7 @@ def _broken_file():
 
 @pytest.mark.parametrize("split_bytes", [1, 97, 1000, 4096, 10**9])
 def test_splits_read_each_record_and_error_exactly_once(split_bytes):
-    from transforms.warc import iter_warc_split
+    from thresher.transforms.warc import iter_warc_split
 
     data = _broken_file()
     whole = [_key(i) for i in iter_warc(io.BytesIO(data))]
@@ -152,7 +152,7 @@ def test_splits_read_each_record_and_error_exactly_once(split_bytes):
 
 
 def test_whole_file_gzip_is_read_by_the_first_split_only():
-    from transforms.warc import iter_warc_split
+    from thresher.transforms.warc import iter_warc_split
 
     data = gzip.compress(b"".join(page(i) for i in range(30)), mtime=0)
     first = list(iter_warc_split(io.BytesIO(data), 0, 100))

@@ -13,6 +13,9 @@ import re
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
+from thresher.transforms.filters.base import Filter, register_filter
+from thresher.transforms.stage import check
+
 _TOKENS = re.compile(r"[^\W_]+")
 
 
@@ -32,15 +35,29 @@ def _host_and_path(url: str) -> tuple[str, str]:
     return host, parts.path or "/"
 
 
+@register_filter(name="urlfilter", order=10, field="url",
+                 description="domain/URL blocklists (UT1 format) and banned words in URLs",
+                 reasons=("blocked_domain", "blocked_url", "banned_url_word", "banned_url_subword"))
 @dataclass
-class UrlFilter:
-    name = "urlfilter"
+class UrlFilter(Filter):
     domain_lists: list[str] = field(default_factory=list)  # files: one domain a line
     url_lists: list[str] = field(default_factory=list)  # files: one host/path a line
     banned_words: list[str] = field(default_factory=list)  # whole tokens of the URL
     banned_subwords: list[str] = field(default_factory=list)  # substrings of the URL
 
+    def validate(self, path: str) -> None:
+        if self.enabled:
+            for key in ("domain_lists", "url_lists"):
+                for i, f in enumerate(getattr(self, key)):
+                    check(os.path.exists(f), f"{path}.{key}[{i}]", f"no such file: {f}")
+
     def __post_init__(self):
+        self._loaded = False
+
+    def _load(self) -> None:
+        """The lists are read in the worker, on first use: the parameters travel with the config
+        (to every worker), the tables (millions of entries for UT1) do not."""
+        self._loaded = True
         self.domains: dict[str, str] = {}
         for path in self.domain_lists:
             name = os.path.basename(path)
@@ -58,6 +75,8 @@ class UrlFilter:
     def score(self, url: str | None, lang: str | None = None) -> dict:
         if not url:
             return {"match": None, "list": None}
+        if not self._loaded:
+            self._load()
         host, path = _host_and_path(url)
         labels = host.split(".")
         for i in range(len(labels) - 1):  # the host, then each parent domain

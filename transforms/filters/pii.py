@@ -12,6 +12,11 @@ import ipaddress
 import re
 from dataclasses import dataclass
 
+import pyarrow as pa
+
+from thresher.transforms.filters.base import Counting
+from thresher.transforms.stage import Stage, register
+
 EMAIL = re.compile(
     r"(?<![\w.+-])[A-Za-z0-9][A-Za-z0-9._%+-]{0,63}@(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,24}\b")
 _OCTET = r"(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)"
@@ -30,6 +35,7 @@ def _is_public(candidate: str) -> bool:
 @dataclass
 class PiiRedactor:
     name = "pii"
+    enabled: bool = True
     emails: bool = True
     ips: bool = True
     email_placeholder: str = "<EMAIL>"
@@ -51,3 +57,30 @@ class PiiRedactor:
             if "::" in text or text.count(":") >= 3:
                 text = IPV6.sub(ip, text)
         return text, counts
+
+
+class PiiStage(Counting):
+    stage = "pii"
+
+    def __init__(self, redactor: PiiRedactor):
+        super().__init__()
+        self.redactor = redactor
+
+    def __call__(self, doc: dict):
+        text, counts = self.redactor.redact(doc.get("text") or "")
+        doc["text"] = text
+        doc["pii_emails"], doc["pii_ips"] = counts["emails"], counts["ips"]
+        for k, v in counts.items():
+            if v:
+                self.counters[f"{k}_redacted"] += v
+                self.counters[f"documents_with_{k}"] += 1
+        return doc
+
+
+def _build(params: PiiRedactor, ctx) -> PiiStage:
+    return PiiStage(params)
+
+
+register(Stage(name="pii", order=80, params=PiiRedactor, build=_build,
+               description="redact e-mail addresses and public IP addresses",
+               columns=(("pii_emails", pa.int32()), ("pii_ips", pa.int32()))))

@@ -1,30 +1,23 @@
-"""The published quality heuristics: Gopher repetition, Gopher quality, C4 and FineWeb.
+"""Gopher's repetition and quality rules (Rae et al. 2021, table A1), with datatrove's reason names.
 
-Each filter splits *scoring* from *keeping* (as NeMo Curator does): ``score(text, lang)`` returns
-a dict of signals, ``keep(signals)`` returns ``None`` or the reason the document goes. A pipeline
-stage either drops on the reason or, in annotate mode, records the signals and the reason as
-columns and keeps everything, so thresholds can be chosen afterwards.
-
-Defaults are the published ones (Gopher: Rae et al. 2021, table A1; C4: Raffel et al. 2020 and the
-TFDS implementation; FineWeb: Penedo et al. 2024), with datatrove's reason names. Words come from
-``transforms.text`` (script-aware); stop words and word-length bounds are per language, and a
-rule a language has no data for is switched off rather than misapplied.
+Words come from ``transforms.text`` (script-aware); stop words and word-length bounds are per
+language, and a rule a language has no data for is switched off rather than misapplied.
 """
 
 from __future__ import annotations
 
 import re
-from collections import Counter
+from dataclasses import dataclass
 
 import numpy as np
-from dataclasses import dataclass, field
 
-from transforms.text import LANGUAGES, TERMINAL, analyse, is_char_words, is_punctuation, rules_for, sentences, tokenize
+from thresher.transforms.filters.base import Filter, register_filter
+from thresher.transforms.text import LANGUAGES, analyse, is_punctuation, rules_for
 
 # --- Gopher repetition -----------------------------------------------------------------------
 
 
-def _duplicates(items: list[str]) -> tuple[int, int]:
+def duplicates(items: list[str]) -> tuple[int, int]:
     """(elements that repeat an earlier one, their characters)."""
     seen: set[str] = set()
     n = chars = 0
@@ -105,24 +98,45 @@ _PARAGRAPHS = re.compile(r"\n{2,}")
 _LINES = re.compile(r"\n+")
 
 
+@register_filter(name="gopher_repetition", order=40,
+                 description="Gopher repetition: duplicate lines/paragraphs/n-grams",
+                 reasons=("dup_para_frac", "dup_para_char_frac", "dup_line_frac", "dup_line_char_frac",
+                          "top_2_gram", "top_3_gram", "top_4_gram", *(f"duplicated_{n}_n_grams" for n in range(5, 11)),
+                          "empty"))
 @dataclass
-class GopherRepetition:
-    name = "gopher_repetition"
+class GopherRepetition(Filter):
+    """Every published threshold (Rae et al. 2021, table A1), named like the reason it gives."""
+
     dup_line_frac: float = 0.3
     dup_para_frac: float = 0.3
     dup_line_char_frac: float = 0.2
     dup_para_char_frac: float = 0.2
-    top_ngrams: dict = field(default_factory=lambda: {2: 0.20, 3: 0.18, 4: 0.16})
-    dup_ngrams: dict = field(default_factory=lambda: {5: 0.15, 6: 0.14, 7: 0.13, 8: 0.12, 9: 0.11, 10: 0.10})
+    top_2_gram: float = 0.20
+    top_3_gram: float = 0.18
+    top_4_gram: float = 0.16
+    duplicated_5_n_grams: float = 0.15
+    duplicated_6_n_grams: float = 0.14
+    duplicated_7_n_grams: float = 0.13
+    duplicated_8_n_grams: float = 0.12
+    duplicated_9_n_grams: float = 0.11
+    duplicated_10_n_grams: float = 0.10
+
+    @property
+    def top_ngrams(self) -> dict[int, float]:
+        return {n: getattr(self, f"top_{n}_gram") for n in (2, 3, 4)}
+
+    @property
+    def dup_ngrams(self) -> dict[int, float]:
+        return {n: getattr(self, f"duplicated_{n}_n_grams") for n in range(5, 11)}
 
     def score(self, text: str, lang: str | None = None) -> dict:
         if not text:
             return {"chars": 0}
         n = len(text)
         paras = _PARAGRAPHS.split(text.strip())
-        para_dups, para_chars = _duplicates(paras)
+        para_dups, para_chars = duplicates(paras)
         lines = _LINES.split(text)
-        line_dups, line_chars = _duplicates(lines)
+        line_dups, line_chars = duplicates(lines)
         s = {"chars": n, "dup_para_frac": para_dups / len(paras), "dup_para_char_frac": para_chars / n,
              "dup_line_frac": line_dups / len(lines), "dup_line_char_frac": line_chars / n}
         grams = _NGrams(analyse(text).words)
@@ -150,20 +164,25 @@ class GopherRepetition:
 # --- Gopher quality --------------------------------------------------------------------------
 
 
+@register_filter(name="gopher_quality", order=50,
+                 description="Gopher quality: length, word length, symbols, bullets, stop words",
+                 reasons=("gopher_short_doc", "gopher_long_doc", "gopher_below_avg_threshold",
+                          "gopher_above_avg_threshold", "gopher_too_many_hashes", "gopher_too_many_ellipsis",
+                          "gopher_too_many_bullets", "gopher_too_many_end_ellipsis", "gopher_below_alpha_threshold",
+                          "gopher_enough_stop_words"))
 @dataclass
-class GopherQuality:
-    name = "gopher_quality"
+class GopherQuality(Filter):
     min_doc_words: int = 50
     max_doc_words: int = 100_000
-    min_avg_word_length: float = 3
-    max_avg_word_length: float = 10
+    min_avg_word_length: float = 3.0
+    max_avg_word_length: float = 10.0
     max_symbol_word_ratio: float = 0.1
     max_bullet_lines_ratio: float = 0.9
     max_ellipsis_lines_ratio: float = 0.3
     min_alpha_words_ratio: float = 0.8
     min_stop_words: int = 2
     stop_words: list[str] | None = None  # override the language's list
-    fallback_lang: str = "en"
+    fallback_lang: str = "en"  # rules for documents without a language (langid off)
 
     def score(self, text: str, lang: str | None = None) -> dict:
         view = analyse(text)
@@ -214,124 +233,4 @@ class GopherQuality:
             return "gopher_below_alpha_threshold"
         if self.min_stop_words and s["stop_words"] is not None and s["stop_words"] < self.min_stop_words:
             return "gopher_enough_stop_words"
-        return None
-
-
-# --- C4 --------------------------------------------------------------------------------------
-
-CITATION = re.compile(r"\[\d*]|\[edit]|\[citation needed]")
-C4_END = (".", "?", "!", '"', "'", "。", "！", "？", "｡", "؟", "۔", "।", "॥", "։", "።")
-POLICY = ("terms of use", "privacy policy", "cookie policy", "uses cookies", "use of cookies", "use cookies")
-
-
-@dataclass
-class C4Quality:
-    """Line filter and document filter: ``score`` also returns the text of the kept lines."""
-
-    name = "c4"
-    remove_citations: bool = True
-    filter_no_terminal_punct: bool = True
-    min_num_sentences: int = 5  # -1: off
-    min_words_per_line: int = 3  # -1: off
-    max_word_length: int = 1000  # -1: off
-    filter_lorem_ipsum: bool = True
-    filter_javascript: bool = True
-    filter_curly_bracket: bool = True
-    filter_policy: bool = True
-    bad_words: list[str] = field(default_factory=list)  # drop the document if any appears (whole words)
-
-    def __post_init__(self):
-        self._bad = (re.compile(r"\b(?:" + "|".join(map(re.escape, self.bad_words)) + r")\b", re.I)
-                     if self.bad_words else None)
-
-    def score(self, text: str, lang: str | None = None) -> dict:
-        kept, sentences_n, doc_reason = [], 0, None
-        removed = Counter()
-        for line in text.splitlines():
-            line = line.strip()
-            chars = is_char_words(line)
-            tokens = tokenize(line) if chars else line.split()
-            if self.max_word_length != -1 and any(len(w) > self.max_word_length for w in tokens):
-                removed["too_long_word"] += 1
-                continue
-            if self.remove_citations:
-                line = CITATION.sub("", line)
-            if self.filter_no_terminal_punct and (not line.endswith(C4_END) or line.endswith("...")):
-                removed["no_terminal_punct"] += 1
-                continue
-            n_words = sum(not is_punctuation(t) for t in tokens) if chars else len(tokens)
-            if n_words < self.min_words_per_line:
-                removed["too_few_words"] += 1
-                continue
-            low = line.lower()
-            if self.filter_lorem_ipsum and "lorem ipsum" in low:
-                doc_reason = "lorem_ipsum"
-                break
-            if self.filter_javascript and "javascript" in low:
-                removed["javascript"] += 1
-                continue
-            if self.filter_curly_bracket and "{" in line:
-                doc_reason = "curly_bracket"
-                break
-            if self.filter_policy and any(p in low for p in POLICY):
-                removed["policy"] += 1
-                continue
-            if self.min_num_sentences != -1:
-                sentences_n += len(sentences(line))
-            kept.append(line)
-        if doc_reason is None and self._bad is not None and self._bad.search(text):
-            doc_reason = "bad_words"
-        return {"sentences": sentences_n, "lines_kept": len(kept), "lines_removed": sum(removed.values()),
-                "doc_reason": doc_reason, "text": "\n".join(kept).strip()}
-
-    def keep(self, s: dict, lang: str | None = None) -> str | None:
-        if s["doc_reason"]:
-            return s["doc_reason"]
-        if s["sentences"] < self.min_num_sentences:
-            return "too_few_sentences"
-        return None
-
-
-# --- FineWeb ---------------------------------------------------------------------------------
-
-
-@dataclass
-class FineWebQuality:
-    name = "fineweb"
-    line_punct_thr: float = 0.12
-    line_punct_exclude_zero: bool = False
-    short_line_thr: float = 0.67
-    short_line_length: int = 30
-    char_duplicates_ratio: float = 0.01
-    new_line_ratio: float = 0.3
-
-    def score(self, text: str, lang: str | None = None) -> dict:
-        lines = [line for line in text.split("\n") if line.strip()]
-        if not lines:
-            return {"lines": 0}
-        view = analyse(text)
-        # A CJK character carries about as much as three Latin ones: a 10-character line of
-        # Chinese is not a "short line" in FineWeb's sense.
-        short = self.short_line_length / 3 if view.char_words else self.short_line_length
-        body = len(text.replace("\n", ""))
-        return {
-            "lines": len(lines),
-            "line_punct_ratio": sum(line.endswith(tuple(TERMINAL)) for line in lines) / len(lines),
-            "short_line_ratio": sum(len(line) <= short for line in lines) / len(lines),
-            "char_dup_ratio": _duplicates(lines)[1] / body if body else 0.0,
-            "list_ratio": text.count("\n") / max(1, len(view.words)),
-        }
-
-    def keep(self, s: dict, lang: str | None = None) -> str | None:
-        if not s["lines"]:
-            return "empty"
-        r = s["line_punct_ratio"]
-        if r < self.line_punct_thr and not (r == 0 and self.line_punct_exclude_zero):
-            return "line_punct_ratio"
-        if s["short_line_ratio"] > self.short_line_thr:
-            return "short_line_ratio"
-        if s["char_dup_ratio"] > self.char_duplicates_ratio:
-            return "char_dup_ratio"
-        if s["list_ratio"] > self.new_line_ratio:
-            return "list_ratio"
         return None

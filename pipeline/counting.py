@@ -1,0 +1,125 @@
+"""Counting: every DoFn that decides a document's fate counts what it did per bundle and emits the
+counts on the ``counts`` output when the bundle ends, so the statistics travel with the data and
+reach ``stats.json`` on every runner (portable runners such as Spark's report no Beam metrics)."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from typing import NamedTuple
+
+import apache_beam as beam
+from apache_beam.pvalue import TaggedOutput
+from apache_beam.transforms.window import GlobalWindow
+from apache_beam.utils.timestamp import MIN_TIMESTAMP
+from apache_beam.utils.windowed_value import WindowedValue
+
+from thresher.pipeline.progress import ProgressWriter
+from thresher.transforms.document import DOCUMENT_SCHEMA
+from thresher.transforms.hashing import seeded_fraction
+
+COUNTS = "counts"
+REJECTED = "rejected"
+PARKED = "_park"  # in a parked document's reference: where the document is
+FATE = "_fate"  # in a rejected reference: (stage, reason, detail, errored)
+
+# Fields that are carried between stages but never written as signals.
+_NOT_SIGNALS = set(DOCUMENT_SCHEMA.names) | {"payload", "html", "format"}
+
+
+class StageResult(NamedTuple):
+    """What a stage's composite returns: its documents, and the PCollections to flatten into the
+    run's counts and rejected/ rows."""
+
+    docs: object
+    counts: list
+    rejected: list
+
+
+def in_global_window(item):
+    """An output of `finish_bundle` (a value or a TaggedOutput), which Beam wants windowed."""
+    if isinstance(item, TaggedOutput):
+        return TaggedOutput(item.tag, WindowedValue(item.value, MIN_TIMESTAMP, [GlobalWindow()]))
+    return WindowedValue(item, MIN_TIMESTAMP, [GlobalWindow()])
+
+
+def rejected_row(doc: dict, stage: str, reason: str, detail: str, errored: bool, text_chars: int = 0) -> dict:
+    text = doc.get("text") if doc.get("text") is not None else doc.get("html")
+    if text is not None and text_chars:
+        text = text[:text_chars]
+    signals = {k: v for k, v in doc.items() if k not in _NOT_SIGNALS and not isinstance(v, bytes)}
+    return {
+        "id": doc.get("id"),
+        "url": doc.get("url"),
+        "source": doc.get("source"),
+        "offset": doc.get("offset"),
+        "stage": stage,
+        "reason": reason,
+        "detail": detail[:2000] if detail else detail,
+        "errored": errored,
+        "text": text,
+        "signals": json.dumps(signals, sort_keys=True, ensure_ascii=False, default=str) if signals else None,
+    }
+
+
+class CountingDoFn(beam.DoFn):
+    """Base: per-bundle counts on the ``counts`` output; rejected rows (sampled) on ``rejected``."""
+
+    def __init__(self, rejected_sample: float = 1.0, seed: int = 0, text_chars: int = 0, progress_dir: str | None = None):
+        self.rejected_sample = rejected_sample
+        self.seed = seed
+        self.text_chars = text_chars
+        self.progress_dir = progress_dir
+
+    def setup(self):
+        self.progress = ProgressWriter(self.progress_dir)
+
+    def start_bundle(self):
+        self._counts: Counter = Counter()
+
+    def count(self, key: tuple, n: float = 1) -> None:
+        self._counts[key] += n
+
+    def reject(self, doc: dict, stage: str, reason: str, detail: str, errored: bool):
+        """Counts the drop; yields the rejected/ row when the seeded sample keeps it."""
+        self.count((stage, "errored" if errored else "dropped", reason))
+        if self.rejected_sample >= 1 or seeded_fraction(str(doc.get("id")), self.seed) < self.rejected_sample:
+            if PARKED in doc:  # a parked document's reference (corpus stages): `Unpark` writes the row
+                yield TaggedOutput(REJECTED, {**doc, FATE: (stage, reason, detail, errored)})
+            else:
+                yield TaggedOutput(REJECTED, rejected_row(doc, stage, reason, detail, errored, self.text_chars))
+
+    def finish_bundle(self):
+        self.progress.flush()
+        if self._counts:
+            yield in_global_window(TaggedOutput(COUNTS, dict(self._counts)))
+
+
+def counted(pcoll, label: str, dofn: beam.DoFn, main: str = "docs") -> StageResult:
+    """``pcoll | ParDo(dofn)`` with its counts and rejected rows split off: the one way every
+    counting DoFn is applied."""
+    out = pcoll | label >> beam.ParDo(dofn).with_outputs(COUNTS, REJECTED, main=main)
+    return StageResult(out[main], [out[COUNTS]], [out[REJECTED]])
+
+
+def flatten(label: str, pcolls: list):
+    """One PCollection of several (no Flatten for one)."""
+    return pcolls[0] if len(pcolls) == 1 else pcolls | label >> beam.Flatten()
+
+
+class MergeCounts(beam.CombineFn):
+    def create_accumulator(self):
+        return Counter()
+
+    def add_input(self, acc, counts):
+        acc.update(counts)
+        return acc
+
+    def merge_accumulators(self, accs):
+        out = Counter()
+        for a in accs:
+            out.update(a)
+        return out
+
+    def extract_output(self, acc):
+        return dict(acc)

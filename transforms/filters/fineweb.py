@@ -1,0 +1,55 @@
+"""FineWeb's filters (Penedo et al. 2024), with datatrove's reason names."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from thresher.transforms.filters.base import Filter, register_filter
+from thresher.transforms.filters.gopher import duplicates
+from thresher.transforms.text import TERMINAL, analyse
+
+# --- FineWeb ---------------------------------------------------------------------------------
+
+
+@register_filter(name="fineweb", order=70,
+                 description="FineWeb: line punctuation, short lines, duplicated lines, list-like documents",
+                 reasons=("line_punct_ratio", "short_line_ratio", "char_dup_ratio", "list_ratio", "empty"))
+@dataclass
+class FineWebQuality(Filter):
+    line_punct_thr: float = 0.12
+    line_punct_exclude_zero: bool = False
+    short_line_thr: float = 0.67
+    short_line_length: int = 30
+    char_duplicates_ratio: float = 0.01
+    new_line_ratio: float = 0.3
+
+    def score(self, text: str, lang: str | None = None) -> dict:
+        lines = [line for line in text.split("\n") if line.strip()]
+        if not lines:
+            return {"lines": 0}
+        view = analyse(text)
+        # A CJK character carries about as much as three Latin ones: a 10-character line of
+        # Chinese is not a "short line" in FineWeb's sense.
+        short = self.short_line_length / 3 if view.char_words else self.short_line_length
+        body = len(text.replace("\n", ""))
+        return {
+            "lines": len(lines),
+            "line_punct_ratio": sum(line.endswith(tuple(TERMINAL)) for line in lines) / len(lines),
+            "short_line_ratio": sum(len(line) <= short for line in lines) / len(lines),
+            "char_dup_ratio": duplicates(lines)[1] / body if body else 0.0,
+            "list_ratio": text.count("\n") / max(1, len(view.words)),
+        }
+
+    def keep(self, s: dict, lang: str | None = None) -> str | None:
+        if not s["lines"]:
+            return "empty"
+        r = s["line_punct_ratio"]
+        if r < self.line_punct_thr and not (r == 0 and self.line_punct_exclude_zero):
+            return "line_punct_ratio"
+        if s["short_line_ratio"] > self.short_line_thr:
+            return "short_line_ratio"
+        if s["char_dup_ratio"] > self.char_duplicates_ratio:
+            return "char_dup_ratio"
+        if s["list_ratio"] > self.new_line_ratio:
+            return "list_ratio"
+        return None
