@@ -135,7 +135,6 @@ def quality(docs: list[dict], tmp: str) -> None:
 
     from thresher.pipeline.config import Config
     from thresher.pipeline.run import run
-    from thresher.transforms.dedup import candidate_probability
 
     src = os.path.join(tmp, "q.jsonl")
     with open(src, "w", encoding="utf-8") as fh:
@@ -167,6 +166,13 @@ def quality(docs: list[dict], tmp: str) -> None:
         mid = (lo + min(hi, 1.0)) / 2
         print(f"  {lo:.2f}-{min(hi, 1.0):.2f}   {candidate_probability(np.array([mid]), 14, 8)[0]:.4f}"
               f"              {got:.3f} of {len(ps):,}")
+
+
+def candidate_probability(jaccard, bands: int, rows: int):
+    """P(two documents of similarity s share at least one band) = 1 - (1 - s^r)^b."""
+    import numpy as np
+
+    return 1.0 - (1.0 - np.asarray(jaccard, dtype=float) ** rows) ** bands
 
 
 SCALE_SCRIPT = r"""

@@ -24,7 +24,6 @@ import time
 from pathlib import Path
 
 os.environ["TOKENIZERS_PARALLELISM"] = "false"
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 DEFAULT_CRAWL = Path(__file__).resolve().parents[2] / "shared" / "data" / "crawl-sample.warc.gz"
 
@@ -42,10 +41,9 @@ def curated_texts(crawl: str, out: str) -> str:
 
 
 def limit_loop(texts: list[str], batch: int) -> tuple[int, float]:
-    from thresher.transforms.tokenize import default_tokenizer
-    from thresher.transforms.tokenize import load_tokenizer
+    from thresher.transforms.tokenize import default_tokenizer, tokenizer_from_json
 
-    tok, _ = load_tokenizer(default_tokenizer())
+    tok, _ = tokenizer_from_json(Path(default_tokenizer()).read_text(), "tokenizer.json")
     t0 = time.perf_counter()
     n = 0
     for i in range(0, len(texts), batch):

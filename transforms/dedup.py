@@ -1,5 +1,5 @@
 """Deduplication logic: text normalisation, exact keys, shingles, MinHash signatures, LSH bands,
-candidate verification, and a union-find (the test oracle for the parallel clustering).
+candidate verification; and the two dedup stages' declarations.
 
 Signatures are computed with numpy rather than datasketch: one vectorised pass over all
 shingles and all permutations of a document (measured in benchmarks/dedup.py against
@@ -154,11 +154,6 @@ def optimal_bands(threshold: float, num_perm: int) -> tuple[int, int]:
     return _optimal_param(threshold, num_perm, 0.5, 0.5)
 
 
-def candidate_probability(jaccard: np.ndarray, bands: int, rows: int) -> np.ndarray:
-    """P(two documents of similarity s share at least one band) = 1 - (1 - s^r)^b."""
-    return 1.0 - (1.0 - np.asarray(jaccard, dtype=float) ** rows) ** bands
-
-
 def bucket_edges(members: list[tuple[str, np.ndarray]], threshold: float | None, max_checks: int = 16):
     """Edges among documents sharing an LSH bucket, without all pairs: members sorted by id, each
     is linked to the first earlier member it verifies against (up to `max_checks` tried). With
@@ -173,32 +168,6 @@ def bucket_edges(members: list[tuple[str, np.ndarray]], threshold: float | None,
             if estimated_jaccard(msig, members[j][1]) >= threshold:
                 yield members[j][0], mid
                 break
-
-
-class UnionFind:
-    """Components of an edge list on one machine: the oracle the Beam clustering is tested against."""
-
-    def __init__(self):
-        self.parent: dict = {}
-
-    def find(self, x):
-        root = x
-        while self.parent.setdefault(root, root) != root:
-            root = self.parent[root]
-        while self.parent[x] != root:
-            self.parent[x], x = root, self.parent[x]
-        return root
-
-    def union(self, a, b):
-        ra, rb = self.find(a), self.find(b)
-        if ra != rb:
-            if rb < ra:
-                ra, rb = rb, ra
-            self.parent[rb] = ra  # the smaller id becomes the root: roots are component minima
-
-    def components(self) -> dict:
-        """node -> the smallest node of its component."""
-        return {x: self.find(x) for x in list(self.parent)}
 
 
 # --- the `dedup_exact` and `dedup_minhash` stages ----------------------------------------------

@@ -6,7 +6,6 @@ import hashlib
 import os
 from dataclasses import dataclass
 from importlib import resources
-from pathlib import Path
 from typing import Iterable
 
 import numpy as np
@@ -45,10 +44,6 @@ def tokenizer_from_json(text: str, name: str, eos_token: str = DEFAULT_EOS) -> t
         raise ValueError(f"{name}: the tokenizer has no EOS token {eos_token!r}")
     info = TokenizerInfo(name, tokenizer_sha256(tok), tok.get_vocab_size(with_added_tokens=True), eos_token, eos_id)
     return tok, info
-
-
-def load_tokenizer(path: str, eos_token: str = DEFAULT_EOS) -> tuple[Tokenizer, TokenizerInfo]:
-    return tokenizer_from_json(Path(path).read_text(encoding="utf-8"), Path(path).name, eos_token)
 
 
 def train_bpe(texts: Iterable[str], vocab_size: int, eos_token: str = DEFAULT_EOS, min_frequency: int = 2) -> Tokenizer:

@@ -153,7 +153,7 @@ class _Stream:
         return None
 
 
-def _plain_pieces(raw: BinaryIO, base: int = 0) -> Iterator[tuple]:
+def _plain_pieces(raw: BinaryIO) -> Iterator[tuple]:
     while chunk := raw.read(READ_CHUNK):
         yield ("data", chunk)
 
@@ -447,9 +447,7 @@ def iter_warc(raw: BinaryIO, max_record_bytes: int = 64 << 20, base: int = 0, en
             pos = nxt
             continue
 
-        offset = s.file_offset(pos)
-        if end is not None and offset >= end:
-            return
+        offset = s.file_offset(pos)  # < end: the check at the top of the loop saw this same pos
         hdr_end = s.find(b"\r\n\r\n", pos, pos + MAX_HEADER_BYTES)
         yield from drain_errors()
         if hdr_end < 0 or s.damage_in(pos, hdr_end + 4) is not None:
@@ -486,7 +484,7 @@ def iter_warc(raw: BinaryIO, max_record_bytes: int = 64 << 20, base: int = 0, en
         if not complete or s.get(body_end, body_end + 4) != b"\r\n\r\n":
             # Either the file ends early, or Content-Length lies. A header inside the claimed
             # body tells the two apart: then the length lied, and the records after it are read.
-            inside = next_header(hdr_end, None if length > max_record_bytes else body_end + 10) if length <= max_record_bytes else -1
+            inside = next_header(hdr_end, body_end + 10) if length <= max_record_bytes else -1
             if not complete and inside < 0:
                 yield ReadError(offset, "truncated_record", f"file ends inside a {length}-byte record")
                 return

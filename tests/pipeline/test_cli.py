@@ -98,3 +98,19 @@ def test_inspect_sample_and_help_do_not_import_beam(tmp_path):
                  ["stages"], ["--help"], ["run", "--help"]):
         proc = subprocess.run([sys.executable, "-c", probe, *args], capture_output=True, text=True, timeout=120)
         assert proc.returncode == 0, (args, proc.stderr[-2000:])
+
+
+def test_the_version_has_one_source():
+    """pyproject.toml's version, read from the installed metadata; no module writes it again."""
+    import importlib.metadata
+    import re
+    from pathlib import Path
+
+    import thresher.pipeline
+
+    root = Path(__file__).resolve().parents[2]
+    declared = re.search(r'^version = "([^"]+)"', (root / "pyproject.toml").read_text(), re.M).group(1)
+    assert thresher.pipeline.__version__ == importlib.metadata.version("thresher") == declared
+    for folder in ("pipeline", "transforms", "trainer"):
+        for path in (root / folder).rglob("*.py"):
+            assert not re.search(r"__version__\s*=\s*['\"]\d+\.\d+", path.read_text()), path  # a version literal

@@ -10,6 +10,7 @@ import pytest
 
 from thresher.pipeline.config import Config
 from thresher.pipeline.run import run
+from thresher.pipeline.stats import AccountingError
 from tests.stages import CURATION_FILTERS
 
 pytestmark = pytest.mark.slow
@@ -113,3 +114,15 @@ def test_url_dedup_keeps_the_newest_capture(tmp_path):
     kept = {d["id"] for d in pq.read_table(tmp_path / "out" / "documents").to_pylist()}
     assert kept == {"b-new", "other"}
     assert stats["stages"]["dedup_exact"]["dropped"] == {"url_duplicate": 2}
+
+
+def test_a_run_whose_components_did_not_converge_publishes_nothing(corpus, tmp_path):
+    out, _ = run_on(corpus, tmp_path / "out")
+    before = {p.relative_to(out): p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()}
+    with pytest.raises(AccountingError, match="still changed edges in the last of 1 rounds.*nothing was published"):
+        run_on(corpus, tmp_path / "out", rounds=1)
+    after = {p.relative_to(out): p.read_bytes() for p in sorted(out.rglob("*"))
+             if p.is_file() and ".staging" not in p.parts}
+    assert after == before  # the previous good run is whole: documents, rejected, dedup, stats, config
+    staged = json.loads((out / ".staging" / "stats.json").read_text())  # the failed run's, to look at
+    assert not staged["accounting_ok"] and not staged["stages"]["dedup_minhash"]["converged"]

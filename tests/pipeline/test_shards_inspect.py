@@ -15,7 +15,7 @@ from thresher.pipeline.inspect import build_report, render_html
 from thresher.pipeline.run import run
 from thresher.transforms.tokenize import default_tokenizer
 from thresher.transforms.shards import open_shard, read_manifest, token_arrays
-from thresher.transforms.tokenize import load_tokenizer
+from thresher.transforms.tokenize import tokenizer_from_json
 
 pytestmark = pytest.mark.slow
 
@@ -40,7 +40,7 @@ def shard_digests(out: Path) -> dict:
 
 def test_shards_round_trip_to_the_tokenizers_own_encoding(small_shards):
     m = read_manifest(str(small_shards / "shards"))
-    tok, info = load_tokenizer(default_tokenizer())
+    tok, info = tokenizer_from_json(Path(default_tokenizer()).read_text(), "tokenizer.json")
     assert m.tokenizer["sha256"] == info.sha256 and m.dtype == "uint16" and m.tokenizer["eos_id"] == info.eos_id
     texts = {d["id"]: d["text"] for d in pq.read_table(small_shards / "documents").to_pylist()}
     seen = 0
@@ -123,7 +123,7 @@ def test_tokenizer_train_command(small_shards, tmp_path):
     out = tmp_path / "tok.json"
     assert main(["tokenizer", "train", str(small_shards), "--vocab-size", "600", "--max-docs", "50",
                  "--output", str(out)]) == 0
-    tok, info = load_tokenizer(str(out))
+    tok, info = tokenizer_from_json(out.read_text(), out.name)
     assert info.vocab_size <= 600 and info.eos_token == "<|endoftext|>"
 
 

@@ -125,3 +125,37 @@ def test_big_buffers_stay_mapped_after_a_bigger_one_is_freed(mode):
         assert mapped >= 2 << 20
     else:
         assert mapped == 0
+
+
+RUN_AS_A_LIBRARY = """
+import ctypes, json, sys
+from thresher.pipeline.config import from_dict
+from thresher.pipeline.run import run
+from thresher.transforms import stage as registry
+class MallInfo2(ctypes.Structure):
+    _fields_ = [(n, ctypes.c_size_t) for n in ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks",
+                                                "fsmblks", "uordblks", "fordblks", "keepcost")]
+libc = ctypes.CDLL(None)
+libc.mallinfo2.restype = MallInfo2
+off = {s.name: {"enabled": False} for s in registry.stages() if s.optional}
+run(from_dict({"input": [sys.argv[1]], "output": sys.argv[2], "stages": off}))
+big = bytearray(8 << 20)
+del big
+before = libc.mallinfo2().hblkhd
+buf = bytearray(2 << 20)
+print(libc.mallinfo2().hblkhd - before)
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(heap._libc() is None or not hasattr(heap._libc(), "mallinfo2"), reason="needs glibc 2.33+")
+def test_run_as_a_library_call_leaves_the_callers_heap_alone(tmp_path):
+    """run() in a notebook or a test keeps glibc's own settings (thresher run tunes its own process):
+    a 2 MB buffer after an 8 MB one was freed comes from the heap, as glibc does by default."""
+    data = tmp_path / "docs.jsonl"
+    data.write_text("".join(f'{{"id": "d{i}", "text": "Document {i}."}}\n' for i in range(3)))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")}
+    out = subprocess.run([sys.executable, "-c", RUN_AS_A_LIBRARY, str(data), str(tmp_path / "out")],
+                         capture_output=True, text=True, env=env, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert int(out.stdout.strip().splitlines()[-1]) == 0

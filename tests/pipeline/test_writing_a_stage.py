@@ -5,8 +5,10 @@ registered by importing the file, it has a config section, a place in the recipe
 import importlib
 import json
 import re
+from dataclasses import dataclass
 from pathlib import Path
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import yaml
@@ -15,6 +17,7 @@ from thresher.pipeline.cli import main
 from thresher.pipeline.config import ConfigError, from_dict
 from thresher.pipeline.run import run
 from thresher.transforms import stage as registry
+from thresher.transforms.stage import Stage
 from tests.stages import CURATION_FILTERS
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -82,3 +85,38 @@ def test_the_new_filter_runs_in_a_pipeline(long_lines, tmp_path):
     docs = {d["id"]: d for d in pq.read_table(tmp_path / "annotate" / "documents").to_pylist()}
     assert docs["long"]["long_lines_longest_line"] == 300 and docs["long"]["long_lines_reason"] == "line_too_long"
     assert docs["edge"]["long_lines_longest_line"] == 200 and docs["edge"]["long_lines_reason"] is None
+
+
+@dataclass
+class ChunkParams:
+    enabled: bool = True
+    chunk: int = 3
+
+
+def _build_chunked(params: ChunkParams, ctx):
+    def fn(docs: list[dict]) -> list[dict]:
+        for d in docs:
+            d["batch_len"] = len(docs)
+        return docs
+
+    return fn
+
+
+@pytest.fixture
+def chunked():
+    registry.register(Stage(name="chunked", order=76, params=ChunkParams, build=_build_chunked, batch="chunk",
+                            description="records the size of the batch it saw", columns=(("batch_len", pa.int64()),)))
+    yield
+    registry.unregister("chunked")
+
+
+@pytest.mark.slow
+def test_a_batch_stage_gets_batches_of_its_own_size(chunked, tmp_path):
+    """`batch` names the stage's own parameter (not the tokenizer's batch_docs, 256)."""
+    off = {s.name: {"enabled": False} for s in registry.stages() if s.optional and s.name != "chunked"}
+    cfg = from_dict({"input": [str(_corpus(tmp_path))], "output": str(tmp_path / "chunked"),
+                     "stages": {**off, "chunked": {"chunk": 2}}})
+    stats = run(cfg).stats
+    assert stats["run"]["stages"] == ["ingest", "chunked"]
+    sizes = sorted(d["batch_len"] for d in pq.read_table(tmp_path / "chunked" / "documents").to_pylist())
+    assert sizes == [1, 2, 2]  # 3 documents in batches of at most 2

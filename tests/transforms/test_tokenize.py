@@ -1,8 +1,9 @@
+from pathlib import Path
 import numpy as np
 import pytest
 
 from thresher.transforms.tokenize import default_tokenizer
-from thresher.transforms.tokenize import TokenizeDocuments, load_tokenizer, tokenizer_from_json, tokenizer_sha256, train_bpe
+from thresher.transforms.tokenize import TokenizeDocuments, tokenizer_from_json, tokenizer_sha256, train_bpe
 
 TEXTS = [
     "The quick brown fox jumps over the lazy dog. " * 5,
@@ -50,6 +51,24 @@ def test_large_vocabularies_use_uint32():
 
 
 def test_the_shipped_default_tokenizer_loads():
-    tok, info = load_tokenizer(default_tokenizer())
+    tok, info = tokenizer_from_json(Path(default_tokenizer()).read_text(), "tokenizer.json")
     assert info.vocab_size == 8192 and info.dtype == "uint16"
     assert tok.decode(tok.encode("Debian package documentation").ids) == "Debian package documentation"
+
+
+def test_the_tokenizer_is_read_once_and_its_bytes_shipped(tmp_path):
+    """The driver reads the tokenizer once (`resolve`); workers build from those bytes, so a file
+    replaced or gone in between cannot make the shards disagree with the manifest."""
+    from thresher.transforms import stage as registry
+    from thresher.transforms.stage import StageContext
+    from thresher.transforms.tokenize import TokenizeParams
+
+    path = tmp_path / "tok.json"
+    path.write_text(Path(default_tokenizer()).read_text())
+    stage = registry.get("tokenize")
+    params = TokenizeParams(tokenizer=str(path))
+    loaded = stage.resolve(params, lambda p: open(p, "rb"))
+    path.unlink()  # e.g. a gs:// object replaced after the job was submitted
+    fn = stage.build(params, StageContext(config=None, resource=loaded))
+    (doc,) = fn([{"text": "Hello world"}])
+    assert fn.info == loaded.info and doc["tokens"][-1] == loaded.info.eos_id
