@@ -93,14 +93,25 @@ class WriteConfig:
                "must be one of zstd, snappy, gzip, none")
 
 
+LOCAL_RUNNERS = ("direct",)  # Beam's Python runner in this process, or local worker processes
+
+
 @dataclass
 class RunnerConfig:
     name: str = "direct"  # direct | portable | any Beam runner name (DataflowRunner, SparkRunner, ...)
     workers: int = 1  # local worker processes for the direct runner
+    # Bulk rows between stages (documents around the dedup shuffles, rows to the writers) travel
+    # through spill files in the run's staging folder (on), or through the runner's own shuffle
+    # (off); auto: on for the local runner, which holds a shuffle in memory, off elsewhere.
+    spill: str = "auto"
 
     def validate(self, path: str) -> None:
         _check(self.workers >= 1, f"{path}.workers", "must be >= 1")
         _check(bool(self.name), f"{path}.name", "must not be empty")
+        _check(self.spill in ("auto", "on", "off"), f"{path}.spill", f"must be auto, on or off, not {self.spill!r}")
+
+    def spill_files(self) -> bool:
+        return self.spill == "on" or (self.spill == "auto" and self.name in LOCAL_RUNNERS)
 
 
 @dataclass

@@ -47,7 +47,9 @@ def rejected_row(doc: dict, stage: str, reason: str, detail: str, errored: bool,
     text = doc.get("text") if doc.get("text") is not None else doc.get("html")
     if text is not None and text_chars:
         text = text[:text_chars]
-    signals = {k: v for k, v in doc.items() if k not in _NOT_SIGNALS and not isinstance(v, bytes)}
+    # "_" fields are the corpus stages' working fields (hashes, signatures, a parked row's place)
+    signals = {k: v for k, v in doc.items()
+               if k not in _NOT_SIGNALS and not k.startswith("_") and not isinstance(v, bytes)}
     return {
         "id": doc.get("id"),
         "url": doc.get("url"),

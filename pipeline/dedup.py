@@ -249,7 +249,7 @@ class MinHashDedup(beam.PTransform):
         self.common = ctx.common
         w = ctx.config.write
         self.write_clusters = WriteShards("clusters", f"{ctx.staging}/dedup", CLUSTERS_SCHEMA, 1, w.seed, w.compression,
-                                          None, f"{ctx.spill}/clusters", filename="clusters.parquet")
+                                          None, ctx.spill("clusters"), filename="clusters.parquet")
 
     def expand(self, docs):
         c, stage = self.c, self.stage

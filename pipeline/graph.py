@@ -29,7 +29,7 @@ class Curate(beam.PTransform):
         ctx, w = self.ctx, self.ctx.config.write
         ingest = ctx.params(ReadRecords.STAGE)
         branches, counts, rejected = pbegin | "Read" >> ReadInputs(
-            self.files, ingest.warc_options(), ingest.split_bytes, ctx.spill, ctx.common)
+            self.files, ingest.warc_options(), ingest.split_bytes, ctx.spill("spread"), ctx.common)
         # Before the corpus stages (dedup) the branches park their documents: those stages shuffle
         # references, and the documents come back after the last of them (pipeline/park.py).
         parked = None
@@ -58,11 +58,11 @@ class Curate(beam.PTransform):
         auto = max(1, math.ceil(sum(size for _, size in self.files) / 1e6 / w.shard_input_mb))
         written_docs = tuple(branches.values()) | "WriteDocuments" >> WriteShards(
             "documents", f"{ctx.staging}/documents", document_schema(self.stages, ctx.config), w.document_shards or auto,
-            w.seed, w.compression, ctx.progress_dir, f"{ctx.spill}/documents",
+            w.seed, w.compression, ctx.progress_dir, ctx.spill("documents"),
             partition=partition_column(self.stages, ctx.config))
         written_rejected = tuple(rejected) | "WriteRejected" >> WriteShards(
             "rejected", f"{ctx.staging}/rejected", REJECTED_SCHEMA, w.rejected_shards or auto, w.seed, w.compression,
-            ctx.progress_dir, f"{ctx.spill}/rejected")
+            ctx.progress_dir, ctx.spill("rejected"))
         return (
             counts + [written_docs, written_rejected]
             | "AllCounts" >> beam.Flatten()
@@ -73,12 +73,12 @@ class Curate(beam.PTransform):
     def _park(self, branches):
         prepares = [(s.name, s.prepare, self.ctx.params(s.name)) for s in self.stages
                     if s.corpus is not None and s.prepare is not None]
-        parked, counts, rejected = branches | "Park" >> ParkDocuments(prepares, f"{self.ctx.spill}/parked",
+        parked, counts, rejected = branches | "Park" >> ParkDocuments(prepares, self.ctx.spill("parked"),
                                                                       self.ctx.common)
         return parked, [], counts, rejected
 
     def _unpark(self, parked, parked_rejected: list, rejected: list) -> dict:
         docs, unparked_rejected = tuple([parked] + parked_rejected) | "Unpark" >> UnparkDocuments(
-            self.ctx.config.write.rejected_text_chars)
+            self.ctx.config.write.rejected_text_chars, parked=self.ctx.spill_files)
         rejected.append(unparked_rejected)
         return {"parked": docs}

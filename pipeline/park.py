@@ -25,9 +25,12 @@ class Park(CountingDoFn):
     they decide on plus what each stage's `prepare` computed from the whole document while it was
     at hand (a text hash, a MinHash signature). `Unpark` brings the documents back afterwards.
     A `prepare` that raises drops only its document, as an error of the first corpus stage.
+
+    With ``folder=None`` (spill files off: a distributed runner's shuffle carries the documents)
+    the reference is the whole document with the prepared fields added.
     """
 
-    def __init__(self, folder: str, prepares: list, max_bytes: int = MAX_BYTES, **kw):
+    def __init__(self, folder: str | None, prepares: list, max_bytes: int = MAX_BYTES, **kw):
         super().__init__(**kw)
         self.folder = folder
         self.prepares = prepares  # [(stage name, params -> (doc -> dict of reference fields), params)]
@@ -39,11 +42,11 @@ class Park(CountingDoFn):
 
     def start_bundle(self):
         super().start_bundle()
-        self._buffer = SpillBuffer(self.folder, self.max_bytes)
+        self._buffer = SpillBuffer(self.folder, self.max_bytes) if self.folder else None
         self._refs: list[dict] = []
 
     def process(self, doc: dict):
-        ref = {k: doc[k] for k in REFERENCE_FIELDS if k in doc}
+        ref = {k: doc[k] for k in REFERENCE_FIELDS if k in doc} if self._buffer is not None else dict(doc)
         for stage, fn in self.fns:
             start = time.perf_counter()
             try:
@@ -55,6 +58,9 @@ class Park(CountingDoFn):
                 return
             finally:
                 self.count((stage, "seconds"), time.perf_counter() - start)
+        if self._buffer is None:
+            yield ref
+            return
         ref["_row"] = len(self._refs)
         self._refs.append(ref)
         self._buffer.add(0, doc)
@@ -62,6 +68,8 @@ class Park(CountingDoFn):
             yield from self._flush()
 
     def _flush(self):
+        if self._buffer is None:
+            return
         for _, spill_ref in self._buffer.flush():
             for ref in self._refs:
                 ref[PARKED] = spill_ref
@@ -106,9 +114,9 @@ class Unpark(beam.DoFn):
 
 class ParkDocuments(beam.PTransform):
     """Each branch's documents ({name: PCollection}) to spill files; their references, as one
-    PCollection (+ counts, rejected)."""
+    PCollection (+ counts, rejected). Without a folder, the documents themselves travel."""
 
-    def __init__(self, prepares: list, folder: str, common: dict):
+    def __init__(self, prepares: list, folder: str | None, common: dict):
         super().__init__()
         self.prepares, self.folder, self.common = prepares, folder, common
 
@@ -124,13 +132,21 @@ class ParkDocuments(beam.PTransform):
 
 
 class UnparkDocuments(beam.PTransform):
-    """The kept references, and the rejected ones of the corpus stages -> documents and rejected rows."""
+    """The kept references, and the rejected ones of the corpus stages -> documents and rejected rows.
 
-    def __init__(self, text_chars: int):
+    ``parked=False``: the references were the documents (spill files off) and the corpus stages
+    wrote their rejected rows themselves; the documents only lose the stages' working fields."""
+
+    def __init__(self, text_chars: int, parked: bool = True):
         super().__init__()
         self.text_chars = text_chars
+        self.parked = parked
 
     def expand(self, references):
+        if not self.parked:
+            kept, *rejected = references
+            docs = kept | "DropWorkingFields" >> beam.Map(lambda d: {k: v for k, v in d.items() if not k.startswith("_")})
+            return docs, flatten("CorpusRejected", rejected)
         out = (
             references
             | "AllReferences" >> beam.Flatten()

@@ -64,7 +64,7 @@ class ReadRecords(CountingDoFn):
     STAGE = "ingest"
     SPREAD = "spread"
 
-    def __init__(self, warc: WarcOptions, spill_folder: str, spread_bytes: int = 4_000_000, **kw):
+    def __init__(self, warc: WarcOptions, spill_folder: str | None, spread_bytes: int = 4_000_000, **kw):
         super().__init__(**kw)
         self.warc = warc
         self.spill_folder = spill_folder
@@ -72,19 +72,23 @@ class ReadRecords(CountingDoFn):
 
     def start_bundle(self):
         super().start_bundle()
-        self._spread = SpillBuffer(self.spill_folder, self.spread_bytes)
+        # without a spill folder the documents themselves are spread (the runner's shuffle carries them)
+        self._spread = SpillBuffer(self.spill_folder, self.spread_bytes) if self.spill_folder else None
 
     def process(self, split):
         yield from self._read(*split)
 
     def _spill(self, item: dict):
+        if self._spread is None:
+            yield TaggedOutput(self.SPREAD, item)
+            return
         self._spread.add(0, item)
         if self._spread.full:
             for _, ref in self._spread.flush():
                 yield TaggedOutput(self.SPREAD, ref)
 
     def finish_bundle(self):
-        for _, ref in self._spread.flush():
+        for _, ref in (self._spread.flush() if self._spread is not None else ()):
             yield in_global_window(TaggedOutput(self.SPREAD, ref))
         yield from super().finish_bundle()
 
@@ -140,9 +144,13 @@ class ReadRecords(CountingDoFn):
 
 
 class ReadSpilled(beam.DoFn):
-    """A spill reference -> its rows (records of a file read whole, spread over the workers)."""
+    """A spill reference -> its rows (records of a file read whole, spread over the workers); a
+    document spread as itself (spill files off) passes through."""
 
     def process(self, ref):
+        if isinstance(ref, dict):
+            yield ref
+            return
         for segment in read_segments([ref]):
             yield from segment
 
@@ -152,7 +160,7 @@ class ReadInputs(beam.PTransform):
     rejected rows. Gzip WARC is read in byte ranges by all workers; a file that must be read whole by
     one worker has its records spilled in chunks, and the chunks spread over all workers."""
 
-    def __init__(self, files: list, warc: WarcOptions, split_bytes: int, spill: str, common: dict):
+    def __init__(self, files: list, warc: WarcOptions, split_bytes: int, spill: str | None, common: dict):
         super().__init__()
         self.files, self.warc, self.split_bytes, self.spill, self.common = files, warc, split_bytes, spill, common
 
@@ -163,7 +171,7 @@ class ReadInputs(beam.PTransform):
             | "InputFiles" >> beam.Create(self.files)
             | "PlanSplits" >> beam.FlatMap(lambda f: [(f[0], a, b, f[1]) for a, b in plan_splits(f[0], f[1], split_bytes)])
             | "SpreadSplits" >> beam.Reshuffle()
-            | "ReadRecords" >> beam.ParDo(ReadRecords(self.warc, f"{self.spill}/spread", **self.common)).with_outputs(
+            | "ReadRecords" >> beam.ParDo(ReadRecords(self.warc, self.spill, **self.common)).with_outputs(
                 COUNTS, REJECTED, ReadRecords.SPREAD, main="docs")
         )
         spread = (read[ReadRecords.SPREAD] | "SpreadRecords" >> beam.Reshuffle()

@@ -84,7 +84,8 @@ def _dry_run(cfg: Config, stages, files, runner, options) -> RunResult:
     """Build and validate the whole job for the runner without running it or touching the output
     (Dataflow's --dry_run: the job is translated and its environment resolved, nothing submitted)."""
     output = cfg.output.rstrip("/")
-    ctx = PipelineContext(cfg, rundir.join(output, ".staging"), None, resolve_resources(cfg, stages))
+    ctx = PipelineContext(cfg, rundir.join(output, ".staging"), None, resolve_resources(cfg, stages),
+                          cfg.runner.spill_files())
     t0 = time.perf_counter()
     pipeline = beam.Pipeline(runner=runner, options=options)
     _ = pipeline | "Curate" >> Curate(ctx, [(f.path, f.size) for f in files], stages)
@@ -116,7 +117,7 @@ def run(cfg: Config, beam_flags: list[str] | None = None, show_progress: bool = 
     folders = output_folders(stages)
     staging = rundir.prepare(output, folders)
     progress_dir = tempfile.mkdtemp(prefix="thresher-progress-") if is_local(cfg.runner.name) else None
-    ctx = PipelineContext(cfg, staging, progress_dir, resources)
+    ctx = PipelineContext(cfg, staging, progress_dir, resources, cfg.runner.spill_files())
 
     started = dt.datetime.now(dt.timezone.utc)
     t0 = time.perf_counter()

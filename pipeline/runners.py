@@ -13,9 +13,8 @@ from pathlib import Path
 
 from apache_beam.options.pipeline_options import PipelineOptions
 
-from thresher.pipeline.config import ConfigError
+from thresher.pipeline.config import LOCAL_RUNNERS, ConfigError
 
-LOCAL_RUNNERS = ("direct",)
 # The folder holding this copy's `pipeline` package: a source tree, or site-packages when installed
 PACKAGE_ROOT = str(Path(__file__).resolve().parents[1])
 

@@ -11,13 +11,20 @@ from thresher.pipeline.counting import StageResult, flatten
 from thresher.pipeline.heap import give_back_memory
 from thresher.pipeline.progress import ProgressWriter
 from thresher.pipeline.rundir import atomic_write
-from thresher.pipeline.spill import read_segments
-from thresher.pipeline.write import SpillByShard
+from thresher.pipeline.write import SpillByShard, rows_of
 from thresher.transforms.hashing import TOKEN_BUCKETS, row_order, seeded_hash, shard_of, shards_of_bucket
 from thresher.transforms.shards import Manifest, ShardInfo, encode_shard, shard_name
 from thresher.transforms.tokenize import TokenizerInfo
 
 SHUFFLE_SALT = "shuffle:"
+
+
+def _shards(kv, n: int, seed: int):
+    """The shards a bucket's spilled rows can fall into, or a row's own shard (spill files off)."""
+    bucket, item = kv
+    if isinstance(item, dict):
+        return [shard_of(SHUFFLE_SALT + str(item["id"]), seed, n)]
+    return shards_of_bucket(bucket, TOKEN_BUCKETS, n)
 
 
 class WriteTokenShard(beam.DoFn):
@@ -34,11 +41,10 @@ class WriteTokenShard(beam.DoFn):
         self.progress = ProgressWriter(self.progress_dir)
 
     def process(self, element):
-        index, refs = element  # (SpillRef of a bucket, shard count) pairs; a bucket can span two shards
-        refs = list(refs)
-        n = refs[0][1]
-        rows = [r for segment in read_segments(ref for ref, _ in refs) for r in segment
-                if shard_of(self.salt + str(r["id"]), self.seed, n) == index]
+        index, items = element  # (SpillRef of a bucket, or a row; shard count): a bucket can span two shards
+        items = list(items)
+        n = items[0][1]
+        rows = [r for r in rows_of(item for item, _ in items) if shard_of(self.salt + str(r["id"]), self.seed, n) == index]
         rows.sort(key=lambda r: (seeded_hash(self.salt + str(r["id"]), self.seed), *row_order(r)))
         data = encode_shard(rows, self.dtype)
         name = shard_name(index)
@@ -86,7 +92,7 @@ class WriteTokenShards(beam.PTransform):
         self.shard_tokens = params.shard_tokens
         self.seed = ctx.config.write.seed
         self.progress_dir = ctx.progress_dir
-        self.spill = f"{ctx.spill}/tokens"
+        self.spill = ctx.spill("tokens")
 
     def expand(self, branches):
         target = self.shard_tokens
@@ -103,14 +109,14 @@ class WriteTokenShards(beam.PTransform):
             for i, pcoll in enumerate(branches.values())])
         n_shards = (
             refs
-            | "TokenCounts" >> beam.Map(lambda kv: kv[1].tokens)
+            | "TokenCounts" >> beam.Map(lambda kv: len(kv[1]["tokens"]) if isinstance(kv[1], dict) else kv[1].tokens)
             | "TotalTokens" >> beam.CombineGlobally(sum)
             | "ShardCount" >> beam.Map(lambda total: max(1, -(-total // target)))
         )
         infos = (
             refs
-            | "ToShards" >> beam.FlatMap(lambda kv, n: [(s, (kv[1], n)) for s in shards_of_bucket(kv[0], TOKEN_BUCKETS, n)],
-                                         n=beam.pvalue.AsSingleton(n_shards))
+            | "ToShards" >> beam.FlatMap(lambda kv, n, seed: [(s, (kv[1], n)) for s in _shards(kv, n, seed)],
+                                         n=beam.pvalue.AsSingleton(n_shards), seed=self.seed)
             | "GroupShard" >> beam.GroupByKey()
             | "WriteShard" >> beam.ParDo(WriteTokenShard(self.folder, self.tokenizer.dtype, self.seed, SHUFFLE_SALT,
                                                          self.progress_dir))

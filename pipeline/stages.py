@@ -49,10 +49,11 @@ class PipelineContext:
     staging: str
     progress_dir: str | None = None
     resources: tuple = ()  # ((stage name, resource), ...)
+    spill_files: bool = True  # bulk rows between stages through files (runner.spill)
 
-    @property
-    def spill(self) -> str:
-        return f"{self.staging}/{SPILL_FOLDER}"
+    def spill(self, name: str) -> str | None:
+        """The folder a writer spills `name` rows to, or None: the runner's shuffle carries them."""
+        return f"{self.staging}/{SPILL_FOLDER}/{name}" if self.spill_files else None
 
     @property
     def common(self) -> dict:

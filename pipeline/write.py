@@ -45,10 +45,11 @@ class SpillByShard(beam.DoFn):
 
     The shard count is fixed, or ``shards=None`` with ``buckets``: the rows are keyed by
     floor(u * buckets), a fixed fine bucketing, for outputs whose shard count is known only once
-    every row is seen (token shards: ceil(total tokens / shard_tokens)).
+    every row is seen (token shards: ceil(total tokens / shard_tokens)). With ``folder=None``
+    (spill files off) the rows themselves go to the shuffle: ``(shard, row)``.
     """
 
-    def __init__(self, folder: str, shards: int | None, seed: int, salt: str = "", buckets: int | None = None,
+    def __init__(self, folder: str | None, shards: int | None, seed: int, salt: str = "", buckets: int | None = None,
                  max_bytes: int = MAX_BYTES):
         self.folder = folder
         self.shards = shards if shards is not None else buckets
@@ -57,16 +58,27 @@ class SpillByShard(beam.DoFn):
         self.max_bytes = max_bytes
 
     def start_bundle(self):
-        self._buffer = SpillBuffer(self.folder, self.max_bytes)
+        self._buffer = SpillBuffer(self.folder, self.max_bytes) if self.folder else None
 
     def process(self, row: dict):
-        self._buffer.add(shard_of(self.salt + str(row.get("id")), self.seed, self.shards), row)
+        key = shard_of(self.salt + str(row.get("id")), self.seed, self.shards)
+        if self._buffer is None:
+            yield key, row
+            return
+        self._buffer.add(key, row)
         if self._buffer.full:
             yield from self._buffer.flush()
 
     def finish_bundle(self):
-        for kv in self._buffer.flush():
+        for kv in (self._buffer.flush() if self._buffer is not None else ()):
             yield in_global_window(kv)
+
+
+def rows_of(items) -> list:
+    """The rows a shuffle delivered: spill references are read, rows (spill files off) are taken
+    as they are; None marks an always-written file."""
+    items = [i for i in items if i is not None]
+    return [i for i in items if isinstance(i, dict)] + read_rows(i for i in items if not isinstance(i, dict))
 
 
 class WriteShard(beam.DoFn):
@@ -100,7 +112,7 @@ class WriteShard(beam.DoFn):
         import pyarrow as pa
         import pyarrow.parquet as pq
 
-        rows = read_rows(r for r in refs if r is not None)  # None: the marker of an always-written file
+        rows = rows_of(refs)
         rows.sort(key=row_order)
         name = self.filename or f"part-{shard:05d}-of-{self.shards:05d}.parquet"
         groups = {"": rows}
@@ -132,7 +144,7 @@ class WriteShards(beam.PTransform):
     """
 
     def __init__(self, kind: str, folder: str, schema: pa.Schema, shards: int, seed: int, compression: str,
-                 progress_dir: str | None, spill: str, filename: str | None = None, partition: str | None = None):
+                 progress_dir: str | None, spill: str | None, filename: str | None = None, partition: str | None = None):
         super().__init__()
         self.args = (kind, folder, schema, shards, compression, progress_dir, filename, partition)
         self.shards = shards

@@ -116,7 +116,14 @@ def test_url_dedup_keeps_the_newest_capture(tmp_path):
     assert stats["stages"]["dedup_exact"]["dropped"] == {"url_duplicate": 2}
 
 
-def test_a_run_whose_components_did_not_converge_publishes_nothing(corpus, tmp_path):
+def test_a_run_whose_components_did_not_converge_publishes_nothing(tmp_path):
+    # a chain of edits whose ids are out of order: a path that one round of stars cannot contract
+    chain = [text(40)]
+    for i in range(7):
+        chain.append(edited(chain[-1], 4, 100 + i))
+    ids = ["c3", "c0", "c6", "c1", "c5", "c2", "c7", "c4"]
+    (tmp_path / "docs.jsonl").write_text("".join(json.dumps({"id": i, "text": t}) + "\n" for i, t in zip(ids, chain)))
+    corpus = tmp_path
     out, _ = run_on(corpus, tmp_path / "out")
     before = {p.relative_to(out): p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()}
     with pytest.raises(AccountingError, match="still changed edges in the last of 1 rounds.*nothing was published"):
@@ -126,3 +133,23 @@ def test_a_run_whose_components_did_not_converge_publishes_nothing(corpus, tmp_p
     assert after == before  # the previous good run is whole: documents, rejected, dedup, stats, config
     staged = json.loads((out / ".staging" / "stats.json").read_text())  # the failed run's, to look at
     assert not staged["accounting_ok"] and not staged["stages"]["dedup_minhash"]["converged"]
+
+
+def test_spill_files_on_and_off_give_the_same_bytes(corpus, tmp_path):
+    """runner.spill: documents through spill files (the local runner's default) or through the
+    runner's shuffle (distributed runners' default): byte-identical output, tokens included."""
+    outs = {}
+    for mode, workers in (("on", 1), ("off", 1), ("off", 2)):
+        cfg = dedup_config(corpus / "docs.jsonl", tmp_path / f"{mode}{workers}")
+        cfg.stages.tokenize.enabled = True
+        cfg.runner.spill, cfg.runner.workers = mode, workers
+        outs[(mode, workers)] = Path(run(cfg).output)
+    digests = {k: {str(p.relative_to(out)): hashlib.sha256(p.read_bytes()).hexdigest()
+                   for sub in ("documents", "rejected", "dedup", "shards") for p in sorted((out / sub).iterdir())}
+               for k, out in outs.items()}
+    assert len(digests[("on", 1)]) >= 5
+    assert digests[("on", 1)] == digests[("off", 1)] == digests[("off", 2)]
+    assert not (outs[("off", 1)] / ".staging").exists()
+    rejected = pq.read_table(outs[("off", 2)] / "rejected").to_pylist()
+    assert {r["reason"] for r in rejected} == {"exact_duplicate", "near_duplicate"}
+    assert all(not k.startswith("_") for r in rejected for k in json.loads(r["signals"] or "{}"))

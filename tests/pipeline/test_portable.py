@@ -82,3 +82,31 @@ def test_portable_runner_matches_the_local_runner(job_service_and_pool, tmp_path
     s2 = json.loads((tmp_path / "portable" / "stats.json").read_text())
     assert s1["totals"] == s2["totals"] and s2["accounting_ok"]
     assert s2["run"]["runner"] == "portable"
+
+
+def test_portable_runner_without_spill_files_matches_on_dedup_and_shards(job_service_and_pool, tmp_path):
+    """Near-duplicate clusters, rejected rows and token shards through the portable runner, whose
+    default is the runner's own shuffle (runner.spill: auto), against the local runner's spill files."""
+    from tests.pipeline.test_dedup_run import edited, text
+
+    js_port, pool_port, env = job_service_and_pool
+    docs = [{"id": f"base{i}", "text": text(i)} for i in range(4)]
+    docs += [{"id": "exact", "text": docs[0]["text"].upper()}, {"id": "near", "text": edited(docs[1]["text"], 3, 1)}]
+    (tmp_path / "docs.jsonl").write_text("".join(json.dumps(d) + "\n" for d in docs))
+    from thresher.transforms import stage as registry
+
+    off = {s.name: {"enabled": False} for s in registry.stages()
+           if s.params.__module__.startswith("thresher.transforms.filters.")}
+    import yaml
+
+    (tmp_path / "recipe.yaml").write_text(yaml.safe_dump({"input": [str(tmp_path / "docs.jsonl")], "stages": off}))
+    recipe = str(tmp_path / "recipe.yaml")
+    thresher([recipe, "--output", str(tmp_path / "local")], env)
+    thresher([recipe, "--output", str(tmp_path / "portable"), "--runner", "portable",
+              f"--job_endpoint=localhost:{js_port}", "--environment_type=EXTERNAL",
+              f"--environment_config=localhost:{pool_port}"], env)
+    local, portable = digests(tmp_path / "local"), digests(tmp_path / "portable")
+    assert local == portable and any(k.startswith("shards/") for k in local)
+    stats = json.loads((tmp_path / "portable" / "stats.json").read_text())
+    assert stats["stages"]["dedup_exact"]["dropped"] == {"exact_duplicate": 1}
+    assert stats["stages"]["dedup_minhash"]["dropped"] == {"near_duplicate": 1}
