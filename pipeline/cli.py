@@ -30,7 +30,10 @@ def _build_parser() -> argparse.ArgumentParser:
     run.add_argument("--no-progress", action="store_true", help="no progress line while the job runs")
     run.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
 
-    sub.add_parser("stages", help="list the stages in recipe order")
+    cfgp = sub.add_parser("config", help="print the full configuration: the defaults, or a config file resolved")
+    cfgp.add_argument("config", nargs="?", help="YAML config (default: the built-in defaults)")
+    stg = sub.add_parser("stages", help="list the stages in recipe order")
+    stg.add_argument("--markdown", action="store_true", help="the README's table: what each does, its drop reasons")
 
     tok = sub.add_parser("tokenizer", help="tokenizer tools").add_subparsers(dest="tokenizer_command", required=True)
     train = tok.add_parser("train", help="train a byte-level BPE on a run's curated documents")
@@ -136,7 +139,24 @@ def cmd_run(args, beam_flags: list[str]) -> int:
     return 0
 
 
+def stage_table() -> str:
+    """The stages as a Markdown table (the README's), from the registry."""
+    def codes(names) -> str:
+        return ", ".join(f"`{n}`" for n in names)
+
+    lines = ["| stage | what it does | drop reasons |", "| --- | --- | --- |"]
+    for s in stage_registry.stages():
+        reasons = codes(s.reasons) or "(none)"
+        if s.errors:
+            reasons += f"; errors: {codes(s.errors)}"
+        lines.append(f"| `{s.name}` | {s.details or s.description} | {reasons} |")
+    return "\n".join(lines)
+
+
 def cmd_stages(args) -> int:
+    if args.markdown:
+        print(stage_table())
+        return 0
     stages = stage_registry.stages()
     width = max(len(s.name) for s in stages)
     for s in stages:
@@ -246,6 +266,9 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_run(args, rest)
         if args.command == "stages":
             return cmd_stages(args)
+        if args.command == "config":
+            print(load(args.config).to_yaml(), end="")
+            return 0
         if args.command == "tokenizer":
             return cmd_tokenizer_train(args)
         if args.command == "inspect":

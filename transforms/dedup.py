@@ -204,6 +204,9 @@ def exact_prepare(params: DedupExactParams):
 register(Stage(name="dedup_exact", order=90, params=DedupExactParams, prepare=exact_prepare,
                corpus="thresher.pipeline.dedup:ExactDedup",
                description="one document per normalised-text hash (optionally newest capture per URL)",
+               details=("one document per hash of the normalised text (NFKC, case, whitespace, "
+                        "punctuation, digits: each switchable); the lowest id is kept. Optionally "
+                        "first one capture per URL, the newest by date"),
                reasons=("exact_duplicate", "url_duplicate")))
 
 
@@ -268,4 +271,10 @@ def minhash_finish(stats: dict, params: DedupMinhashParams) -> list[str]:
 register(Stage(name="dedup_minhash", order=100, params=DedupMinhashParams, prepare=minhash_prepare,
                corpus="thresher.pipeline.dedup:MinHashDedup", finish=minhash_finish, outputs=("dedup",),
                description="MinHash LSH near-duplicate removal, components clustered in parallel; writes dedup/",
+               details=("word 5-gram shingles (single characters in scripts without spaces: CJK, "
+                        "Thai, ...), 64-bit MinHash, 14 bands x 8 rows (or derived from "
+                        "`threshold` with datasketch's optimiser), band keys -> `GroupByKey` -> "
+                        "candidate edges verified at `threshold` -> connected components -> one "
+                        "representative per component (lowest id, or the longest). Writes "
+                        "`dedup/clusters.parquet`"),
                reasons=("near_duplicate",)))

@@ -252,6 +252,8 @@ def _build(params: ExtractParams, ctx) -> ExtractText:
 
 register(Stage(name="extract", order=20, params=ExtractParams, build=_build,
                description="HTML to main text (resiliparse, or trafilatura)",
+               details=("HTML to main text with resiliparse (default) or trafilatura (`pip install"
+                        " 'thresher[trafilatura]'`)"),
                reasons=("empty_text", "extract_timeout")))
 
 

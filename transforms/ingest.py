@@ -289,6 +289,10 @@ def _build_decode(params: IngestParams, ctx):
 register(Stage(
     name="ingest", order=0, params=IngestParams, build=_build_decode, optional=False,
     description="read WARC/WET/JSONL/Parquet records; keep HTTP 200 text responses; decode charsets",
+    details=("reads records (gzip WARC in parallel byte ranges, one gzip member at a time; other "
+             "files streamed whole); keeps WARC `response` records with HTTP 200 and `text/html` "
+             "or `text/plain`, and WET `conversion` records; decodes the page's charset (BOM, "
+             "valid UTF-8, HTTP header, `<meta>`, then detection)"),
     reasons=("not_response", "http_status", "content_type", "content_encoding", "empty_payload", "oversize",
              "binary_payload", "empty_text", "no_text"),
     errors=("garbage", "gzip_corrupt", "gzip_truncated", "truncated_record", "bad_header", "bad_content_length",

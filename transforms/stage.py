@@ -36,7 +36,7 @@ def check(ok: bool, key: str, message: str) -> None:
 @dataclass(frozen=True)
 class Stage:
     name: str
-    description: str
+    description: str  # one line, for `thresher stages`
     params: type  # a dataclass: the config section stages.<name>; `validate(path)` if it has one
     order: int  # stages run by ascending order
     # Builds the callable a worker runs, once per DoFn instance: (params, StageContext) -> callable.
@@ -54,6 +54,7 @@ class Stage:
     finish: Callable | None = None  # (stage's stats, params) -> problems; on the driver after the job
     partition: Callable | None = None  # params -> a column to partition documents/ by (Hive layout), or None
     optional: bool = True  # False: always runs (ingest), not selectable with --only/--skip
+    details: str = ""  # what it does, in full (Markdown): the README's stage table
 
     def enabled(self, params) -> bool:
         return not self.optional or getattr(params, "enabled", True)

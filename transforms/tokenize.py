@@ -145,5 +145,8 @@ def _finish(stats: dict, params: TokenizeParams) -> list[str]:
 
 register(Stage(name="tokenize", order=110, params=TokenizeParams, build=_build, batch="batch_docs",
                description="token ids with a Hugging Face tokenizer, EOS appended; writes shards/",
+               details=("token ids with a Hugging Face `tokenizers` tokenizer (one `encode_batch` "
+                        "per 256 documents), EOS appended; adds `n_tokens` to documents and writes"
+                        " `shards/`"),
                columns=(("n_tokens", pa.int32()),), resolve=_resolve, finish=_finish, outputs=("shards",),
                writes="thresher.pipeline.shards:WriteTokenShards"))

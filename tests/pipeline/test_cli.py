@@ -1,8 +1,11 @@
 import json
+import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
+import yaml
 
 from thresher.pipeline.cli import main
 from thresher.pipeline.rundir import safe_subpath
@@ -103,8 +106,6 @@ def test_inspect_sample_and_help_do_not_import_beam(tmp_path):
 def test_the_version_has_one_source():
     """pyproject.toml's version, read from the installed metadata; no module writes it again."""
     import importlib.metadata
-    import re
-    from pathlib import Path
 
     import thresher.pipeline
 
@@ -114,3 +115,30 @@ def test_the_version_has_one_source():
     for folder in ("pipeline", "transforms", "trainer"):
         for path in (root / folder).rglob("*.py"):
             assert not re.search(r"__version__\s*=\s*['\"]\d+\.\d+", path.read_text()), path  # a version literal
+
+
+README = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+
+
+def test_the_readme_stage_table_is_the_registry(capsys):
+    assert main(["stages", "--markdown"]) == 0
+    table = capsys.readouterr().out.strip()
+    assert table in README, "README's stage table: regenerate it with `thresher stages --markdown`"
+
+
+def test_the_readme_config_block_shows_the_defaults(capsys):
+    """Every key the README's config block shows has its default value, and every stage is there."""
+    assert main(["config"]) == 0
+    defaults = yaml.safe_load(capsys.readouterr().out)
+    shown = yaml.safe_load(re.search(r"## Configuration.*?```yaml\n(.*?)```", README, re.S).group(1))
+
+    def check(shown, defaults, path):
+        for key, value in shown.items():
+            assert key in defaults, f"README shows {path}{key}, which the config does not have"
+            if isinstance(value, dict):
+                check(value, defaults[key], f"{path}{key}.")
+            else:
+                assert value == defaults[key], f"README: {path}{key}: {value!r}, default {defaults[key]!r}"
+
+    check(shown, defaults, "")
+    assert list(shown["stages"]) == list(defaults["stages"])

@@ -115,13 +115,14 @@ def _columns(field: str, params: Filter) -> tuple:
     return tuple((k, arrow_type(v)) for k, v in signals.items()) + ((f"{params.name}_reason", pa.string()),)
 
 
-def register_filter(*, name: str, order: int, description: str, reasons: tuple[str, ...], field: str = "text"):
+def register_filter(*, name: str, order: int, description: str, reasons: tuple[str, ...], field: str = "text",
+                    details: str = ""):
     """Class decorator: the `Filter` subclass becomes the stage `name` (its fields: the config section)."""
 
     def wrap(cls: type) -> type:
         cls.name = name
         register(Stage(name=name, description=description, params=cls, order=order, reasons=tuple(reasons),
-                       build=partial(_build, field), columns=partial(_columns, field)))
+                       build=partial(_build, field), columns=partial(_columns, field), details=details))
         return cls
 
     return wrap

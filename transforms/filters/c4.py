@@ -18,6 +18,10 @@ POLICY = ("terms of use", "privacy policy", "cookie policy", "uses cookies", "us
 
 @register_filter(name="c4", order=60,
                  description="C4: drop lines without terminal punctuation, boilerplate; documents with too few sentences",
+                 details=("C4's line filters (terminal punctuation, >= 3 words, \"javascript\", "
+                          "cookie / terms / privacy boilerplate, citation markers removed; the "
+                          "text keeps the surviving lines) and document filters; optional "
+                          "bad-words list"),
                  reasons=("lorem_ipsum", "curly_bracket", "too_few_sentences", "bad_words"))
 @dataclass
 class C4Quality(Filter):

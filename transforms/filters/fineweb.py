@@ -13,6 +13,9 @@ from thresher.transforms.text import TERMINAL, analyse
 
 @register_filter(name="fineweb", order=70,
                  description="FineWeb: line punctuation, short lines, duplicated lines, list-like documents",
+                 details=("FineWeb's rules: lines ending in punctuation >= 12%, lines of <= 30 "
+                          "characters <= 67%, duplicated-line characters <= 1%, newlines per word "
+                          "<= 0.3"),
                  reasons=("line_punct_ratio", "short_line_ratio", "char_dup_ratio", "list_ratio", "empty"))
 @dataclass
 class FineWebQuality(Filter):

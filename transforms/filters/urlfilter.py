@@ -37,6 +37,10 @@ def _host_and_path(url: str) -> tuple[str, str]:
 
 @register_filter(name="urlfilter", order=10, field="url",
                  description="domain/URL blocklists (UT1 format) and banned words in URLs",
+                 details=("domain and URL blocklists in UT1 format (a listed domain blocks its "
+                          "subdomains, a listed URL the pages under it), banned words (whole URL "
+                          "tokens) and subwords; the detail names the list and entry. No list is "
+                          "configured by default"),
                  reasons=("blocked_domain", "blocked_url", "banned_url_word", "banned_url_subword"))
 @dataclass
 class UrlFilter(Filter):
