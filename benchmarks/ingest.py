@@ -27,7 +27,6 @@ def plain_loop(paths: list[str]) -> tuple[int, float]:
 
     from thresher.pipeline.config import Config
     from thresher.transforms.document import DOCUMENT_SCHEMA
-    from thresher.transforms.document import source_name
     from thresher.transforms.extract import ExtractText
     from thresher.transforms.ingest import WarcOptions, decode_payload, read_warc
 
@@ -37,7 +36,7 @@ def plain_loop(paths: list[str]) -> tuple[int, float]:
     kept = []
     for path in paths:
         with open(path, "rb") as fh:
-            for item in read_warc(fh, source_name(path), WarcOptions()):
+            for item in read_warc(fh, os.path.basename(path), WarcOptions()):
                 if not isinstance(item, dict):
                     continue
                 doc = decode_payload(item)

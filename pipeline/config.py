@@ -117,6 +117,9 @@ class RunnerConfig:
 @dataclass
 class Config:
     input: list[str] = field(default_factory=list)  # paths or globs; empty: the embedded sample
+    # Documents' `source` (and so their ids) is the input file's path relative to this folder;
+    # empty: the deepest folder holding every input (for inputs in one folder, the file's name).
+    input_root: str = ""
     output: str = "thresher-out"
     runner: RunnerConfig = field(default_factory=RunnerConfig)
     write: WriteConfig = field(default_factory=WriteConfig)

@@ -19,10 +19,10 @@ from thresher.transforms.stage import Stage
 class Curate(beam.PTransform):
     """The whole recipe as one composite: read, run the stages, write."""
 
-    def __init__(self, ctx: PipelineContext, files: list[tuple[str, int]], stages: list[Stage]):
+    def __init__(self, ctx: PipelineContext, files: list[tuple[str, str, int]], stages: list[Stage]):
         super().__init__()
         self.ctx = ctx
-        self.files = sorted(files)  # (path, size in bytes)
+        self.files = sorted(files)  # (path, source, size in bytes)
         self.stages = stages
 
     def expand(self, pbegin):
@@ -55,7 +55,7 @@ class Curate(beam.PTransform):
         # File counts follow the input's size, known before the job (a count computed from the data
         # would make the runner hold every document until it is known): the same input and config
         # give the same files on any runner, and a writer's memory stays bounded as corpora grow.
-        auto = max(1, math.ceil(sum(size for _, size in self.files) / 1e6 / w.shard_input_mb))
+        auto = max(1, math.ceil(sum(size for _, _, size in self.files) / 1e6 / w.shard_input_mb))
         written_docs = tuple(branches.values()) | "WriteDocuments" >> WriteShards(
             "documents", f"{ctx.staging}/documents", document_schema(self.stages, ctx.config), w.document_shards or auto,
             w.seed, w.compression, ctx.progress_dir, ctx.spill("documents"),

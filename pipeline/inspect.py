@@ -155,6 +155,7 @@ def verify_run(run_dir: str) -> list[str]:
     rows = sum(pq.read_metadata(f).num_rows for f in docs)
     if stats is not None and rows != stats["totals"]["kept"]:
         problems.append(f"documents/: {rows} rows, stats.json says {stats['totals']['kept']} kept")
+    problems += _duplicate_ids(docs)
     shard_dir = os.path.join(run_dir, "shards")
     if os.path.isdir(shard_dir):
         problems += [f"shards/{p}" for p in verify(shard_dir)]
@@ -165,6 +166,24 @@ def verify_run(run_dir: str) -> list[str]:
         except (OSError, ValueError, KeyError, TypeError):
             pass  # already reported by verify()
     return problems
+
+
+def _duplicate_ids(files: list[str]) -> list[str]:
+    """Document ids must be unique in a run: ids that repeat, with where the first two come from."""
+    seen: dict = {}
+    repeats: dict = {}
+    for f in files:
+        t = pq.read_table(f, columns=["id", "source"])
+        for doc_id, source in zip(t.column("id").to_pylist(), t.column("source").to_pylist()):
+            if doc_id in seen:
+                repeats.setdefault(doc_id, [seen[doc_id]]).append(source)
+            else:
+                seen[doc_id] = source
+    if not repeats:
+        return []
+    first, sources = next(iter(sorted(repeats.items())))
+    return [f"documents/: {len(repeats)} id(s) appear more than once, e.g. {first} from "
+            f"{' and '.join(map(str, sources[:2]))}"]
 
 
 def _fmt_bytes(n: float) -> str:

@@ -14,7 +14,7 @@ from apache_beam.pvalue import TaggedOutput
 
 from thresher.pipeline.counting import COUNTS, REJECTED, CountingDoFn, StageResult, in_global_window
 from thresher.pipeline.spill import SpillBuffer, read_segments
-from thresher.transforms.document import make_id, source_name
+from thresher.transforms.document import make_id
 from thresher.transforms.ingest import Rejection, WarcOptions, plan_splits, read_records, splittable
 
 
@@ -92,8 +92,7 @@ class ReadRecords(CountingDoFn):
             yield in_global_window(TaggedOutput(self.SPREAD, ref))
         yield from super().finish_bundle()
 
-    def _read(self, path: str, start: int, end: int, size: int):
-        source = source_name(path)
+    def _read(self, path: str, source: str, start: int, end: int, size: int):
         if start == 0:
             self.count(("input", "files"))
             self.count(("input", "bytes"), size)
@@ -156,7 +155,7 @@ class ReadSpilled(beam.DoFn):
 
 
 class ReadInputs(beam.PTransform):
-    """(path, size) pairs -> document branches ``{"read": ..., "spread": ...}``, plus counts and
+    """(path, source, size) of each input -> document branches ``{"read": ..., "spread": ...}``, plus counts and
     rejected rows. Gzip WARC is read in byte ranges by all workers; a file that must be read whole by
     one worker has its records spilled in chunks, and the chunks spread over all workers."""
 
@@ -169,7 +168,7 @@ class ReadInputs(beam.PTransform):
         read = (
             pbegin
             | "InputFiles" >> beam.Create(self.files)
-            | "PlanSplits" >> beam.FlatMap(lambda f: [(f[0], a, b, f[1]) for a, b in plan_splits(f[0], f[1], split_bytes)])
+            | "PlanSplits" >> beam.FlatMap(lambda f: [(f[0], f[1], a, b, f[2]) for a, b in plan_splits(f[0], f[2], split_bytes)])
             | "SpreadSplits" >> beam.Reshuffle()
             | "ReadRecords" >> beam.ParDo(ReadRecords(self.warc, self.spill, **self.common)).with_outputs(
                 COUNTS, REJECTED, ReadRecords.SPREAD, main="docs")

@@ -22,6 +22,7 @@ from thresher.pipeline.progress import ProgressDisplay
 from thresher.pipeline.runners import is_dry_run, is_local, make_runner_and_options
 from thresher.pipeline.stages import PipelineContext, enabled_stages
 from thresher.pipeline.stats import AccountingError, accounting_problems
+from thresher.transforms.document import input_root, source_names
 from thresher.transforms.ingest import detect_format
 from thresher.transforms.stage import Stage
 
@@ -34,9 +35,10 @@ def embedded_sample() -> str:
 class InputFile:
     path: str
     size: int
+    source: str = ""  # the path relative to the run's input root: documents' `source`, and their ids
 
 
-def resolve_inputs(patterns: list[str]) -> list[InputFile]:
+def resolve_inputs(patterns: list[str], root: str = "") -> list[InputFile]:
     """Expand paths, folders and globs; every pattern must match a file of a known format."""
     found: dict[str, int] = {}
     for pattern in patterns:
@@ -57,7 +59,14 @@ def resolve_inputs(patterns: list[str]) -> list[InputFile]:
             raise ConfigError(f"input '{matches[0].path}': unknown format")
         for m in known:
             found[m.path] = m.size_in_bytes
-    return [InputFile(p, s) for p, s in sorted(found.items())]
+    if root and "://" not in root:
+        root = os.path.abspath(root)
+    sources = source_names(sorted(found), root or None)
+    if root:
+        outside = [p for p, src in sources.items() if src == p]
+        if outside:
+            raise ConfigError(f"config key 'input_root': {outside[0]} is not under {root}")
+    return [InputFile(p, s, sources[p]) for p, s in sorted(found.items())]
 
 
 def resolve_resources(cfg: Config, stages: list[Stage]) -> tuple:
@@ -88,7 +97,7 @@ def _dry_run(cfg: Config, stages, files, runner, options) -> RunResult:
                           cfg.runner.spill_files())
     t0 = time.perf_counter()
     pipeline = beam.Pipeline(runner=runner, options=options)
-    _ = pipeline | "Curate" >> Curate(ctx, [(f.path, f.size) for f in files], stages)
+    _ = pipeline | "Curate" >> Curate(ctx, [(f.path, f.source, f.size) for f in files], stages)
     result = pipeline.run()
     stats = {"dry_run": True, "runner": cfg.runner.name, "stages": [s.name for s in stages],
              "inputs": [f.path for f in files]}
@@ -102,7 +111,9 @@ def run(cfg: Config, beam_flags: list[str] | None = None, show_progress: bool = 
     stages: list[Stage] = enabled_stages(cfg)
     cfg = copy.deepcopy(cfg)
     cfg.input = list(cfg.input or [embedded_sample()])
-    files = resolve_inputs(cfg.input)
+    if cfg.input_root and "://" not in cfg.input_root:
+        cfg.input_root = os.path.abspath(cfg.input_root)
+    files = resolve_inputs(cfg.input, cfg.input_root)
     runner, options = make_runner_and_options(cfg.runner.name, cfg.runner.workers, beam_flags)
 
     if is_dry_run(options):
@@ -123,7 +134,7 @@ def run(cfg: Config, beam_flags: list[str] | None = None, show_progress: bool = 
     t0 = time.perf_counter()
     try:
         pipeline = beam.Pipeline(runner=runner, options=options)
-        _ = pipeline | "Curate" >> Curate(ctx, [(f.path, f.size) for f in files], stages)
+        _ = pipeline | "Curate" >> Curate(ctx, [(f.path, f.source, f.size) for f in files], stages)
         if show_progress and progress_dir:
             with ProgressDisplay(progress_dir, sum(f.size for f in files), [s.name for s in stages]):
                 pipeline.run().wait_until_finish()
@@ -142,6 +153,7 @@ def run(cfg: Config, beam_flags: list[str] | None = None, show_progress: bool = 
         "workers": cfg.runner.workers,
         "stages": [s.name for s in stages],
         "inputs": [f.path for f in files],
+        "input_root": cfg.input_root or input_root([f.path for f in files]),
     }
     problems = accounting_problems(stats)
     for s in stages:

@@ -36,13 +36,32 @@ class Drop:
 
 
 def make_id(source: str, offset: int | str) -> str:
-    """A stable document id from the input file's name and the record's place in it.
+    """A stable document id from the input file's `source` name and the record's place in it.
 
-    The same file gives the same ids on every run, machine and runner; the file's name,
-    not its directory, is hashed, so moving a crawl between buckets keeps its ids.
+    `source` is the file's path relative to the run's input root (see `source_names`): unique
+    among a run's inputs, the same on every run, machine and runner, and unchanged when the whole
+    crawl moves to another bucket or folder.
     """
     return hashlib.blake2b(f"{source}\x00{offset}".encode(), digest_size=16).hexdigest()
 
 
-def source_name(path: str) -> str:
-    return path.rstrip("/").rsplit("/", 1)[-1]
+def input_root(paths: list[str]) -> str:
+    """The deepest folder holding every path (``gs://b/crawl`` for ``gs://b/crawl/{a,b}/x.gz``),
+    or "" when they share none (inputs in two buckets)."""
+    folders = [p.rstrip("/").rsplit("/", 1)[0].split("/") if "/" in p else [] for p in paths]
+    common: list[str] = []
+    for parts in zip(*folders):
+        if any(x != parts[0] for x in parts):
+            break
+        common.append(parts[0])
+    root = "/".join(common)
+    return "" if root in ("", "gs:", "s3:") or root.endswith(":/") else root
+
+
+def source_names(paths: list[str], root: str | None = None) -> dict[str, str]:
+    """Each input path -> its `source`: the path relative to `root` (by default `input_root`), or
+    the whole path where it is not under it. Two files of the same name in different folders
+    (``CC-MAIN-2024-10/000.parquet``, ``CC-MAIN-2024-18/000.parquet``) get different sources,
+    and so different ids."""
+    root = (input_root(paths) if root is None else root).rstrip("/")
+    return {p: p[len(root) + 1:] if root and p.startswith(root + "/") else p for p in paths}
