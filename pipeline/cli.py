@@ -27,6 +27,8 @@ def _build_parser() -> argparse.ArgumentParser:
     run.add_argument("--workers", type=int, metavar="N", help="local worker processes for the direct runner")
     run.add_argument("--only", metavar="A,B", help="run only these stages (ingest and writing always run)")
     run.add_argument("--skip", metavar="A,B", help="skip these stages")
+    run.add_argument("--overwrite", action="store_true",
+                     help="replace what the output folder holds (another run's results, or other files)")
     run.add_argument("--no-progress", action="store_true", help="no progress line while the job runs")
     run.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
 
@@ -130,7 +132,7 @@ def cmd_run(args, beam_flags: list[str]) -> int:
     if not args.quiet:
         print(f"thresher run: {', '.join(cfg.input) if cfg.input else 'embedded sample'} -> {cfg.output} "
               f"({cfg.runner.name}, {cfg.runner.workers} worker{'s' if cfg.runner.workers > 1 else ''})", file=sys.stderr)
-    result = run(cfg, beam_flags, show_progress=not (args.no_progress or args.quiet))
+    result = run(cfg, beam_flags, show_progress=not (args.no_progress or args.quiet), overwrite=args.overwrite)
     if result.stats.get("dry_run"):
         print(f"dry run: the {result.stats['runner']} job was built and validated with "
               f"{len(result.stats['stages'])} stages; nothing was submitted or written")
@@ -255,13 +257,26 @@ def cmd_train(args, trainer_args: list[str]) -> int:
     return subprocess.call(cmd)
 
 
+def parse(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
+    """(Thresher's arguments, the rest: Beam's flags for `run`, the trainer's for `train`)."""
+    parser = _build_parser()
+    if argv[:1] == ["run"] and not {"-h", "--help"} & set(argv):
+        from thresher.pipeline.options import split_run_args  # reads Beam's option classes
+
+        run_parser = parser._subparsers._group_actions[0].choices["run"]
+        ours, beam_flags = split_run_args(argv[1:], run_parser)
+        return parser.parse_args(["run", *ours]), beam_flags
+    args, rest = parser.parse_known_args(argv)
+    if rest and args.command != "train":
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
+    return args, rest
+
+
 def main(argv: list[str] | None = None) -> int:
     configure()
-    parser = _build_parser()
-    args, rest = parser.parse_known_args(argv)
-    if rest and args.command not in ("run", "train"):
-        parser.error(f"unrecognized arguments: {' '.join(rest)}")
+    argv = list(sys.argv[1:] if argv is None else argv)
     try:
+        args, rest = parse(argv)
         if args.command == "run":
             return cmd_run(args, rest)
         if args.command == "stages":

@@ -104,9 +104,13 @@ def _dry_run(cfg: Config, stages, files, runner, options) -> RunResult:
     return RunResult(output, stats, time.perf_counter() - t0, job=getattr(result, "job", None))
 
 
-def run(cfg: Config, beam_flags: list[str] | None = None, show_progress: bool = False) -> RunResult:
+def run(cfg: Config, beam_flags: list[str] | None = None, show_progress: bool = False,
+        overwrite: bool = False) -> RunResult:
     """Everything `thresher run` does after parsing its arguments. A library call: it leaves the
-    calling process's settings alone (the command tunes the heap, pipeline/heap.py)."""
+    calling process's settings alone (the command tunes the heap, pipeline/heap.py).
+
+    The output folder must be new or empty, or hold a run of this same config (a rerun after a
+    crash); another run or other files are replaced only with `overwrite`."""
     beam_flags = list(beam_flags or [])
     stages: list[Stage] = enabled_stages(cfg)
     cfg = copy.deepcopy(cfg)
@@ -124,6 +128,7 @@ def run(cfg: Config, beam_flags: list[str] | None = None, show_progress: bool = 
         output = os.path.abspath(output)
         os.makedirs(output, exist_ok=True)
     cfg.output = output
+    rundir.check_replaceable(output, cfg.to_yaml(), overwrite)
     resources = resolve_resources(cfg, stages)
     folders = output_folders(stages)
     staging = rundir.prepare(output, folders)

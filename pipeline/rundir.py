@@ -106,3 +106,25 @@ def publish(output: str, staging: str, folders: tuple[str, ...] = DATA_FOLDERS) 
 
 def finish(staging: str) -> None:
     _delete_tree(staging)
+
+
+def check_replaceable(output: str, config_yaml: str, overwrite: bool) -> None:
+    """A run may write into `output` when it is new or empty, holds only a crashed run's staging
+    folder, or holds a run of this same config (a rerun, the crash-resume path). Another run, or a
+    folder that is not a run at all, is replaced only with ``overwrite``."""
+    from thresher.pipeline.config import ConfigError
+
+    if overwrite:
+        return
+    config = join(output, "config.yaml")
+    if FileSystems.exists(config):
+        if read_bytes(config).decode("utf-8", "replace") != config_yaml:
+            raise ConfigError(f"{output} holds another run (its config.yaml differs from this one's): pass "
+                              "--overwrite to replace it, or choose another --output")
+        return
+    if _is_local(output) and os.path.isdir(output):
+        other = sorted(set(os.listdir(output)) - {STAGING})
+        if other:
+            raise ConfigError(f"{output} is not empty and holds no Thresher run ({', '.join(other[:3])}"
+                              f"{', ...' if len(other) > 3 else ''}): pass --overwrite to write into it, or choose "
+                              "another --output")

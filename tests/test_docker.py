@@ -102,9 +102,9 @@ def test_flex_template_launcher_and_metadata():
     args = to_run_args(["--config=gs://b/c.yaml", "--input=gs://b/in/*.warc.gz", "--output=gs://b/out",
                         "--project=p", "--region=r"])
     assert args[:4] == ["run", "gs://b/c.yaml", "--runner", "DataflowRunner"]
-    from thresher.pipeline.cli import _build_parser
+    from thresher.pipeline.cli import parse
 
-    parsed, rest = _build_parser().parse_known_args(args)
+    parsed, rest = parse(args)
     assert parsed.config == "gs://b/c.yaml" and parsed.input == ["gs://b/in/*.warc.gz"]
     assert rest == ["--project=p", "--region=r"]  # Beam options pass through
 

@@ -26,7 +26,7 @@ def test_stages_lists_every_stage_in_order(capsys):
         (["run", "--input", "/no/such/file.warc.gz"], "matches no file"),
         (["run", "--input", "/no/such/*.warc.gz"], "matches no file"),
         (["run", "--workers", "0"], "runner.workers"),
-        (["run", "--outptu=x"], "unknown option(s): --outptu"),
+        (["run", "--outptu=x"], "unknown option --outptu (did you mean --output?)"),
         (["run", "/no/such/config.yaml"], "config file not found"),
     ],
 )
@@ -142,3 +142,43 @@ def test_the_readme_config_block_shows_the_defaults(capsys):
 
     check(shown, defaults, "")
     assert list(shown["stages"]) == list(defaults["stages"])
+
+
+@pytest.mark.parametrize("argv,config,beam", [
+    (["run", "--runner", "DataflowRunner", "--sdk_container_image", "foo/bar:1", "--output", "x"], None,
+     ["--sdk_container_image=foo/bar:1"]),
+    (["run", "--num_workers", "3"], None, ["--num_workers=3"]),
+    (["run", "--project", "p", "recipe.yaml", "--streaming", "--region=r", "-q"], "recipe.yaml",
+     ["--project=p", "--streaming", "--region=r"]),
+])
+def test_beam_options_pass_through_written_either_way(argv, config, beam):
+    from thresher.pipeline.cli import parse
+
+    args, flags = parse(argv)
+    assert args.config == config and flags == beam
+
+
+def test_an_unknown_option_is_named_not_read_as_the_config(capsys):
+    assert main(["run", "--ouput", "somewhere"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown option --ouput (did you mean --output?)" in err and "config file" not in err
+
+
+@pytest.mark.slow
+def test_a_previous_run_is_replaced_only_with_overwrite(tmp_path, capsys):
+    data = tmp_path / "docs.jsonl"
+    data.write_text("".join(json.dumps({"id": f"d{i}", "text": f"Document number {i}."}) + "\n" for i in range(4)))
+    out = tmp_path / "run"
+    base = ["run", "--input", str(data), "--output", str(out), "-q", "--no-progress"]
+    assert main([*base, "--only", "dedup_exact"]) == 0
+    before = (out / "config.yaml").read_text()
+    assert main([*base, "--only", "dedup_exact"]) == 0  # the same config again: a rerun is fine
+    assert main([*base, "--only", "extract"]) == 2  # another config: refused, nothing touched
+    assert "holds another run" in capsys.readouterr().err and (out / "config.yaml").read_text() == before
+    assert main([*base, "--only", "extract", "--overwrite"]) == 0
+    assert (out / "config.yaml").read_text() != before
+    other = tmp_path / "notes"
+    other.mkdir()
+    (other / "todo.txt").write_text("mine")
+    assert main(["run", "--input", str(data), "--output", str(other), "-q", "--only", "extract"]) == 2
+    assert "is not empty and holds no Thresher run (todo.txt)" in capsys.readouterr().err

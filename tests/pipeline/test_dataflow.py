@@ -70,8 +70,10 @@ def test_dataflow_without_the_worker_image_is_refused_with_instructions():
 def test_the_cli_dry_run_finishes_without_credentials(tmp_path):
     env = dict(os.environ, GOOGLE_APPLICATION_CREDENTIALS=str(tmp_path / "none.json"),
                GCE_METADATA_HOST="127.0.0.1:9")  # any attempt to reach Google would fail, not hang
-    proc = subprocess.run([sys.executable, "-m", "thresher.pipeline", "run", "--runner", "DataflowRunner",
-                           "--output", "gs://my-bucket/runs/r2", *FLAGS],
+    # the README's form: Beam options written with a space, before and after Thresher's own
+    spaced = [part for flag in FLAGS for part in flag.split("=", 1)]
+    proc = subprocess.run([sys.executable, "-m", "thresher.pipeline", "run", *spaced[:4], "--runner", "DataflowRunner",
+                           "--output", "gs://my-bucket/runs/r2", *spaced[4:]],
                           capture_output=True, text=True, timeout=300, env=env)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "dry run" in proc.stdout
