@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from thresher.pipeline.config import ConfigError, load
@@ -138,7 +139,14 @@ def cmd_run(args, beam_flags: list[str]) -> int:
               f"{len(result.stats['stages'])} stages; nothing was submitted or written")
     elif not args.quiet:
         print(_summary(result))
-    return 0
+    skipped = result.stats.get("run", {}).get("skipped_inputs") or []
+    if skipped and not args.quiet:
+        names = ", ".join(os.path.basename(p) for p in skipped[:5]) + (", ..." if len(skipped) > 5 else "")
+        print(f"thresher run: skipped {len(skipped)} file{'s' if len(skipped) > 1 else ''} of no known format: {names}",
+              file=sys.stderr)
+    for problem in result.problems:
+        print(f"thresher: error: {problem}", file=sys.stderr)
+    return 1 if result.problems else 0
 
 
 def stage_table() -> str:
@@ -295,6 +303,10 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as e:
         print(f"thresher: error: {e}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # `thresher sample ... | head`: the reader has what it wanted
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # Python flushes stdout again at exit
+        return 0
     return 1
 
 

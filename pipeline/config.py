@@ -120,6 +120,9 @@ class Config:
     # Documents' `source` (and so their ids) is the input file's path relative to this folder;
     # empty: the deepest folder holding every input (for inputs in one folder, the file's name).
     input_root: str = ""
+    # thresher run exits 1 when more than this share of the records read were errors (broken files),
+    # or when nothing was read: a scheduler notices (the results are published all the same)
+    max_error_fraction: float = 0.1
     output: str = "thresher-out"
     runner: RunnerConfig = field(default_factory=RunnerConfig)
     write: WriteConfig = field(default_factory=WriteConfig)
@@ -127,6 +130,7 @@ class Config:
 
     def validate(self) -> "Config":
         _check(bool(self.output), "output", "must not be empty")
+        _check(0 <= self.max_error_fraction <= 1, "max_error_fraction", "must be within [0, 1]")
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
             if dataclasses.is_dataclass(value):

@@ -10,9 +10,11 @@ from collections import Counter
 from urllib.parse import urlsplit
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from thresher.pipeline.config import ConfigError
 from thresher.pipeline.layout import partition_values
 from thresher.pipeline.stats import accounting_problems
 from thresher.transforms import stage as stage_registry
@@ -65,7 +67,9 @@ def _top(counter: Counter, n: int = 25) -> dict:
 
 def build_report(run_dir: str) -> dict:
     if not os.path.isdir(run_dir):
-        raise FileNotFoundError(f"{run_dir}: no such run directory")
+        raise ConfigError(f"{run_dir}: no such run directory")
+    if not os.path.exists(os.path.join(run_dir, "stats.json")):
+        raise ConfigError(f"{run_dir}: not a run directory (no stats.json)")
     report: dict = {"dir": os.path.abspath(run_dir)}
     stats_path = os.path.join(run_dir, "stats.json")
     if os.path.exists(stats_path):
@@ -119,11 +123,15 @@ def build_report(run_dir: str) -> dict:
     shard_dir = os.path.join(run_dir, "shards")
     if os.path.exists(os.path.join(shard_dir, MANIFEST)):
         m = read_manifest(shard_dir)
-        lengths = []
+        lengths, unreadable = [], []
         for s in m.shards:
             path = os.path.join(shard_dir, s.file)
             if os.path.exists(path):
-                _, offsets = token_arrays(open_shard(path))
+                try:
+                    _, offsets = token_arrays(open_shard(path))
+                except (pa.ArrowException, OSError, ValueError):  # --verify says what is wrong with it
+                    unreadable.append(s.file)
+                    continue
                 lengths.append(np.diff(offsets))
         toks = np.concatenate(lengths) if lengths else np.zeros(0)
         report["shards"] = {
@@ -138,6 +146,7 @@ def build_report(run_dir: str) -> dict:
             "per_shard": [{"file": s.file, "rows": s.rows, "tokens": s.tokens, "bytes": s.bytes} for s in m.shards],
             "doc_tokens": _percentiles(toks),
             "tokens_histogram": _histogram(toks),
+            "unreadable": unreadable,
         }
     return report
 

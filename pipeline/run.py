@@ -9,7 +9,7 @@ import os
 import shutil
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 
 import apache_beam as beam
@@ -38,9 +38,11 @@ class InputFile:
     source: str = ""  # the path relative to the run's input root: documents' `source`, and their ids
 
 
-def resolve_inputs(patterns: list[str], root: str = "") -> list[InputFile]:
-    """Expand paths, folders and globs; every pattern must match a file of a known format."""
+def resolve_inputs(patterns: list[str], root: str = "") -> tuple[list[InputFile], list[str]]:
+    """Expand paths, folders and globs; every pattern must match a file of a known format. Returns
+    the input files and the files of a folder or glob that were skipped (no known format)."""
     found: dict[str, int] = {}
+    skipped: set[str] = set()
     for pattern in patterns:
         if "://" not in pattern and os.path.isdir(pattern):
             pattern = os.path.join(pattern, "**")
@@ -59,6 +61,7 @@ def resolve_inputs(patterns: list[str], root: str = "") -> list[InputFile]:
             raise ConfigError(f"input '{matches[0].path}': unknown format")
         for m in known:
             found[m.path] = m.size_in_bytes
+        skipped.update(m.path for m in matches if not detect_format(m.path))
     if root and "://" not in root:
         root = os.path.abspath(root)
     sources = source_names(sorted(found), root or None)
@@ -66,7 +69,7 @@ def resolve_inputs(patterns: list[str], root: str = "") -> list[InputFile]:
         outside = [p for p, src in sources.items() if src == p]
         if outside:
             raise ConfigError(f"config key 'input_root': {outside[0]} is not under {root}")
-    return [InputFile(p, s, sources[p]) for p, s in sorted(found.items())]
+    return [InputFile(p, s, sources[p]) for p, s in sorted(found.items())], sorted(skipped)
 
 
 def resolve_resources(cfg: Config, stages: list[Stage]) -> tuple:
@@ -87,6 +90,18 @@ class RunResult:
     stats: dict
     seconds: float
     job: object = None  # a dry run's translated job (Dataflow: apiclient.Job)
+    problems: list = field(default_factory=list)  # a finished run a scheduler must notice: read nothing, too many errors
+
+
+def health_problems(stats: dict, max_error_fraction: float) -> list[str]:
+    """What makes a published run a failure for whoever scheduled it."""
+    t = stats["totals"]
+    if t["read"] == 0:
+        return [f"read nothing: {stats['input']['files']} input file(s), {stats['input']['bytes']:,} bytes, no record"]
+    if t["errored"] / t["read"] > max_error_fraction:
+        return [f"{t['errored']:,} of {t['read']:,} records errored ({t['errored'] / t['read']:.1%}), more than "
+                f"max_error_fraction {max_error_fraction:.0%}: see rejected/ (errored = true) for where and why"]
+    return []
 
 
 def _dry_run(cfg: Config, stages, files, runner, options) -> RunResult:
@@ -117,7 +132,7 @@ def run(cfg: Config, beam_flags: list[str] | None = None, show_progress: bool = 
     cfg.input = list(cfg.input or [embedded_sample()])
     if cfg.input_root and "://" not in cfg.input_root:
         cfg.input_root = os.path.abspath(cfg.input_root)
-    files = resolve_inputs(cfg.input, cfg.input_root)
+    files, skipped = resolve_inputs(cfg.input, cfg.input_root)
     runner, options = make_runner_and_options(cfg.runner.name, cfg.runner.workers, beam_flags)
 
     if is_dry_run(options):
@@ -159,6 +174,7 @@ def run(cfg: Config, beam_flags: list[str] | None = None, show_progress: bool = 
         "stages": [s.name for s in stages],
         "inputs": [f.path for f in files],
         "input_root": cfg.input_root or input_root([f.path for f in files]),
+        "skipped_inputs": skipped,
     }
     problems = accounting_problems(stats)
     for s in stages:
@@ -174,7 +190,10 @@ def run(cfg: Config, beam_flags: list[str] | None = None, show_progress: bool = 
                               f"this run's files are in {staging})")
     rundir.publish(output, staging, folders)
     rundir.atomic_write(rundir.join(output, "config.yaml"), cfg.to_yaml().encode())
+    health = health_problems(stats, cfg.max_error_fraction)
+    if health:
+        stats["health_problems"] = health
     rundir.atomic_write(rundir.join(output, "stats.json"), json.dumps(stats, indent=2).encode())
     rundir.finish(staging)
-    return RunResult(output, stats, seconds)
+    return RunResult(output, stats, seconds, problems=health)
 

@@ -139,8 +139,8 @@ class WriteShards(beam.PTransform):
     Takes one PCollection or a tuple of them (Beam reads a list as values to create). The rows go
     to spill files and only references to them through the shuffle (`pipeline.spill`); each branch
     spills on its own, because a Flatten before the spill would make the local runner hold every
-    row of the branches between stages. A single-file output (`filename`) is written even when no
-    row comes: an empty table, not a missing file.
+    row of the branches between stages. The first file of an unpartitioned output is written even
+    when no row comes: an empty table, not a missing file.
     """
 
     def __init__(self, kind: str, folder: str, schema: pa.Schema, shards: int, seed: int, compression: str,
@@ -150,7 +150,9 @@ class WriteShards(beam.PTransform):
         self.shards = shards
         self.seed = seed
         self.spill = spill
-        self.always = filename is not None
+        # the first file is written even without rows (an empty table, readable by every reader, not
+        # an empty folder); not for partitioned output, whose files live in the partitions' folders
+        self.always = partition is None
 
     def expand(self, rows):
         branches = branches_of(rows)

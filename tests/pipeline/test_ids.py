@@ -34,8 +34,8 @@ def _two_folders(tmp_path: Path) -> Path:
 
 def test_an_input_root_the_inputs_are_not_under_is_refused(tmp_path):
     data = _two_folders(tmp_path)
-    files = resolve_inputs([str(data / "*" / "part-0.jsonl")], str(data))
-    assert [f.source for f in files] == ["a/part-0.jsonl", "b/part-0.jsonl"]
+    files, skipped = resolve_inputs([str(data / "*" / "part-0.jsonl")], str(data))
+    assert [f.source for f in files] == ["a/part-0.jsonl", "b/part-0.jsonl"] and skipped == []
     with pytest.raises(ConfigError, match="input_root.*is not under"):
         resolve_inputs([str(data / "*" / "part-0.jsonl")], str(data / "a"))
 

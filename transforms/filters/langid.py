@@ -26,9 +26,13 @@ class LangidParams:
         check(0 <= self.min_score <= 1, f"{path}.min_score", "must be within [0, 1]")
         check(0 <= self.consult_below <= 1, f"{path}.consult_below", "must be within [0, 1]")
         check(self.second_opinion in ("langid", "none"), f"{path}.second_opinion", "must be langid or none")
-        for i, code in enumerate(self.keep):
-            check(bool(code) and code.isascii() and code.replace("-", "").isalnum(), f"{path}.keep[{i}]",
-                  f"not a language code: {code!r}")
+        if self.keep and self.enabled:
+            from thresher.transforms.langid import known_languages, normalise
+
+            known = known_languages()
+            for i, code in enumerate(self.keep):
+                check(normalise(code) == code and code in known, f"{path}.keep[{i}]",
+                      f"{code!r} is not a language code lid.176 knows (known: {', '.join(sorted(known))})")
 
 
 class LanguageStage(Counting):

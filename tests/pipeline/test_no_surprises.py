@@ -1,0 +1,99 @@
+"""Issue "No surprises": failures a scheduler notices, mistakes named before the job, and a run
+directory that is looked at without tracebacks."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from thresher.pipeline.cli import main
+from thresher.pipeline.config import ConfigError, from_dict
+
+OFF = ["--skip", "langid,gopher_repetition,gopher_quality,c4,fineweb,dedup_minhash"]
+
+
+def test_unknown_language_codes_are_a_config_error():
+    with pytest.raises(ConfigError, match=r"stages\.langid\.keep\[1\]': 'english' is not a language code lid\.176 "
+                                          r"knows \(known: .*\ben\b"):
+        from_dict({"stages": {"langid": {"keep": ["de", "english"]}}})
+    assert from_dict({"stages": {"langid": {"keep": ["en", "de", "nb", "zh"]}}}).stages.langid.keep == ["en", "de", "nb", "zh"]
+
+
+@pytest.mark.slow
+def test_a_run_where_every_record_errored_exits_non_zero(tmp_path, capsys):
+    bad = tmp_path / "x.warc.gz"
+    bad.write_bytes(os.urandom(20_000))
+    out = tmp_path / "run"
+    assert main(["run", "--input", str(bad), "--output", str(out), "-q", "--no-progress", *OFF]) == 1
+    err = capsys.readouterr().err
+    assert "errored" in err and "max_error_fraction" in err
+    stats = json.loads((out / "stats.json").read_text())  # published: rejected/ explains the errors
+    assert stats["totals"]["errored"] == stats["totals"]["read"] > 0
+
+
+@pytest.mark.slow
+def test_an_empty_input_exits_non_zero_and_leaves_readable_empty_tables(tmp_path, capsys):
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("")
+    out = tmp_path / "run"
+    assert main(["run", "--input", str(empty), "--output", str(out), "-q", "--no-progress", *OFF]) == 1
+    assert "read nothing" in capsys.readouterr().err
+    for folder in ("documents", "rejected"):
+        files = sorted((out / folder).glob("*.parquet"))
+        assert files and pq.read_table(files[0]).num_rows == 0, folder
+    import polars as pl
+
+    assert pl.read_parquet(str(out / "documents" / "*.parquet")).height == 0
+
+
+@pytest.mark.slow
+def test_skipped_files_of_a_folder_are_named(tmp_path, capsys):
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "docs.jsonl").write_text(json.dumps({"id": "a", "text": "Some text."}) + "\n")
+    (tmp_path / "in" / "notes.txt").write_text("not an input")
+    out = tmp_path / "run"
+    assert main(["run", "--input", str(tmp_path / "in"), "--output", str(out), "--no-progress", *OFF]) == 0
+    assert "skipped 1 file of no known format: notes.txt" in capsys.readouterr().err
+    assert json.loads((out / "stats.json").read_text())["run"]["skipped_inputs"] == [str(tmp_path / "in" / "notes.txt")]
+
+
+def test_inspect_of_what_is_not_a_run_is_one_line(tmp_path, capsys):
+    assert main(["inspect", str(tmp_path / "nope")]) == 2
+    assert main(["inspect", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"thresher: error: {tmp_path / 'nope'}: no such run directory",
+                   f"thresher: error: {tmp_path}: not a run directory (no stats.json)"]
+
+
+@pytest.fixture(scope="module")
+def small_run(tmp_path_factory):
+    d = tmp_path_factory.mktemp("small")
+    (d / "docs.jsonl").write_text("".join(json.dumps({"id": f"d{i}", "text": f"Document {i}. " * 40}) + "\n"
+                                          for i in range(30)))
+    assert main(["run", "--input", str(d / "docs.jsonl"), "--output", str(d / "run"), "-q", "--no-progress", *OFF]) == 0
+    return d / "run"
+
+
+@pytest.mark.slow
+def test_verify_names_a_truncated_shard(small_run, tmp_path, capsys):
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(small_run, run)
+    shard = sorted((run / "shards").glob("*.arrow"))[0]
+    shard.write_bytes(shard.read_bytes()[:100])
+    capsys.readouterr()
+    assert main(["inspect", str(run), "--verify"]) == 1
+    err = capsys.readouterr().err
+    assert shard.name in err and "Traceback" not in err
+
+
+@pytest.mark.slow
+def test_sample_into_a_closed_pipe_is_quiet(small_run):
+    proc = subprocess.run(f"{sys.executable} -m thresher.pipeline sample {small_run} -n 30 | head -n 1",
+                          shell=True, capture_output=True, text=True, timeout=120)
+    assert proc.stdout.strip() and proc.stderr == "", proc.stderr[-2000:]
