@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import random
-import sys
 from collections import defaultdict
 from pathlib import Path
 

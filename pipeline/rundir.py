@@ -15,7 +15,7 @@ import uuid
 
 from apache_beam.io.filesystems import FileSystems
 
-from thresher.pipeline.layout import DATA_FOLDERS, STAGING, TMP_PREFIX, partition_values  # noqa: F401
+from thresher.pipeline.layout import DATA_FOLDERS, STAGING, TMP_PREFIX
 
 
 def join(*parts: str) -> str:
