@@ -94,14 +94,18 @@ def test_freed_rows_go_back_to_the_system():
     assert len(kept) == 2_000
 
 
-MAPPED_AFTER_A_BIG_FREE = """
-import ctypes, sys
-from thresher.pipeline import heap
+MALLINFO = """
+import ctypes
 class MallInfo2(ctypes.Structure):
     _fields_ = [(n, ctypes.c_size_t) for n in ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks",
                                                 "fsmblks", "uordblks", "fordblks", "keepcost")]
 libc = ctypes.CDLL(None)
 libc.mallinfo2.restype = MallInfo2
+"""
+
+MAPPED_AFTER_A_BIG_FREE = MALLINFO + """
+import sys
+from thresher.pipeline import heap
 if sys.argv[1] == "tuned":
     assert heap.tune_heap()
 big = bytearray(8 << 20)  # mapped on its own; freeing it raises glibc's sliding threshold to 8 MB
@@ -127,16 +131,11 @@ def test_big_buffers_stay_mapped_after_a_bigger_one_is_freed(mode):
         assert mapped == 0
 
 
-RUN_AS_A_LIBRARY = """
-import ctypes, json, sys
+RUN_AS_A_LIBRARY = MALLINFO + """
+import sys
 from thresher.pipeline.config import from_dict
 from thresher.pipeline.run import run
 from thresher.transforms import stage as registry
-class MallInfo2(ctypes.Structure):
-    _fields_ = [(n, ctypes.c_size_t) for n in ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks",
-                                                "fsmblks", "uordblks", "fordblks", "keepcost")]
-libc = ctypes.CDLL(None)
-libc.mallinfo2.restype = MallInfo2
 off = {s.name: {"enabled": False} for s in registry.stages() if s.optional}
 run(from_dict({"input": [sys.argv[1]], "output": sys.argv[2], "stages": off}))
 big = bytearray(8 << 20)
