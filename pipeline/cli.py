@@ -13,6 +13,7 @@ from thresher.transforms import stage as stage_registry
 
 def _build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="thresher", description="Curate web crawls into LLM pre-training corpora.")
+    parser.add_argument("--debug", action="store_true", help="show the full traceback of an error (anywhere on the line)")
     sub = parser.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser(
@@ -283,6 +284,8 @@ def parse(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
 def main(argv: list[str] | None = None) -> int:
     configure()
     argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv
+    argv = [a for a in argv if a != "--debug"]
     try:
         args, rest = parse(argv)
         if args.command == "run":
@@ -307,6 +310,18 @@ def main(argv: list[str] | None = None) -> int:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())  # Python flushes stdout again at exit
         return 0
+    except KeyboardInterrupt:
+        if debug:
+            raise
+        print("thresher: interrupted; the previous output is intact (rerun the command to do the job)", file=sys.stderr)
+        return 130
+    except Exception as e:  # a failure we did not foresee, or the runner's: one line, the traceback on request
+        if debug:
+            raise
+        lines = [line for line in str(e).strip().splitlines() if line.strip()]
+        print(f"thresher: error: {type(e).__name__}: {lines[-1] if lines else ''} (--debug shows the traceback)",
+              file=sys.stderr)
+        return 1
     return 1
 
 

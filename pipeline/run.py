@@ -72,6 +72,24 @@ def resolve_inputs(patterns: list[str], root: str = "") -> tuple[list[InputFile]
     return [InputFile(p, s, sources[p]) for p, s in sorted(found.items())], sorted(skipped)
 
 
+EXTRAS = {"s3://": ("boto3", "aws"), "gs://": ("google.cloud.storage", "gcp")}
+
+
+def check_filesystems(paths: list[str]) -> None:
+    """s3:// and gs:// need their extra installed; say so before Beam fails with its own words."""
+    import importlib.util
+
+    for path in paths:
+        for scheme, (module, extra) in EXTRAS.items():
+            if path.startswith(scheme):
+                try:
+                    found = importlib.util.find_spec(module) is not None
+                except ModuleNotFoundError:  # a parent package (google.cloud) is missing
+                    found = False
+                if not found:
+                    raise ConfigError(f"{path}: {scheme} paths need the [{extra}] extra: pip install 'thresher[{extra}]'")
+
+
 def resolve_resources(cfg: Config, stages: list[Stage]) -> tuple:
     """What stages load once on the driver and ship to the workers (a tokenizer's bytes), read
     before the job so a bad one fails here, naming its key."""
@@ -132,6 +150,7 @@ def run(cfg: Config, beam_flags: list[str] | None = None, show_progress: bool = 
     cfg.input = list(cfg.input or [embedded_sample()])
     if cfg.input_root and "://" not in cfg.input_root:
         cfg.input_root = os.path.abspath(cfg.input_root)
+    check_filesystems([*cfg.input, cfg.output])
     files, skipped = resolve_inputs(cfg.input, cfg.input_root)
     runner, options = make_runner_and_options(cfg.runner.name, cfg.runner.workers, beam_flags)
 
@@ -160,6 +179,12 @@ def run(cfg: Config, beam_flags: list[str] | None = None, show_progress: bool = 
                 pipeline.run().wait_until_finish()
         else:
             pipeline.run().wait_until_finish()
+    except BaseException:  # the job failed or was interrupted: the previous output was never touched
+        try:
+            rundir.finish(staging)  # and no half-written staging folder stays behind (a rerun starts afresh)
+        except Exception:  # workers still writing into it: the next run clears it
+            pass
+        raise
     finally:
         if progress_dir:
             shutil.rmtree(progress_dir, ignore_errors=True)

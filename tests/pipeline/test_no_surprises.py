@@ -96,3 +96,28 @@ def test_sample_into_a_closed_pipe_is_quiet(small_run):
     proc = subprocess.run(f"{sys.executable} -m thresher.pipeline sample {small_run} -n 30 | head -n 1",
                           shell=True, capture_output=True, text=True, timeout=120)
     assert proc.stdout.strip() and proc.stderr == "", proc.stderr[-2000:]
+
+
+def test_s3_without_the_aws_extra_is_named(tmp_path, capsys):
+    pytest.importorskip("apache_beam")
+    import importlib.util
+
+    if importlib.util.find_spec("boto3") is not None:
+        pytest.skip("the [aws] extra is installed here")
+    assert main(["run", "--input", "s3://bucket/crawl/*.warc.gz", "--output", str(tmp_path / "o")]) == 2
+    assert "s3:// paths need the [aws] extra: pip install 'thresher[aws]'" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_a_failure_of_the_runner_is_one_line_and_debug_shows_the_traceback(tmp_path):
+    data = tmp_path / "docs.jsonl"
+    data.write_text(json.dumps({"id": "a", "text": "Some text."}) + "\n")
+    cmd = [sys.executable, "-m", "thresher.pipeline", "run", "--input", str(data), "--output", str(tmp_path / "o"),
+           "--runner", "NoSuchRunner", "--no-progress"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 1
+    assert "thresher: error: ValueError: Unexpected pipeline runner: NoSuchRunner" in proc.stderr
+    assert "Traceback" not in proc.stderr and "(--debug shows the traceback)" in proc.stderr
+    assert not (tmp_path / "o" / ".staging").exists()  # a failed job leaves no staging folder
+    proc = subprocess.run([*cmd, "--debug"], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 1 and "Traceback" in proc.stderr
