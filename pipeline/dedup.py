@@ -11,13 +11,19 @@ functions in `thresher.transforms.dedup`, where the stages are declared.
 
 from __future__ import annotations
 
+import typing
+
 import apache_beam as beam
 import numpy as np
 import pyarrow as pa
+from apache_beam.pvalue import TaggedOutput
 
-from thresher.pipeline.counting import COUNTS, REJECTED, CountingDoFn, StageResult
+from thresher.pipeline.counting import COUNTS, PARKED, REJECTED, CountingDoFn, StageResult
+from thresher.pipeline.heap import give_back_memory
+from thresher.pipeline.spill import read_rows
 from thresher.pipeline.write import WriteShards
-from thresher.transforms.dedup import BAND_KEYS, EXACT_KEY, SIGNATURE, TEXT_LENGTH, bucket_edges
+from thresher.transforms.dedup import (BAND_KEYS, EXACT_KEY, SIGNATURE, TEXT_LENGTH, bucket_pairs, exact_jaccard,
+                                       shingle_hashes)
 from thresher.transforms.hashing import row_order
 
 CLUSTERS_SCHEMA = pa.schema([("id", pa.string()), ("cluster_id", pa.string())])
@@ -194,10 +200,123 @@ def band_groups(bands: int, most: int = MAX_BAND_SHUFFLES) -> list[range]:
     return [range(a, b) for a, b in zip(cuts, cuts[1:])]
 
 
-def _bucket_edges(element, threshold):
+KeyValue = typing.Tuple[typing.Any, typing.Any]  # outputs mixed with TaggedOutput: Beam cannot infer them
+UNSURE = "unsure"  # candidate pairs whose estimate lies within exact_margin of the threshold
+
+
+def _bucket_pairs(element, threshold, margin):
     _, members = element
     members = [(i, np.frombuffer(s, dtype=np.uint8)) for i, s in members]
-    yield from bucket_edges(members, threshold)
+    for a, b, decided in bucket_pairs(members, threshold, margin):
+        yield (a, b) if decided else TaggedOutput(UNSURE, (a, b))
+
+
+def _locator(ref: dict):
+    """Where a reference's text is: its spill segment and row, or (spill files off) the text itself."""
+    if PARKED in ref:
+        return (ref[PARKED], ref["_row"])
+    return ref.get("text") or ""
+
+
+class _Destinations(beam.DoFn):
+    """(id, {pairs, where}) -> where that document's shingles must go: to the exact check of each
+    representative it is paired with, and to its own if it is a representative. A parked document
+    is read once per spill segment (`_ReadShingles`); with spill files off its text is at hand."""
+
+    def __init__(self, ngram: int):
+        self.ngram = ngram
+
+    def process(self, element):
+        doc_id, joined = element
+        dests, where = sorted(set(joined["dests"])), list(joined["where"])
+        if not dests or not where:
+            return
+        loc = where[0]
+        if isinstance(loc, str):
+            yield from _routed(fingerprints(loc, self.ngram), doc_id, dests)
+        else:
+            ref, row = loc
+            yield TaggedOutput("parked", (f"{ref.path}@{ref.offset}", (ref, row, doc_id, dests)))
+
+
+def _routed(shingles: bytes, doc_id: str, dests: list):
+    for dest in dests:
+        tag = "rep" if dest == doc_id else "member"
+        yield TaggedOutput(tag, (dest, shingles if tag == "rep" else (doc_id, shingles)))
+
+
+class _ReadShingles(beam.DoFn):
+    """(spill segment, [(ref, row, id, destinations)]) -> each document's shingles to its destinations."""
+
+    def __init__(self, ngram: int):
+        self.ngram = ngram
+
+    def process(self, element):
+        _, wanted = element
+        wanted = list(wanted)
+        rows = read_rows([wanted[0][0]])
+        for _, row, doc_id, dests in wanted:
+            yield from _routed(fingerprints(rows[row].get("text") or "", self.ngram), doc_id, dests)
+        del rows
+        give_back_memory()
+
+
+def fingerprints(text: str, ngram: int) -> bytes:
+    """The document's distinct shingles as 32-bit fingerprints (the top half of their 64-bit
+    hashes): half the bytes to shuffle; with n shingles a side, about n^2 / 2^33 spurious matches
+    (0.01 at 10,000), far below one shingle's weight in a Jaccard."""
+    return np.unique((shingle_hashes(text, ngram) >> np.uint64(32)).astype(np.uint32)).tobytes()
+
+
+class _ExactPairs(CountingDoFn):
+    """(representative, {its shingles, its unsure members' shingles}) -> (representative, member)
+    for each member whose exact Jaccard with it reaches the threshold."""
+
+    def __init__(self, stage: str, threshold: float):
+        super().__init__()
+        self.stage = stage
+        self.threshold = threshold
+
+    def process(self, element):
+        rep_id, grouped = element
+        rep = list(grouped["rep"])
+        if not rep:
+            return
+        rep_set = np.frombuffer(rep[0], dtype=np.uint32)
+        for member_id, sh in grouped["member"]:
+            self.count((self.stage, "info", "exact_checks"))
+            if exact_jaccard(rep_set, np.frombuffer(sh, dtype=np.uint32)) >= self.threshold:
+                self.count((self.stage, "info", "exact_linked"))
+                yield rep_id, member_id
+
+
+class ExactCheck(beam.PTransform):
+    """Candidate pairs (representative, member) too close to the threshold for the signatures to
+    decide -> those whose exact shingle-set Jaccard reaches it. The documents are found by a join on
+    their ids and read back from their spill segments (one read per segment); each representative's
+    shingles travel once to its own check, each member's once per representative it is paired with
+    (one per bucket at most). With spill files off the references carry the texts, and the join does."""
+
+    def __init__(self, stage: str, ngram: int, threshold: float):
+        super().__init__()
+        self.stage, self.ngram, self.threshold = stage, ngram, threshold
+
+    def expand(self, pcolls):
+        pairs, refs = pcolls
+        outs = ("rep", "member")
+        routed = (
+            {"dests": pairs | "Destinations" >> beam.FlatMap(lambda rm: [(rm[0], rm[0]), (rm[1], rm[0])]),
+             "where": refs | "Where" >> beam.Map(lambda r: (str(r["id"]), _locator(r)))}
+            | "JoinWhere" >> beam.CoGroupByKey()
+            | "Route" >> beam.ParDo(_Destinations(self.ngram)).with_outputs("parked", *outs)
+        )
+        read = (routed.parked | "GroupSegment" >> beam.GroupByKey()
+                | "ReadShingles" >> beam.ParDo(_ReadShingles(self.ngram)).with_outputs(*outs))
+        return (
+            {tag: (routed[tag], read[tag]) | f"All{tag.title()}" >> beam.Flatten() for tag in outs}
+            | "GroupByRepresentative" >> beam.CoGroupByKey()
+            | "ExactJaccard" >> beam.ParDo(_ExactPairs(self.stage, self.threshold)).with_outputs(COUNTS, main="edges")
+        )
 
 
 class ChooseRepresentative(CountingDoFn):
@@ -255,20 +374,30 @@ class MinHashDedup(beam.PTransform):
         c, stage = self.c, self.stage
         bands, _ = c.resolved_bands()
         threshold = c.threshold if c.verify else None
+        margin = c.exact_margin
         keyed_docs = docs | "KeyById" >> beam.Map(lambda d: (str(d["id"]), d))
         sigs = docs | "Signatures" >> beam.ParDo(Signatures(stage, **self.common)).with_outputs(COUNTS, main="sigs")
         # One shuffle per group of bands, not one for all: Beam's local runner hands each worker its
         # whole share of a shuffle as one message, and the band keys are the biggest thing the
         # dedup stages shuffle (a key, an id and a compact signature per band and document). The
         # buckets, and so the edges, are the same either way.
-        per_band = []
+        per_band, unsure = [], []
         for g, group in enumerate(band_groups(bands)):
-            per_band.append(
+            out = (
                 sigs.sigs
                 | f"BandKeys{g}" >> beam.FlatMap(
                     lambda s, group: [((b, s[3][8 * b:8 * b + 8]), (s[0], s[1])) for b in group], group)
                 | f"GroupBuckets{g}" >> beam.GroupByKey()
-                | f"BucketEdges{g}" >> beam.FlatMap(_bucket_edges, threshold))
+                | f"BucketPairs{g}" >> beam.FlatMap(_bucket_pairs, threshold, margin).with_output_types(KeyValue)
+                                        .with_outputs(UNSURE, main="edges"))
+            per_band.append(out.edges)
+            unsure.append(out[UNSURE])
+        exact_counts = []
+        if threshold is not None and margin:
+            checked = ((unsure | "AllUnsure" >> beam.Flatten() | "UniqueUnsure" >> beam.Distinct(), docs)
+                       | "ExactCheck" >> ExactCheck(stage, c.ngram, threshold))
+            per_band.append(checked.edges)
+            exact_counts.append(checked[COUNTS])
         edges = per_band | "AllBands" >> beam.Flatten() | "UniqueEdges" >> beam.Distinct()
         labels, cc_counts = edges | "Components" >> ConnectedComponents(c.rounds, stage)
         lengths = sigs.sigs | "Lengths" >> beam.Map(lambda s: (s[0], s[2]))
@@ -287,5 +416,5 @@ class MinHashDedup(beam.PTransform):
         )
         written = (members.reps | "ClusterRows" >> beam.MapTuple(lambda i, rep: {"id": i, "cluster_id": rep})
                    | "WriteClusters" >> self.write_clusters)
-        counts = [sigs[COUNTS], members[COUNTS], decided[COUNTS], written] + cc_counts
+        counts = [sigs[COUNTS], members[COUNTS], decided[COUNTS], written] + cc_counts + exact_counts
         return StageResult(decided.docs, counts, [decided[REJECTED]])

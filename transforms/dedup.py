@@ -3,8 +3,7 @@ candidate verification; and the two dedup stages' declarations.
 
 Signatures are computed with numpy rather than datasketch: one vectorised pass over all
 shingles and all permutations of a document (measured in benchmarks/dedup.py against
-datasketch's bulk path; datasketch stays the test oracle for signature quality and derives the
-bands x rows for a target Jaccard threshold).
+datasketch's bulk path; datasketch stays the test oracle for signature quality).
 """
 
 from __future__ import annotations
@@ -147,27 +146,66 @@ def estimated_jaccard(a: np.ndarray, b: np.ndarray) -> float:
     return agree
 
 
-def optimal_bands(threshold: float, num_perm: int) -> tuple[int, int]:
-    """bands x rows minimising false positives + negatives around `threshold` (datasketch's optimiser)."""
-    from datasketch.lsh import _optimal_param
-
-    return _optimal_param(threshold, num_perm, 0.5, 0.5)
+def candidate_probability(jaccard: float, bands: int, rows: int) -> float:
+    """P(two documents of this Jaccard share at least one LSH bucket) = 1 - (1 - J^rows)^bands."""
+    return 1.0 - (1.0 - jaccard ** rows) ** bands
 
 
-def bucket_edges(members: list[tuple[str, np.ndarray]], threshold: float | None, max_checks: int = 16):
-    """Edges among documents sharing an LSH bucket, without all pairs: members sorted by id, each
-    is linked to the first earlier member it verifies against (up to `max_checks` tried). With
-    `threshold` None every member links to the first. Yields (id, id)."""
+def optimal_bands(threshold: float, num_perm: int, recall: float = 0.995) -> tuple[int, int]:
+    """bands x rows (within `num_perm` values) for a threshold: the most rows per band (the fewest
+    candidates below the threshold) that still make a pair right at the threshold a candidate with
+    probability `recall`, and as many bands as fit. Candidates are verified, so a spurious one
+    costs a check while a missed one is lost for good; datasketch's optimiser, which weighs the
+    two alike, gave 9 x 12 for 0.8 and 112 values: recall 0.89 on benchmarks/dedup.py's versions."""
+    for rows in range(num_perm, 0, -1):
+        bands = num_perm // rows
+        if candidate_probability(threshold, bands, rows) >= recall:
+            return bands, rows
+    return num_perm, 1
+
+
+def exact_jaccard(a: np.ndarray, b: np.ndarray) -> float:
+    """Jaccard of two shingle sets given as `shingle_hashes` arrays (sorted, distinct); two empty
+    sets are equal (1.0), as their signatures are."""
+    if not len(a) and not len(b):
+        return 1.0
+    inter = len(np.intersect1d(a, b, assume_unique=True))
+    return inter / (len(a) + len(b) - inter)
+
+
+def bucket_pairs(members: list[tuple[str, np.ndarray]], threshold: float | None, margin: float = 0.0,
+                 max_reps: int = 16):
+    """Pairs to link among documents sharing an LSH bucket, without comparing all pairs.
+
+    Members, sorted by id, are compared with the bucket's representatives: a member that links to
+    none of them becomes one (at most `max_reps`; a bucket of many copies of one page has one).
+    A member links to the first representative whose estimated Jaccard is at least
+    `threshold + margin`; failing that, the representative it is estimated closest to, if within
+    `margin` of the threshold, is left to the exact check (one pair per member and bucket, so a
+    bucket of k near-copies costs at most k exact checks). With `margin` 0 the estimate alone
+    decides; with `threshold` None every member links to the first.
+    Yields (representative id, member id, decided): decided False marks a pair to check exactly.
+    """
     members = sorted(members, key=lambda m: m[0])
-    for i in range(1, len(members)):
-        mid, msig = members[i]
-        if threshold is None:
-            yield members[0][0], mid
-            continue
-        for j in range(min(i, max_checks)):
-            if estimated_jaccard(msig, members[j][1]) >= threshold:
-                yield members[j][0], mid
+    if threshold is None:
+        for mid, _ in members[1:]:
+            yield members[0][0], mid, True
+        return
+    reps = members[:1]
+    for mid, msig in members[1:]:
+        best, best_id = -1.0, None
+        for rid, rsig in reps:
+            est = estimated_jaccard(msig, rsig)
+            if est >= threshold + margin:
+                yield rid, mid, True
                 break
+            if est > best:
+                best, best_id = est, rid
+        else:
+            if margin and best >= threshold - margin:
+                yield best_id, mid, False
+            if len(reps) < max_reps:
+                reps.append((mid, msig))
 
 
 # --- the `dedup_exact` and `dedup_minhash` stages ----------------------------------------------
@@ -214,12 +252,13 @@ register(Stage(name="dedup_exact", order=90, params=DedupExactParams, prepare=ex
 class DedupMinhashParams:
     enabled: bool = True
     ngram: int = 5  # word n-gram shingles (character n-grams in scripts without spaces)
-    bands: int = 14
-    rows: int = 8
-    auto_bands: bool = False  # true: bands x rows from `threshold` and `num_perm` (datasketch's optimiser)
-    num_perm: int = 112
-    threshold: float = 0.8  # target Jaccard; candidates below it are not linked when verify is on
-    verify: bool = True
+    bands: int = 18
+    rows: int = 6
+    auto_bands: bool = False  # true: bands x rows from `threshold` and `num_perm` (99.5% candidates at it)
+    num_perm: int = 108  # used by auto_bands; otherwise bands x rows
+    threshold: float = 0.8  # Jaccard of two documents' shingle sets at which they are duplicates
+    verify: bool = True  # false: every LSH candidate pair is linked, unchecked
+    exact_margin: float = 0.15  # candidates estimated within this of threshold: decided on exact shingle sets
     keep: str = "lowest_id"  # lowest_id | longest
     rounds: int = 20  # connected-components rounds unrolled in the graph
     seed: int = 1
@@ -234,6 +273,7 @@ class DedupMinhashParams:
         check(self.bands >= 1 and self.rows >= 1, f"{path}.bands", "bands and rows must be >= 1")
         check(0 < self.threshold <= 1, f"{path}.threshold", "must be within (0, 1]")
         check(self.num_perm >= 2, f"{path}.num_perm", "must be >= 2")
+        check(0 <= self.exact_margin < 1, f"{path}.exact_margin", "must be within [0, 1)")
         check(self.keep in ("lowest_id", "longest"), f"{path}.keep", "must be lowest_id or longest")
         check(1 <= self.rounds <= 200, f"{path}.rounds", "must be within [1, 200]")
 
@@ -272,9 +312,10 @@ register(Stage(name="dedup_minhash", order=100, params=DedupMinhashParams, prepa
                corpus="thresher.pipeline.dedup:MinHashDedup", finish=minhash_finish, outputs=("dedup",),
                description="MinHash LSH near-duplicate removal, components clustered in parallel; writes dedup/",
                details=("word 5-gram shingles (single characters in scripts without spaces: CJK, "
-                        "Thai, ...), 64-bit MinHash, 14 bands x 8 rows (or derived from "
-                        "`threshold` with datasketch's optimiser), band keys -> `GroupByKey` -> "
-                        "candidate edges verified at `threshold` -> connected components -> one "
-                        "representative per component (lowest id, or the longest). Writes "
+                        "Thai, ...), 64-bit MinHash, 18 bands x 6 rows (or derived from "
+                        "`threshold`: `auto_bands`), band keys -> `GroupByKey` -> "
+                        "candidate pairs verified at `threshold` (by the signatures, and on the "
+                        "exact shingle sets within `exact_margin` of it) -> connected components "
+                        "-> one representative per component (lowest id, or the longest). Writes "
                         "`dedup/clusters.parquet`"),
                reasons=("near_duplicate",)))

@@ -153,3 +153,33 @@ def test_spill_files_on_and_off_give_the_same_bytes(corpus, tmp_path):
     rejected = pq.read_table(outs[("off", 2)] / "rejected").to_pylist()
     assert {r["reason"] for r in rejected} == {"exact_duplicate", "near_duplicate"}
     assert all(not k.startswith("_") for r in rejected for k in json.loads(r["signals"] or "{}"))
+
+
+def spaced_edits(t: str, positions) -> str:
+    words = t.split()
+    for i in positions:
+        words[i] = f"changed{i}"
+    return " ".join(words)
+
+
+@pytest.mark.parametrize("spill", ["on", "off"])
+def test_pairs_near_the_threshold_are_decided_on_exact_shingle_sets(tmp_path, spill):
+    """Two edits of one page, one just above the threshold (exact Jaccard 0.816) and one just below
+    (0.789): their signatures cannot tell them apart reliably, the exact check does, whether the
+    texts come back from spill files or travel with the references."""
+    from thresher.transforms.dedup import exact_jaccard, shingle_hashes
+
+    base = " ".join(f"w{i}" for i in range(300))  # every 5-gram distinct: each edit removes 5 shingles
+    above = spaced_edits(base, range(10, 70, 10))  # 6 edits
+    below = spaced_edits(base, range(105, 280, 25))  # 7 edits elsewhere
+    j = {name: exact_jaccard(shingle_hashes(base), shingle_hashes(t)) for name, t in (("above", above), ("below", below))}
+    assert 0.8 < j["above"] < 0.82 and 0.78 < j["below"] < 0.8
+    rows = [{"id": "a", "text": base}, {"id": "b", "text": above}, {"id": "c", "text": below}]
+    (tmp_path / "docs.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    cfg = dedup_config(tmp_path / "docs.jsonl", tmp_path / "out")
+    cfg.runner.spill = spill
+    stats = run(cfg).stats
+    kept = {d["id"] for d in pq.read_table(tmp_path / "out" / "documents").to_pylist()}
+    assert kept == {"a", "c"}
+    mh = stats["stages"]["dedup_minhash"]
+    assert mh["exact_checks"] >= 2 and mh["exact_linked"] == 1

@@ -4,8 +4,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.oracles import UnionFind
-from thresher.transforms.dedup import (MinHasher, Normalisation, band_keys, bucket_edges, compact_signature,
-                                       estimated_jaccard, exact_key, normalise, optimal_bands, shingle_hashes, tokens)
+from thresher.transforms.dedup import (MinHasher, Normalisation, band_keys, bucket_pairs, candidate_probability,
+                                       compact_signature, estimated_jaccard, exact_jaccard, exact_key, normalise,
+                                       optimal_bands, shingle_hashes, tokens)
 
 BASE = ("Debian is a free operating system for your computer. An operating system is the set of basic programs "
         "and utilities that make your computer run. Debian provides more than a pure OS: it comes with many "
@@ -98,17 +99,45 @@ def test_band_keys_collide_for_identical_signatures_only():
     assert shared < 14
 
 
-def test_optimal_bands():
-    b, r = optimal_bands(0.8, 112)
-    assert b * r <= 112
+def test_optimal_bands_reach_the_threshold():
+    assert optimal_bands(0.8, 108) == (18, 6)  # the defaults
+    for t in (0.5, 0.7, 0.8, 0.9, 0.95):
+        b, r = optimal_bands(t, 112)
+        assert b * r <= 112 and candidate_probability(t, b, r) >= 0.995
+        assert candidate_probability(t, 112 // (r + 1), r + 1) < 0.995  # no longer bands would do
 
 
-def test_bucket_edges_verify_candidates():
+def test_bucket_pairs_verify_candidates():
     hasher = MinHasher(128)
     docs = {"a": BASE, "b": edit(BASE, 2, 0), "c": "completely different text about cooking pasta and tomatoes " * 5}
     members = [(k, hasher.signature(shingle_hashes(v))) for k, v in docs.items()]
-    assert sorted(bucket_edges(members, threshold=0.5)) == [("a", "b")]  # true Jaccard 0.64
-    assert sorted(bucket_edges(members, threshold=None)) == [("a", "b"), ("a", "c")]
+    assert sorted(bucket_pairs(members, threshold=0.5)) == [("a", "b", True)]  # true Jaccard 0.64
+    assert sorted(bucket_pairs(members, threshold=None)) == [("a", "b", True), ("a", "c", True)]
+    # within the margin of the threshold the pair is left to the exact check, not linked or dropped
+    est = estimated_jaccard(members[0][1], members[1][1])
+    assert sorted(bucket_pairs(members, threshold=est, margin=0.1)) == [("a", "b", False)]
+    assert list(bucket_pairs(members, threshold=est + 0.2, margin=0.1)) == []
+
+
+def test_bucket_pairs_compare_with_every_group_of_a_bucket():
+    """A bucket shared by chance by two families: each member is compared with both families'
+    representatives, however many members came before it (not only the first few members)."""
+    hasher = MinHasher(128)
+    other = "a wholly unrelated page listing train times between two small towns on weekdays " * 4
+    docs = {f"a{i:02d}": edit(BASE, 1, i) for i in range(20)} | {"b00": other, "b01": edit(other, 1, 1)}
+    members = [(k, hasher.signature(shingle_hashes(v))) for k, v in docs.items()]
+    pairs = list(bucket_pairs(members, threshold=0.5))
+    assert ("a00", "b00", True) not in pairs
+    assert ("b00", "b01", True) in pairs  # b01 is the 22nd member: linked to its own family's first
+    assert {m for _, m, _ in pairs} == set(docs) - {"a00", "b00"}
+
+
+def test_exact_jaccard():
+    a, b = shingle_hashes("one two three four five six seven", 5), shingle_hashes("one two three four five six eight", 5)
+    assert exact_jaccard(a, b) == 2 / 4
+    assert exact_jaccard(a, a) == 1.0
+    empty = shingle_hashes("", 5)
+    assert exact_jaccard(empty, empty) == 1.0 and exact_jaccard(a, empty) == 0.0
 
 
 @settings(max_examples=50, deadline=None)
