@@ -7,6 +7,7 @@ import os
 import sys
 
 from thresher.pipeline.config import ConfigError, load
+from thresher.pipeline.jobserver import JobServerError
 from thresher.pipeline.logs import configure
 from thresher.transforms import stage as stage_registry
 
@@ -25,8 +26,11 @@ def _build_parser() -> argparse.ArgumentParser:
     run.add_argument("config", nargs="?", help="YAML config (default: built-in defaults)")
     run.add_argument("--input", nargs="+", action="extend", metavar="GLOB", help="input paths or globs (local, gs://, s3://)")
     run.add_argument("--output", metavar="DIR", help="run directory (default: ./thresher-out)")
-    run.add_argument("--runner", metavar="NAME", help="direct (default), portable, DataflowRunner, SparkRunner, FlinkRunner")
-    run.add_argument("--workers", type=int, metavar="N", help="local worker processes for the direct runner")
+    run.add_argument("--runner", metavar="NAME",
+                     help="direct (default), spark or flink (a job server on an embedded master, started for the run), "
+                          "portable, DataflowRunner, ...")
+    run.add_argument("--workers", type=int, metavar="N",
+                     help="local worker processes for the direct runner; Spark's local[N] / Flink's parallelism")
     run.add_argument("--only", metavar="A,B", help="run only these stages (ingest and writing always run)")
     run.add_argument("--skip", metavar="A,B", help="skip these stages")
     run.add_argument("--overwrite", action="store_true",
@@ -38,6 +42,15 @@ def _build_parser() -> argparse.ArgumentParser:
     cfgp.add_argument("config", nargs="?", help="YAML config (default: the built-in defaults)")
     stg = sub.add_parser("stages", help="list the stages in recipe order")
     stg.add_argument("--markdown", action="store_true", help="the README's table: what each does, its drop reasons")
+
+    js = sub.add_parser("jobserver", help="run Beam's Spark or Flink job server (built from Maven Central) and a worker pool",
+                        description="Start Beam's job server for an engine, on its embedded master or a given one, "
+                        "and a Python worker pool of this interpreter; print the flags that submit to them; stop "
+                        "both on Ctrl-C. The job server's jars are resolved with Maven once and cached.")
+    js.add_argument("engine", choices=["spark", "flink"])
+    js.add_argument("--master", help="spark://HOST:PORT or local[N] (default local[WORKERS]); Flink: HOST:PORT or [local]")
+    js.add_argument("--workers", type=int, default=2, metavar="N", help="local[N] / Flink parallelism (default 2)")
+    js.add_argument("--resolve", action="store_true", help="only resolve and cache the classpath, then exit")
 
     tok = sub.add_parser("tokenizer", help="tokenizer tools").add_subparsers(dest="tokenizer_command", required=True)
     train = tok.add_parser("train", help="train a byte-level BPE on a run's curated documents")
@@ -176,6 +189,28 @@ def cmd_stages(args) -> int:
     return 0
 
 
+def cmd_jobserver(args) -> int:
+    import time
+
+    from thresher.pipeline import jobserver
+
+    if args.resolve:
+        jars = jobserver.classpath(args.engine, log=lambda m: print(m, file=sys.stderr))
+        size = sum(os.path.getsize(j) for j in jars)
+        print(f"{args.engine} job server (Beam {jobserver.BEAM_JOB_SERVER_VERSION}): {len(jars)} jars, "
+              f"{size / 1e6:,.0f} MB, cached in {jobserver.cache_dir()}")
+        return 0
+    try:
+        with jobserver.engine(args.engine, args.workers, args.master, log=lambda m: print(m, file=sys.stderr)) as flags:
+            print("submit with: thresher run --runner portable " + " ".join(flags), flush=True)
+            print("(Ctrl-C stops the job server and the worker pool)", file=sys.stderr)
+            while True:
+                time.sleep(3600)
+    except KeyboardInterrupt:
+        print("thresher jobserver: stopped", file=sys.stderr)
+        return 0
+
+
 def cmd_tokenizer_train(args) -> int:
     import glob
     import os
@@ -295,6 +330,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "config":
             print(load(args.config).to_yaml(), end="")
             return 0
+        if args.command == "jobserver":
+            return cmd_jobserver(args)
         if args.command == "tokenizer":
             return cmd_tokenizer_train(args)
         if args.command == "inspect":
@@ -306,6 +343,9 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as e:
         print(f"thresher: error: {e}", file=sys.stderr)
         return 2
+    except JobServerError as e:  # its message ends with the job server's last log lines
+        print(f"thresher: error: {e}", file=sys.stderr)
+        return 1
     except BrokenPipeError:  # `thresher sample ... | head`: the reader has what it wanted
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())  # Python flushes stdout again at exit

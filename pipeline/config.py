@@ -98,8 +98,8 @@ LOCAL_RUNNERS = ("direct",)  # Beam's Python runner in this process, or local wo
 
 @dataclass
 class RunnerConfig:
-    name: str = "direct"  # direct | portable | any Beam runner name (DataflowRunner, SparkRunner, ...)
-    workers: int = 1  # local worker processes for the direct runner
+    name: str = "direct"  # direct | spark | flink | portable | any Beam runner name (DataflowRunner, ...)
+    workers: int = 1  # local worker processes for the direct runner; spark/flink: local[N] / parallelism
     # Bulk rows between stages (documents around the dedup shuffles, rows to the writers) travel
     # through spill files in the run's staging folder (on), or through the runner's own shuffle
     # (off); auto: on for the local runner, which holds a shuffle in memory, off elsewhere.

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import datetime as dt
 import json
 import os
 import shutil
+import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -137,6 +139,21 @@ def _dry_run(cfg: Config, stages, files, runner, options) -> RunResult:
     return RunResult(output, stats, time.perf_counter() - t0, job=getattr(result, "job", None))
 
 
+@contextlib.contextmanager
+def local_engine(runner: str, workers: int, verbose: bool):
+    """`--runner spark|flink`: Beam's job server for that engine on its embedded master, and a
+    worker pool of this interpreter, for the length of the run (pipeline/jobserver.py); no flags
+    for other runners."""
+    from thresher.pipeline.jobserver import ENGINES, engine
+
+    if runner not in ENGINES:
+        yield []
+        return
+    log = (lambda msg: print(msg, file=sys.stderr)) if verbose else (lambda msg: None)
+    with engine(runner, workers, log=log) as flags:
+        yield flags
+
+
 def run(cfg: Config, beam_flags: list[str] | None = None, show_progress: bool = False,
         overwrite: bool = False) -> RunResult:
     """Everything `thresher run` does after parsing its arguments. A library call: it leaves the
@@ -172,18 +189,26 @@ def run(cfg: Config, beam_flags: list[str] | None = None, show_progress: bool = 
     started = dt.datetime.now(dt.timezone.utc)
     t0 = time.perf_counter()
     try:
-        pipeline = beam.Pipeline(runner=runner, options=options)
-        _ = pipeline | "Curate" >> Curate(ctx, [(f.path, f.source, f.size) for f in files], stages)
-        if show_progress and progress_dir:
-            with ProgressDisplay(progress_dir, sum(f.size for f in files), [s.name for s in stages]):
+        with local_engine(cfg.runner.name, cfg.runner.workers, show_progress) as engine_flags:
+            if engine_flags:  # spark / flink: a job server and a worker pool started for this run
+                runner, options = make_runner_and_options("portable", 1, beam_flags + engine_flags)
+            pipeline = beam.Pipeline(runner=runner, options=options)
+            _ = pipeline | "Curate" >> Curate(ctx, [(f.path, f.source, f.size) for f in files], stages)
+            if show_progress and progress_dir:
+                with ProgressDisplay(progress_dir, sum(f.size for f in files), [s.name for s in stages]):
+                    pipeline.run().wait_until_finish()
+            else:
                 pipeline.run().wait_until_finish()
-        else:
-            pipeline.run().wait_until_finish()
-    except BaseException:  # the job failed or was interrupted: the previous output was never touched
+    except BaseException as e:  # the job failed or was interrupted: the previous output was never touched
         try:
             rundir.finish(staging)  # and no half-written staging folder stays behind (a rerun starts afresh)
         except Exception:  # workers still writing into it: the next run clears it
             pass
+        if "Unable to fetch remote job server jar" in str(e):  # Beam's SparkRunner / FlinkRunner
+            engine = "flink" if "flink" in str(e) else "spark"
+            raise ConfigError(f"{cfg.runner.name} could not download Beam's shaded job-server jar: `--runner {engine}` "
+                              f"runs Beam's {engine} job server built from Maven Central's modules instead "
+                              f"(`thresher jobserver {engine}` starts one to submit to)") from e
         raise
     finally:
         if progress_dir:

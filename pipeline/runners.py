@@ -54,7 +54,7 @@ def make_runner_and_options(runner: str, workers: int, beam_flags: list[str]):
         # Beam's multi_processing mode with our worker entry point (pipeline/worker.py: quiet logs)
         env = SubprocessSDKEnvironment.from_command_string(worker_command())
         return FnApiRunner(default_environment=env), options
-    if runner == "portable":
+    if runner in ("portable", "spark", "flink"):  # spark, flink: the job server's endpoint comes when it starts
         return "PortableRunner", PipelineOptions(beam_flags)
     if runner == "DataflowRunner":
         return runner, PipelineOptions(dataflow_flags(beam_flags))

@@ -116,7 +116,11 @@ def test_compose_file_wires_spark_job_server_and_worker_pool():
     worker_args = dict(rest.split("=", 1) for i, rest in instructions(DOCKER / "Dockerfile.worker")
                        if i == "ARG" and "=" in rest)
     beam = worker_args["BEAM_VERSION"]
-    assert services["beam-job-server"]["image"] == f"apache/beam_spark3_job_server:{beam}"
+    job_build = services["beam-job-server"]["build"]
+    assert (DOCKER / job_build["context"] / job_build["dockerfile"]).resolve() == (DOCKER / "Dockerfile.jobserver").resolve()
+    from thresher.pipeline.jobserver import BEAM_JOB_SERVER_VERSION
+
+    assert compose["x-job-server-version"] == BEAM_JOB_SERVER_VERSION
     assert compose["x-beam-version"] == beam
     assert any("spark://spark-master:7077" in c for c in services["beam-job-server"]["command"])
     build = services["python-worker-pool"]["build"]
@@ -125,3 +129,17 @@ def test_compose_file_wires_spark_job_server_and_worker_pool():
     assert services["python-worker-pool"]["command"] == ["--worker_pool"]
     spark = {services[s]["image"].split(":")[1] for s in ("spark-master", "spark-worker")}
     assert len(spark) == 1 and spark.pop().startswith("3.5")
+
+
+def test_job_server_image_runs_the_pom_and_flags_thresher_uses():
+    from thresher.pipeline.jobserver import BEAM_JOB_SERVER_VERSION, ENGINES, SPARK_JVM_FLAGS
+
+    ins = instructions(DOCKER / "Dockerfile.jobserver")
+    assert [i for i, _ in ins].count("FROM") == 2
+    copies = [rest.split() for i, rest in ins if i == "COPY" and not rest.startswith("--from")]
+    assert copies == [["pipeline/data/spark.pom.xml", "pom.xml"]] and (ROOT / copies[0][0]).exists()
+    entry = json.loads(next(rest for i, rest in ins if i == "ENTRYPOINT"))
+    assert entry[0] == "java" and entry[-1] == ENGINES["spark"].main
+    assert entry[1:1 + len(SPARK_JVM_FLAGS)] == SPARK_JVM_FLAGS
+    pom = (ROOT / "pipeline" / "data" / "spark.pom.xml").read_text()
+    assert f"<beam.version>{BEAM_JOB_SERVER_VERSION}</beam.version>" in pom
