@@ -48,7 +48,8 @@ def _build_parser() -> argparse.ArgumentParser:
                         "and a Python worker pool of this interpreter; print the flags that submit to them; stop "
                         "both on Ctrl-C. The job server's jars are resolved with Maven once and cached.")
     js.add_argument("engine", choices=["spark", "flink"])
-    js.add_argument("--master", help="spark://HOST:PORT or local[N] (default local[WORKERS]); Flink: HOST:PORT or [local]")
+    js.add_argument("--master", help="Spark: spark://HOST:PORT, local[N] (default local[WORKERS]) or standalone (a "
+                    "master and a worker started here, on loopback); Flink: HOST:PORT or [local] (default)")
     js.add_argument("--workers", type=int, default=2, metavar="N", help="local[N] / Flink parallelism (default 2)")
     js.add_argument("--resolve", action="store_true", help="only resolve and cache the classpath, then exit")
 
@@ -147,7 +148,8 @@ def cmd_run(args, beam_flags: list[str]) -> int:
     if not args.quiet:
         print(f"thresher run: {', '.join(cfg.input) if cfg.input else 'embedded sample'} -> {cfg.output} "
               f"({cfg.runner.name}, {cfg.runner.workers} worker{'s' if cfg.runner.workers > 1 else ''})", file=sys.stderr)
-    result = run(cfg, beam_flags, show_progress=not (args.no_progress or args.quiet), overwrite=args.overwrite)
+    result = run(cfg, beam_flags, show_progress=not (args.no_progress or args.quiet), overwrite=args.overwrite,
+                 quiet=args.quiet)
     if result.stats.get("dry_run"):
         print(f"dry run: the {result.stats['runner']} job was built and validated with "
               f"{len(result.stats['stages'])} stages; nothing was submitted or written")

@@ -109,9 +109,14 @@ def java() -> str:
     return found
 
 
+# Thread stacks: translating the job's graph is recursive (the connected-components rounds are
+# unrolled: some 200 stages deep), and Flink overflowed the default 1 MB stack on it now and then
+JVM_FLAGS = ["-Xss16m"]
+
+
 def job_server_command(name: str, master: str, job_port: int, artifact_port: int, expansion_port: int) -> list[str]:
     eng = _engine(name)
-    flags = SPARK_JVM_FLAGS if name == "spark" else []
+    flags = JVM_FLAGS + (SPARK_JVM_FLAGS if name == "spark" else [])
     return [java(), *flags, "-cp", os.pathsep.join(classpath(name)), eng.main,
             "--job-host=127.0.0.1", f"--job-port={job_port}", f"--artifact-port={artifact_port}",
             f"--expansion-port={expansion_port}", f"{eng.master_flag}={master}"]
@@ -175,14 +180,17 @@ def worker_pool_python(folder: str, python: str = sys.executable) -> dict:
 @contextlib.contextmanager
 def engine(name: str, workers: int = 2, master: str | None = None, log=print, python: str = sys.executable,
            start_timeout: float = 180):
-    """Start `name`'s job server (on `master`, default the embedded one) and a worker pool of
-    `python`; yields the Beam flags that submit a portable job to them. Both stop on exit."""
+    """Start `name`'s job server (on `master`, default the embedded one; Spark's ``standalone``: a
+    cluster on loopback, `spark_standalone`) and a worker pool of `python`; yields the Beam flags
+    that submit a portable job to them. All stop on exit."""
     eng = _engine(name)
     master = master or eng.default_master.format(workers=workers)
     procs: list[subprocess.Popen] = []
-    with tempfile.TemporaryDirectory(prefix=f"thresher-{name}-") as tmp:
+    with tempfile.TemporaryDirectory(prefix=f"thresher-{name}-") as tmp, contextlib.ExitStack() as cluster:
         try:
             env = worker_pool_python(tmp, python)
+            if name == "spark" and master == "standalone":
+                master = cluster.enter_context(spark_standalone(workers, log=log))
             ports = [free_port() for _ in range(4)]
             job_port, artifact_port, expansion_port, pool_port = ports
             cmd = job_server_command(name, master, job_port, artifact_port, expansion_port)
@@ -206,4 +214,49 @@ def engine(name: str, workers: int = 2, master: str | None = None, log=print, py
             yield flags
         finally:
             for p in procs:
+                _stop(p)
+
+
+@contextlib.contextmanager
+def spark_standalone(cores: int = 2, memory: str = "2g", log=print, start_timeout: float = 120):
+    """A standalone Spark cluster on loopback, as a user's cluster runs: a master and one worker
+    (`cores` cores), separate JVMs, executors started by the worker. Spark comes from the job
+    server's own classpath: SPARK_HOME is a folder whose jars/ links to those jars, so executors
+    load the same Spark and Beam classes as the job server. Yields the master's URL."""
+    jars = classpath("spark")
+    with tempfile.TemporaryDirectory(prefix="thresher-spark-home-") as home:
+        os.makedirs(os.path.join(home, "jars"))
+        for jar in jars:
+            link = os.path.join(home, "jars", os.path.basename(jar))
+            if not os.path.exists(link):
+                os.symlink(jar, link)
+        env = dict(os.environ, SPARK_HOME=home, SPARK_SCALA_VERSION="2.12", SPARK_LOCAL_IP="127.0.0.1",
+                   SPARK_LOG_DIR=home)
+        cp = ["-cp", os.path.join(home, "jars", "*")]
+        port = free_port()
+        url = f"spark://127.0.0.1:{port}"
+        procs: list[subprocess.Popen] = []
+        try:
+            master_log, worker_log = os.path.join(home, "master.log"), os.path.join(home, "worker.log")
+            with open(master_log, "wb") as out:
+                procs.append(subprocess.Popen(
+                    [java(), *SPARK_JVM_FLAGS, *cp, "org.apache.spark.deploy.master.Master", "--host", "127.0.0.1",
+                     "--port", str(port), "--webui-port", str(free_port())],
+                    env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True))
+            _wait_for(port, procs[0], "the Spark master", master_log, start_timeout)
+            with open(worker_log, "wb") as out:
+                procs.append(subprocess.Popen(
+                    [java(), *SPARK_JVM_FLAGS, *cp, "org.apache.spark.deploy.worker.Worker", "--cores", str(cores),
+                     "--memory", memory, "--webui-port", str(free_port()), "--work-dir", os.path.join(home, "work"),
+                     url], env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                    start_new_session=True))
+            deadline = time.monotonic() + start_timeout
+            while "Successfully registered with master" not in Path(worker_log).read_text(errors="replace"):
+                if procs[1].poll() is not None or time.monotonic() > deadline:
+                    raise JobServerError(f"the Spark worker did not register with {url}:\n{_tail(worker_log)}")
+                time.sleep(0.3)
+            log(f"thresher: standalone Spark cluster at {url} (1 worker, {cores} cores)")
+            yield url
+        finally:
+            for p in reversed(procs):
                 _stop(p)

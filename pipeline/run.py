@@ -155,12 +155,13 @@ def local_engine(runner: str, workers: int, verbose: bool):
 
 
 def run(cfg: Config, beam_flags: list[str] | None = None, show_progress: bool = False,
-        overwrite: bool = False) -> RunResult:
+        overwrite: bool = False, quiet: bool = True) -> RunResult:
     """Everything `thresher run` does after parsing its arguments. A library call: it leaves the
     calling process's settings alone (the command tunes the heap, pipeline/heap.py).
 
     The output folder must be new or empty, or hold a run of this same config (a rerun after a
-    crash); another run or other files are replaced only with `overwrite`."""
+    crash); another run or other files are replaced only with `overwrite`. `quiet` False: say on
+    stderr where a Spark or Flink job server was started."""
     beam_flags = list(beam_flags or [])
     stages: list[Stage] = enabled_stages(cfg)
     cfg = copy.deepcopy(cfg)
@@ -189,7 +190,7 @@ def run(cfg: Config, beam_flags: list[str] | None = None, show_progress: bool = 
     started = dt.datetime.now(dt.timezone.utc)
     t0 = time.perf_counter()
     try:
-        with local_engine(cfg.runner.name, cfg.runner.workers, show_progress) as engine_flags:
+        with local_engine(cfg.runner.name, cfg.runner.workers, not quiet) as engine_flags:
             if engine_flags:  # spark / flink: a job server and a worker pool started for this run
                 runner, options = make_runner_and_options("portable", 1, beam_flags + engine_flags)
             pipeline = beam.Pipeline(runner=runner, options=options)

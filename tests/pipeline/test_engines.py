@@ -87,3 +87,15 @@ def test_beams_own_spark_runner_without_its_jar_points_to_the_engine(tmp_path):
     if proc.returncode == 0:
         pytest.skip("Beam's shaded job-server jar could be downloaded here")
     assert "`--runner spark` runs Beam's spark job server built from Maven Central" in proc.stderr
+
+
+@needs_jvm
+def test_default_recipe_on_a_standalone_spark_cluster(local_run, tmp_path):
+    """A user's cluster in miniature: a Spark master and a worker in their own JVMs on loopback,
+    the job server submitting to spark://, executors started by the worker, Python workers from the pool."""
+    with jobserver.engine("spark", workers=2, master="standalone") as flags:
+        proc = thresher("run", "-q", "--runner", "portable", *flags, "--output", str(tmp_path / "out"))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert digests(local_run) == digests(tmp_path / "out")
+    ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
+    assert "org.apache.spark.deploy" not in ps and "JobServerDriver" not in ps
