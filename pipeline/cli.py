@@ -6,6 +6,7 @@ import argparse
 import os
 import sys
 
+from thresher.pipeline import __version__
 from thresher.pipeline.config import ConfigError, load
 from thresher.pipeline.jobserver import JobServerError
 from thresher.pipeline.logs import configure
@@ -15,6 +16,7 @@ from thresher.transforms import stage as stage_registry
 def _build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="thresher", description="Curate web crawls into LLM pre-training corpora.")
     parser.add_argument("--debug", action="store_true", help="show the full traceback of an error (anywhere on the line)")
+    parser.add_argument("--version", action="version", version=f"thresher {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser(
@@ -118,22 +120,13 @@ def _stage_list(value: str | None, flag: str) -> list[str]:
 
 
 def _summary(result) -> str:
+    from thresher.pipeline.inspect import funnel_lines
+
     s = result.stats
-    t = s["totals"]
-    lines = [
-        f"Thresher: {t['read']:,} records read from {s['input']['files']} file(s) "
-        f"({s['input']['bytes'] / 1e6:,.1f} MB) in {result.seconds:,.1f} s",
-        f"  kept      {t['kept']:>9,}",
-        f"  dropped   {t['dropped']:>9,}",
-        f"  errored   {t['errored']:>9,}",
-    ]
-    if t["by_reason"]:
-        lines.append("  by reason:")
-        for reason, n in list(t["by_reason"].items())[:12]:
-            lines.append(f"    {reason:<32} {n:>9,}")
-        if len(t["by_reason"]) > 12:
-            lines.append(f"    ... {len(t['by_reason']) - 12} more in stats.json")
-    lines.append(f"  output    {result.output}")
+    files = s["input"]["files"]
+    lines = [f"Thresher: {s['totals']['read']:,} records read from {files} file{'s' if files != 1 else ''} "
+             f"({s['input']['bytes'] / 1e6:,.1f} MB) in {result.seconds:,.1f} s", *funnel_lines(s),
+             f"  output   {result.output}"]
     return "\n".join(lines)
 
 

@@ -81,6 +81,8 @@ class CountingDoFn(beam.DoFn):
 
     def count(self, key: tuple, n: float = 1) -> None:
         self._counts[key] += n
+        if key[1] == "in":  # the progress line: documents into each stage, corpus stages included
+            self.progress.add(f"stage:{key[0]}", n)
 
     def reject(self, doc: dict, stage: str, reason: str, detail: str, errored: bool):
         """Counts the drop; yields the rejected/ row when the seeded sample keeps it."""

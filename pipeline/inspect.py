@@ -203,16 +203,54 @@ def _fmt_bytes(n: float) -> str:
     return str(n)
 
 
+NOT_PAGES = "ingest.not_response"  # WARC request, metadata and warcinfo records: never pages
+
+
+def funnel_lines(stats: dict, limit: int = 12, drops: bool = True) -> list[str]:
+    """The funnel in words: records that are not pages apart from the documents that entered
+    curation, kept as a share of those, drops and errors listed apart, columns aligned to the
+    longest reason. ``stats.json``'s identity (read = kept + dropped + errored) is unchanged."""
+    t = stats["totals"]
+    by_reason = t.get("by_reason") or {}
+    not_pages = by_reason.get(NOT_PAGES, 0)
+    docs = t["read"] - not_pages
+    errored = {f"{name}.{r}": n for name, st in stats["stages"].items() for r, n in (st.get("errored") or {}).items()}
+    dropped = {k: n for k, n in by_reason.items() if k not in errored and k != NOT_PAGES}
+    lines = []
+    if not_pages:
+        lines.append(f"  {not_pages:,} WARC records are not pages (request, metadata, warcinfo); "
+                     f"{docs:,} documents entered curation")
+    share = f"  ({t['kept'] / docs:.1%} of {docs:,} documents)" if docs else ""
+    width = len(f"{max(t['kept'], t['dropped'], t['errored'], docs):,}")
+    lines += [f"  kept     {t['kept']:>{width},}{share}",
+              f"  dropped  {t['dropped'] - not_pages:>{width},}",
+              f"  errored  {t['errored']:>{width},}"]
+    for title, items, most in (("dropped by reason", dropped if drops else {}, limit), ("errors by reason", errored, None)):
+        items = sorted(items.items(), key=lambda kv: (-kv[1], kv[0]))
+        if not items:
+            continue
+        shown = items[:most] if most else items
+        w = max(len(k) for k, _ in shown)
+        lines.append(f"  {title}:")
+        lines += [f"    {k:<{w}}  {n:>{width},}" for k, n in shown]
+        if len(items) > len(shown):
+            lines.append(f"    ... {len(items) - len(shown)} more in stats.json")
+    return lines
+
+
 def render_console(r: dict) -> str:
     out = [f"Run directory {r['dir']}"]
     if "totals" in r:
         t = r["totals"]
         out.append(f"\nFunnel: {t['read']:,} read -> {t['kept']:,} kept ({t['dropped']:,} dropped, {t['errored']:,} errored)")
-        out.append(f"  {'stage':<12} {'in':>10} {'kept':>10}  dropped / errored by reason")
+        out += funnel_lines({"totals": {**t, "by_reason": r.get("by_reason", {})},
+                             "stages": {s["stage"]: s for s in r["funnel"]}}, drops=False)
+        w = max(len(s["stage"]) for s in r["funnel"])
+        out.append(f"  {'stage':<{w}} {'in':>10} {'kept':>10}  dropped / errored by reason")
         for s in r["funnel"]:
             reasons = ", ".join([f"{k} {v:,}" for k, v in s["dropped"].items()]
                                 + [f"{k} {v:,} (error)" for k, v in s["errored"].items()])
-            out.append(f"  {s['stage']:<12} {s['in']:>10,} {s['kept']:>10,}  {reasons}")
+            out.append(f"  {s['stage']:<{w}} {s['in']:>10,} {s['kept']:>10,}  {reasons}".rstrip())
     dd = r.get("dedup")
     if dd:
         sizes = {int(k): v for k, v in (dd.get("cluster_sizes") or {}).items()}

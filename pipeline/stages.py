@@ -133,7 +133,6 @@ class StageDoFn(CountingDoFn):
             yield from self._outcome(doc, out)
 
     def _outcome(self, doc: dict, out):
-        self.progress.add(f"stage:{self.stage}")
         if self._pop_counters is not None:  # a stage's own counters (redactions, would-be drops)
             for name, n in self._pop_counters().items():
                 self.count((self.stage, "counter", name), n)

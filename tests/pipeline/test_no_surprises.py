@@ -121,3 +121,35 @@ def test_a_failure_of_the_runner_is_one_line_and_debug_shows_the_traceback(tmp_p
     assert not (tmp_path / "o" / ".staging").exists()  # a failed job leaves no staging folder
     proc = subprocess.run([*cmd, "--debug"], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 1 and "Traceback" in proc.stderr
+
+
+def test_the_summary_tells_pages_from_records_and_errors_from_drops():
+    from thresher.pipeline.inspect import funnel_lines
+
+    drops = {f"gopher_quality.rule_{i:02d}": 20 - i for i in range(15)}
+    by_reason = {"ingest.not_response": 421, "gopher_quality.gopher_below_alpha_threshold": 107, **drops,
+                 "ingest.gzip_truncated": 1}
+    stats = {"totals": {"read": 841 + sum(drops.values()), "kept": 100, "errored": 1,
+                        "dropped": 421 + 107 + sum(drops.values()), "by_reason": by_reason},
+             "stages": {"ingest": {"errored": {"gzip_truncated": 1}}, "gopher_quality": {"errored": {}}}}
+    lines = funnel_lines(stats)
+    text = "\n".join(lines)
+    docs = stats["totals"]["read"] - 421
+    assert lines[0] == f"  421 WARC records are not pages (request, metadata, warcinfo); {docs:,} documents entered curation"
+    assert f"kept     100  ({100 / docs:.1%} of {docs:,} documents)" in text
+    assert "not_response" not in text  # not a drop of a page
+    # the one error is listed apart, though the drops were cut at 12
+    assert "... 4 more in stats.json" in text
+    errors = lines[lines.index("  errors by reason:") + 1:]
+    assert [e.split() for e in errors] == [["ingest.gzip_truncated", "1"]]
+    # counts line up under the longest reason
+    rows = [line for line in lines if line.startswith("    ") and not line.startswith("    ...")]
+    assert len({len(r) for r in rows if "gzip" not in r}) == 1
+
+
+def test_version(capsys):
+    from thresher.pipeline import __version__
+
+    with pytest.raises(SystemExit) as e:
+        main(["--version"])
+    assert e.value.code == 0 and capsys.readouterr().out.strip() == f"thresher {__version__}"

@@ -46,3 +46,18 @@ def test_progress_without_folder_is_a_no_op():
     w.add("read_bytes", 5)
     w.flush()
     assert not w.totals
+
+
+def test_corpus_stages_report_progress_too(tmp_path):
+    """The progress line counts documents into every stage, the dedup stages' included (they count
+    what comes in per group, not per document outcome)."""
+    from thresher.pipeline.dedup import Signatures
+    from thresher.transforms.dedup import BAND_KEYS, SIGNATURE, TEXT_LENGTH
+
+    fn = Signatures("dedup_minhash", progress_dir=str(tmp_path))
+    fn.setup()
+    fn.start_bundle()
+    for i in range(3):
+        list(fn.process({"id": f"d{i}", SIGNATURE: b"\0" * 4, TEXT_LENGTH: 10, BAND_KEYS: b"\0" * 8}))
+    list(fn.finish_bundle())
+    assert read_totals(str(tmp_path))["stage:dedup_minhash"] == 3
