@@ -16,6 +16,8 @@ from thresher.transforms import stage as stage_registry
 def _build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="thresher", description="Curate web crawls into LLM pre-training corpora.")
     parser.add_argument("--debug", action="store_true", help="show the full traceback of an error (anywhere on the line)")
+    parser.add_argument("--verbose", action="store_true",
+                        help="show Beam's and gRPC's own log messages (anywhere on the line; hidden otherwise)")
     parser.add_argument("--version", action="version", version=f"thresher {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -249,6 +251,9 @@ def cmd_inspect(args) -> int:
         import json
 
         print(json.dumps(report, indent=2))
+    elif args.html:  # the report went to the file: say where, not the text again
+        print(f"thresher inspect: wrote {os.path.abspath(args.html)} ({os.path.getsize(args.html) / 1024:,.0f} KB; "
+              "one file, opens without a network)")
     else:
         print(render_console(report))
     if problems:
@@ -312,10 +317,10 @@ def parse(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    configure()
     argv = list(sys.argv[1:] if argv is None else argv)
-    debug = "--debug" in argv
-    argv = [a for a in argv if a != "--debug"]
+    debug, verbose = "--debug" in argv, "--verbose" in argv
+    argv = [a for a in argv if a not in ("--debug", "--verbose")]
+    configure(verbose=verbose)
     try:
         args, rest = parse(argv)
         if args.command == "run":

@@ -60,10 +60,14 @@ def render(rows: list[dict], chars: int = 600) -> str:
         head = f"── {r['id']}  {r.get('url') or ''}"
         lines = [head]
         if "reason" in r:
-            lines.append(f"   {r['stage']}.{r['reason']}" + (f"  ({r['detail']})" if r.get("detail") else ""))
+            lines.append(f"   {r['stage']}.{r['reason']}")
+            if r.get("detail"):  # a filter's: the signal that crossed its threshold (`alpha_words 0.779 < 0.8`)
+                lines.append(f"   >> {r['detail']}")
             signals = json.loads(r.get("signals") or "{}")
             if signals:
-                shown = ", ".join(f"{k}={_fmt(v)}" for k, v in sorted(signals.items()))
+                own = f"{r['stage']}_"  # the dropping stage's signals first, then the earlier stages'
+                order = sorted(signals, key=lambda k: (not k.startswith(own), k))
+                shown = ", ".join(f"{k}={_fmt(signals[k])}" for k in order)
                 lines.append(textwrap.fill(shown, 100, initial_indent="   ", subsequent_indent="   "))
         elif r.get("lang") is not None:
             lines.append(f"   lang={r['lang']} lang_score={_fmt(r.get('lang_score'))}")

@@ -87,6 +87,7 @@ def test_beams_own_spark_runner_without_its_jar_points_to_the_engine(tmp_path):
     if proc.returncode == 0:
         pytest.skip("Beam's shaded job-server jar could be downloaded here")
     assert "`--runner spark` runs Beam's spark job server built from Maven Central" in proc.stderr
+    assert "WARNING apache_beam" not in proc.stderr  # Beam's own warnings only with --verbose
 
 
 @needs_jvm

@@ -153,3 +153,31 @@ def test_version(capsys):
     with pytest.raises(SystemExit) as e:
         main(["--version"])
     assert e.value.code == 0 and capsys.readouterr().out.strip() == f"thresher {__version__}"
+
+
+def test_a_filter_drop_says_which_threshold_fired_and_sample_shows_it():
+    from thresher.pipeline.sample import render
+    from thresher.transforms.document import Drop
+    from thresher.transforms.filters.base import FilterStage
+    from thresher.transforms.filters.fineweb import FineWebQuality
+    from thresher.transforms.filters.gopher import GopherQuality
+
+    out = FilterStage(GopherQuality())({"text": "Too short to keep.", "lang": "en"})
+    assert isinstance(out, Drop) and out.reason == "gopher_short_doc"
+    assert out.detail == "words 4 < 50"
+    out = FilterStage(FineWebQuality())({"text": "no punctuation here\nnor here\nor here at all\n" * 3, "lang": "en"})
+    assert out.reason == "line_punct_ratio" and out.detail == "line_punct_ratio 0 < 0.12"
+    row = {"id": "d1", "url": "http://x", "stage": "gopher_quality", "reason": "gopher_below_alpha_threshold",
+           "detail": "alpha_words 0.779 < 0.8", "text": "Some text",
+           "signals": json.dumps({"lang": "fr", "gopher_quality_alpha_words": 0.779, "gopher_quality_words": 6127})}
+    lines = render([row]).splitlines()
+    assert lines[1:3] == ["   gopher_quality.gopher_below_alpha_threshold", "   >> alpha_words 0.779 < 0.8"]
+    assert lines[3].strip().startswith("gopher_quality_alpha_words=0.779, gopher_quality_words=6127, lang=fr")
+
+
+def test_inspect_html_says_where_it_wrote_the_report(small_run, tmp_path, capsys):
+    page = tmp_path / "r.html"
+    assert main(["inspect", str(small_run), "--html", str(page)]) == 0
+    out = capsys.readouterr().out.strip()
+    assert out.startswith(f"thresher inspect: wrote {page} (") and "Funnel" not in out
+    assert page.read_text().startswith("<!DOCTYPE html>")

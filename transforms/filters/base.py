@@ -30,6 +30,24 @@ def signal_fields(stage: str, signals: dict, keep_none: bool = True) -> dict:
             if k not in _NOT_COLUMNS and (keep_none or v is not None)}
 
 
+class Reason(str):
+    """A drop reason that also says which signal crossed which threshold (`detail`)."""
+
+    detail: str = ""
+
+
+def fired(reason: str, signal: str, value, op: str, limit) -> Reason:
+    """`keep`'s answer for a threshold rule: the reason, with e.g. ``alpha_words 0.779 < 0.8``
+    as the rejected row's detail."""
+    r = Reason(reason)
+    r.detail = f"{signal} {_short(value)} {op} {_short(limit)}"
+    return r
+
+
+def _short(v) -> str:
+    return f"{v:.3g}" if isinstance(v, float) else str(v)
+
+
 class Counting:
     """A stage's own counters (redactions, would-be drops), drained by the runner into stats.json."""
 
@@ -73,13 +91,13 @@ class FilterStage(Counting):
         reason = self.scorer.keep(signals, lang)
         doc.update(signal_fields(self.stage, signals, keep_none=self.annotate))
         if self.annotate:
-            doc[f"{self.stage}_reason"] = reason
+            doc[f"{self.stage}_reason"] = str(reason) if reason else reason
             if reason:
                 self.counters[f"would_drop:{reason}"] += 1
             return doc
         if reason:
-            detail = signals.get("list") or ""
-            return Drop(reason, str(detail))
+            detail = getattr(reason, "detail", "") or signals.get("list") or ""
+            return Drop(str(reason), str(detail))
         if "text" in signals and self.field == "text":  # a line filter (C4) rewrote the text
             if signals["text"] != doc["text"]:
                 self.counters["texts_rewritten"] += 1

@@ -6,7 +6,7 @@ import re
 from collections import Counter
 from dataclasses import dataclass, field
 
-from thresher.transforms.filters.base import Filter, register_filter
+from thresher.transforms.filters.base import Filter, fired, register_filter
 from thresher.transforms.text import is_char_words, is_punctuation, sentences, tokenize
 
 # --- C4 --------------------------------------------------------------------------------------
@@ -87,5 +87,5 @@ class C4Quality(Filter):
         if s["doc_reason"]:
             return s["doc_reason"]
         if s["sentences"] < self.min_num_sentences:
-            return "too_few_sentences"
+            return fired("too_few_sentences", "sentences", s["sentences"], "<", self.min_num_sentences)
         return None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from thresher.transforms.filters.base import Filter, register_filter
+from thresher.transforms.filters.base import Filter, fired, register_filter
 from thresher.transforms.filters.gopher import duplicates
 from thresher.transforms.text import TERMINAL, analyse
 
@@ -48,11 +48,11 @@ class FineWebQuality(Filter):
             return "empty"
         r = s["line_punct_ratio"]
         if r < self.line_punct_thr and not (r == 0 and self.line_punct_exclude_zero):
-            return "line_punct_ratio"
+            return fired("line_punct_ratio", "line_punct_ratio", r, "<", self.line_punct_thr)
         if s["short_line_ratio"] > self.short_line_thr:
-            return "short_line_ratio"
+            return fired("short_line_ratio", "short_line_ratio", s["short_line_ratio"], ">", self.short_line_thr)
         if s["char_dup_ratio"] > self.char_duplicates_ratio:
-            return "char_dup_ratio"
+            return fired("char_dup_ratio", "char_dup_ratio", s["char_dup_ratio"], ">", self.char_duplicates_ratio)
         if s["list_ratio"] > self.new_line_ratio:
-            return "list_ratio"
+            return fired("list_ratio", "list_ratio", s["list_ratio"], ">", self.new_line_ratio)
         return None

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from thresher.transforms.filters.base import Filter, register_filter
+from thresher.transforms.filters.base import Filter, fired, register_filter
 from thresher.transforms.text import LANGUAGES, analyse, is_punctuation, rules_for
 
 # --- Gopher repetition -----------------------------------------------------------------------
@@ -154,13 +154,14 @@ class GopherRepetition(Filter):
             return "empty"
         for key in ("dup_para_frac", "dup_para_char_frac", "dup_line_frac", "dup_line_char_frac"):
             if s[key] > getattr(self, key):
-                return key
+                return fired(key, key, s[key], ">", getattr(self, key))
         for k, limit in self.top_ngrams.items():
             if s[f"top_{k}_gram"] > limit:
-                return f"top_{k}_gram"
+                return fired(f"top_{k}_gram", f"top_{k}_gram", s[f"top_{k}_gram"], ">", limit)
         for k, limit in self.dup_ngrams.items():
-            if s[f"duplicated_{k}_n_grams"] > limit:
-                return f"duplicated_{k}_n_grams"
+            key = f"duplicated_{k}_n_grams"
+            if s[key] > limit:
+                return fired(key, key, s[key], ">", limit)
         return None
 
 
@@ -216,27 +217,30 @@ class GopherQuality(Filter):
         rules = rules_for(lang, self.fallback_lang)
         scale = 1.5 if s["char_words"] else rules.word_scale  # words are characters: 1.5 per word
         if self.min_doc_words and s["words"] < self.min_doc_words * scale:
-            return "gopher_short_doc"
+            return fired("gopher_short_doc", "words", s["words"], "<", self.min_doc_words * scale)
         if self.max_doc_words and s["words"] > self.max_doc_words * scale:
-            return "gopher_long_doc"
+            return fired("gopher_long_doc", "words", s["words"], ">", self.max_doc_words * scale)
         if rules.word_length is not None and not s["char_words"]:
             lo, hi = self.min_avg_word_length, self.max_avg_word_length
             if rules.word_length != (3, 10):  # the language has its own bounds (Korean, Vietnamese)
                 lo, hi = rules.word_length
             if lo and s["mean_word_length"] < lo:
-                return "gopher_below_avg_threshold"
+                return fired("gopher_below_avg_threshold", "mean_word_length", s["mean_word_length"], "<", lo)
             if hi and s["mean_word_length"] > hi:
-                return "gopher_above_avg_threshold"
+                return fired("gopher_above_avg_threshold", "mean_word_length", s["mean_word_length"], ">", hi)
         if self.max_symbol_word_ratio and s["hash_ratio"] > self.max_symbol_word_ratio:
-            return "gopher_too_many_hashes"
+            return fired("gopher_too_many_hashes", "hash_ratio", s["hash_ratio"], ">", self.max_symbol_word_ratio)
         if self.max_symbol_word_ratio and s["ellipsis_ratio"] > self.max_symbol_word_ratio:
-            return "gopher_too_many_ellipsis"
+            return fired("gopher_too_many_ellipsis", "ellipsis_ratio", s["ellipsis_ratio"], ">",
+                         self.max_symbol_word_ratio)
         if self.max_bullet_lines_ratio and s["bullet_lines"] > self.max_bullet_lines_ratio:
-            return "gopher_too_many_bullets"
+            return fired("gopher_too_many_bullets", "bullet_lines", s["bullet_lines"], ">", self.max_bullet_lines_ratio)
         if self.max_ellipsis_lines_ratio and s["ellipsis_lines"] > self.max_ellipsis_lines_ratio:
-            return "gopher_too_many_end_ellipsis"
+            return fired("gopher_too_many_end_ellipsis", "ellipsis_lines", s["ellipsis_lines"], ">",
+                         self.max_ellipsis_lines_ratio)
         if self.min_alpha_words_ratio and s["alpha_words"] < self.min_alpha_words_ratio:
-            return "gopher_below_alpha_threshold"
+            return fired("gopher_below_alpha_threshold", "alpha_words", s["alpha_words"], "<",
+                         self.min_alpha_words_ratio)
         if self.min_stop_words and s["stop_words"] is not None and s["stop_words"] < self.min_stop_words:
-            return "gopher_enough_stop_words"
+            return fired("gopher_enough_stop_words", "stop_words", s["stop_words"], "<", self.min_stop_words)
         return None
