@@ -296,6 +296,14 @@ def cmd_train(args, trainer_args: list[str]) -> int:
     if args.nproc < 1:
         print("thresher train: --nproc must be >= 1", file=sys.stderr)
         return 2
+    from thresher.trainer.data import DataError
+    from thresher.trainer.train import parse_args, preflight
+
+    try:
+        preflight(parse_args(trainer_args))  # a bad flag or --data: one line here, before torchrun
+    except DataError as e:
+        print(f"thresher train: {e}", file=sys.stderr)
+        return 2
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={args.nproc}",
            "-m", "thresher.trainer", *trainer_args]
     return subprocess.call(cmd)

@@ -168,6 +168,14 @@ def make_sources(specs: list[str], seq_len: int, holdout_shards: int = 0, holdou
     return sources, weights
 
 
+def preflight(cfg: TrainConfig) -> None:
+    """What can be checked before any process starts: the data sources open (`thresher train` runs
+    this before torchrun, so a wrong --data is one line, not torchrun's report of a failed child)."""
+    make_sources(cfg.data, cfg.seq_len, cfg.holdout_shards)
+    if cfg.eval_data:
+        make_sources(cfg.eval_data, cfg.seq_len)
+
+
 def evaluate(model, cfg, eval_mix, eos_id, env) -> float:
     model.eval()
     loader = TokenLoader(eval_mix, cfg.batch_size, env.rank, env.world, limit=cfg.eval_batches)

@@ -100,3 +100,14 @@ def test_thresher_train_launches_torchrun(sample_shards, tmp_path):
                "--steps", "2", "--batch-size", "2", "--output", str(out), *COMMON])
     assert rc == 0
     assert len(steps(out)) == 2
+
+
+def test_thresher_train_with_bad_data_is_one_line(tmp_path, capfd):
+    """Checked before torchrun starts: no report of a failed child after the message."""
+    from thresher.pipeline.cli import main
+
+    assert main(["train", "--data", str(tmp_path / "nope"), "--steps", "2", "--output", str(tmp_path / "ck")]) == 2
+    err = capfd.readouterr().err.strip().splitlines()
+    assert err == [f"thresher train: {tmp_path / 'nope'}: no manifest.json here or in {tmp_path / 'nope'}/shards "
+                   "(is it a thresher run directory?)"]
+    assert not (tmp_path / "ck").exists()
