@@ -10,7 +10,6 @@ import os
 import re
 import shutil
 
-import torch
 import torch.distributed as dist
 import torch.distributed.checkpoint as dcp
 from torch.distributed.checkpoint.state_dict import get_state_dict, set_state_dict
@@ -37,6 +36,27 @@ def list_checkpoints(folder: str) -> list[tuple[int, str]]:
         if m and os.path.exists(os.path.join(folder, name, STATE)):
             found.append((int(m.group(1)), os.path.join(folder, name)))
     return sorted(found)
+
+
+def claim(folder: str, resume: bool, overwrite: bool) -> None:
+    """Make `folder` this run's: with `overwrite`, another run's checkpoints and metrics go first;
+    without `resume` or `overwrite`, a folder that holds another run's is refused (a new run beside
+    them would append to their metrics.jsonl and the next --resume would pick up their checkpoint)."""
+    metrics = os.path.join(folder, "metrics.jsonl")
+    if overwrite:
+        if _rank() == 0:
+            for _, path in list_checkpoints(folder):
+                shutil.rmtree(path)
+            if os.path.exists(metrics):
+                os.remove(metrics)
+        _barrier()
+        return
+    found = list_checkpoints(folder)
+    if not resume and (found or os.path.exists(metrics)):  # every rank sees the same: all refuse alike
+        what = f"checkpoints up to step {found[-1][0]}" if found else "metrics.jsonl"
+        raise FileExistsError(f"{folder} holds another run's {what}: --resume continues it, --overwrite replaces it, "
+                              "or choose another --output")
+    _barrier()  # no rank writes (metrics.jsonl) before every rank has looked
 
 
 def latest(folder: str) -> str | None:

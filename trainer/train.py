@@ -48,6 +48,7 @@ class TrainConfig:
     ckpt_every: int = 0  # 0: only at the end; -1: never (benchmarks)
     keep: int = 3
     resume: bool = False
+    overwrite: bool = False  # replace another run's checkpoints and metrics in --output
     log_every: int = 1
     eval_every: int = 0
     eval_batches: int = 4
@@ -72,7 +73,7 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
     p.add_argument("--schedule", choices=("cosine", "wsd", "constant"), default=d.schedule)
     p.add_argument("--output", default=d.output, help="checkpoints and metrics.jsonl go here")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default=d.device)
-    for flag in ("doc_mask", "activation_checkpointing", "compile", "resume"):
+    for flag in ("doc_mask", "activation_checkpointing", "compile", "resume", "overwrite"):
         p.add_argument("--" + flag.replace("_", "-"), action="store_true")
     return TrainConfig(**vars(p.parse_args(argv)))
 
@@ -174,6 +175,11 @@ def preflight(cfg: TrainConfig) -> None:
     make_sources(cfg.data, cfg.seq_len, cfg.holdout_shards)
     if cfg.eval_data:
         make_sources(cfg.eval_data, cfg.seq_len)
+    if not cfg.overwrite:
+        try:
+            checkpoint.claim(cfg.output, cfg.resume, overwrite=False)
+        except FileExistsError as e:
+            raise DataError(str(e)) from None
 
 
 def evaluate(model, cfg, eval_mix, eos_id, env) -> float:
@@ -217,6 +223,10 @@ def _train(cfg: TrainConfig, env: Distributed) -> list[dict]:
     loader = TokenLoader(mix, cfg.batch_size, env.rank, env.world, num_workers=cfg.num_workers,
                          pin_memory=env.device.type == "cuda")
     step, tokens_seen = 0, 0
+    try:
+        checkpoint.claim(cfg.output, cfg.resume, cfg.overwrite)
+    except FileExistsError as e:
+        raise DataError(str(e)) from None
     os.makedirs(cfg.output, exist_ok=True)
     if cfg.resume and (path := checkpoint.latest(cfg.output)):
         state = checkpoint.load(path, model, optimizer)

@@ -111,3 +111,17 @@ def test_thresher_train_with_bad_data_is_one_line(tmp_path, capfd):
     assert err == [f"thresher train: {tmp_path / 'nope'}: no manifest.json here or in {tmp_path / 'nope'}/shards "
                    "(is it a thresher run directory?)"]
     assert not (tmp_path / "ck").exists()
+
+
+def test_another_runs_checkpoints_are_refused_without_resume_or_overwrite(sample_shards, tmp_path):
+    out = tmp_path / "ck"
+    args = ["--data", sample_shards, "--steps", 2, "--batch-size", 2, "--ckpt-every", 2, "--output", out, *COMMON]
+    train(args)
+    before = (out / "metrics.jsonl").read_text()
+    proc = train(args, check=False)
+    assert proc.returncode == 2
+    assert f"{out} holds another run's checkpoints up to step 2: --resume continues it" in proc.stderr
+    assert (out / "metrics.jsonl").read_text() == before  # nothing appended
+    train([*args, "--overwrite"])
+    rows = [json.loads(line) for line in open(out / "metrics.jsonl")]
+    assert [r["event"] for r in rows if "event" in r][:1] == ["start"] and len(steps(out)) == 2
