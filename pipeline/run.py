@@ -17,7 +17,7 @@ from importlib import resources
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 
-from thresher.pipeline import rundir
+from thresher.pipeline import card, rundir
 from thresher.pipeline.config import Config, ConfigError
 from thresher.pipeline.graph import Curate
 from thresher.pipeline.progress import ProgressDisplay
@@ -241,6 +241,7 @@ def run(cfg: Config, beam_flags: list[str] | None = None, show_progress: bool = 
                               f"this run's files are in {staging})")
     rundir.publish(output, staging, folders)
     rundir.atomic_write(rundir.join(output, "config.yaml"), cfg.to_yaml().encode())
+    rundir.atomic_write(rundir.join(output, card.FILENAME), card.dataset_card(stats, folders).encode())
     health = health_problems(stats, cfg.max_error_fraction)
     if health:
         stats["health_problems"] = health

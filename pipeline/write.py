@@ -118,17 +118,24 @@ class WriteShard(beam.DoFn):
         groups = {"": rows}
         schema = self.schema
         if self.partition:
-            # Hive layout: the value lives in the folder name only (a column of the same name in the
-            # files would clash with it in pyarrow/polars/duckdb readers of documents/)
-            schema = schema.remove(schema.get_field_index(self.partition))
+            # Hive layout, and the column stays in the files: readers that know no partitioning
+            # (Hugging Face datasets' Parquet builder) keep it. It is written with the folder's
+            # value, dictionary-encoded: the type pyarrow infers for a partition key, so pyarrow's
+            # dataset, polars and DuckDB merge the two without a type clash.
+            i = schema.get_field_index(self.partition)
+            schema = schema.set(i, pa.field(self.partition, pa.dictionary(pa.int32(), pa.string())))
             groups = {}
             for row in rows:
                 value = safe_partition_value(row.get(self.partition))
-                groups.setdefault(f"{self.partition}={value}/", []).append(row)
+                groups.setdefault(f"{self.partition}={value}/", []).append({**row, self.partition: value})
         for prefix, part in sorted(groups.items()):
             table = pa.Table.from_pylist(part, schema=schema)
             buf = io.BytesIO()
-            pq.write_table(table, buf, compression=None if self.compression == "none" else self.compression)
+            compression = None if self.compression == "none" else self.compression
+            if table.num_rows:
+                pq.write_table(table, buf, compression=compression)
+            else:  # no row group at all: an empty row group stops Hugging Face datasets' Parquet reader
+                pq.ParquetWriter(buf, schema, compression=compression).close()
             atomic_write(f"{self.folder}/{prefix}{name}", buf.getvalue())
         return len(rows), len(groups)
 

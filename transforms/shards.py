@@ -1,6 +1,6 @@
 """The tokenized shard format: the one definition the shard writer and the trainer both use.
 
-A shard is an Arrow IPC *file* (``shards/shard-NNNNN.arrow``), one row per document, columns
+A shard is an Arrow IPC *stream* (``shards/shard-NNNNN.arrow``), one row per document, columns
 ``id``, ``url``, ``lang``, ``source`` and ``tokens`` (a list of uint16 when the vocabulary fits,
 else uint32). Arrow keeps a list column as one flat value buffer plus an offsets buffer, the
 same idea as Megatron's ``.bin``/``.idx`` pair, so a memory-mapped shard hands the trainer its
@@ -8,9 +8,11 @@ whole token stream as one zero-copy numpy array. ``shards/manifest.json`` names 
 (name, sha256, vocabulary size, EOS id), the dtype, and each shard's rows, tokens, bytes and
 sha256.
 
-Any Arrow reader opens a shard: ``pyarrow.ipc.open_file(pyarrow.memory_map(path))``,
-``polars.read_ipc(path)``, DuckDB over the pyarrow table, or
-``datasets.load_dataset("arrow", data_files=...)``.
+The stream format (version 2) is the one Hugging Face ``datasets`` keeps its own cache files in, so
+``datasets.Dataset.from_file(path)`` maps a shard without copying it; pyarrow reads it with
+``pyarrow.ipc.open_stream(pyarrow.memory_map(path))`` (also zero copy) and polars with
+``polars.read_ipc_stream(path)``. Version 1 shards were IPC *files* (``pyarrow.dataset`` and
+``polars.scan_ipc`` read those, ``datasets`` does not); ``open_shard`` reads both.
 """
 
 from __future__ import annotations
@@ -24,7 +26,9 @@ import numpy as np
 import pyarrow as pa
 
 FORMAT = "thresher-shards"
-VERSION = 1
+VERSION = 2
+VERSIONS = (1, 2)  # 1: IPC file format; 2: IPC stream format
+FILE_MAGIC = b"ARROW1"
 MANIFEST = "manifest.json"
 DTYPES = {"uint16": (pa.uint16(), np.uint16), "uint32": (pa.uint32(), np.uint32)}
 
@@ -44,7 +48,7 @@ def shard_name(index: int) -> str:
 
 
 def encode_shard(rows: list[dict], dtype: str) -> bytes:
-    """An IPC file holding `rows` (dicts with id, url, lang, source and a ``tokens`` array), in order."""
+    """An IPC stream holding `rows` (dicts with id, url, lang, source and a ``tokens`` array), in order."""
     pa_type, np_type = DTYPES[dtype]
     lengths = np.fromiter((len(r["tokens"]) for r in rows), dtype=np.int64, count=len(rows))
     offsets = np.zeros(len(rows) + 1, dtype=np.int32)
@@ -57,14 +61,29 @@ def encode_shard(rows: list[dict], dtype: str) -> bytes:
     cols = [pa.array([r.get(c) for r in rows], type=pa.string()) for c in ("id", "url", "lang", "source")]
     batch = pa.RecordBatch.from_arrays(cols + [tokens], schema=schema)
     sink = pa.BufferOutputStream()
-    with pa.ipc.new_file(sink, schema) as writer:
+    with pa.ipc.new_stream(sink, schema) as writer:
         writer.write_batch(batch)
     return sink.getvalue().to_pybytes()
 
 
 def open_shard(path: str) -> pa.Table:
-    """A shard, memory-mapped: nothing is read until it is touched, nothing is copied."""
-    return pa.ipc.open_file(pa.memory_map(path, "r")).read_all()
+    """A shard, memory-mapped: nothing is read until it is touched, nothing is copied. Reads both
+    the stream format (version 2) and the file format of version 1 shards."""
+    source = pa.memory_map(path, "r")
+    if source.read(len(FILE_MAGIC)) == FILE_MAGIC:
+        source.seek(0)
+        return pa.ipc.open_file(source).read_all()
+    source.seek(0)
+    return pa.ipc.open_stream(source).read_all()
+
+
+def open_shards(path: str) -> pa.Table:
+    """Every shard of a run directory (or of its ``shards/`` folder), in manifest order, as one
+    memory-mapped table: a chunk per shard, nothing copied."""
+    folder = os.path.join(path, "shards") if os.path.exists(os.path.join(path, "shards", MANIFEST)) else path
+    manifest = read_manifest(folder)
+    tables = [open_shard(os.path.join(folder, s.file)) for s in manifest.shards]
+    return pa.concat_tables(tables) if tables else shard_schema(manifest.dtype).empty_table()
 
 
 def token_arrays(table: pa.Table) -> tuple[np.ndarray, np.ndarray]:
@@ -119,8 +138,9 @@ class Manifest:
         d = json.loads(text)
         if d.get("format") != FORMAT:
             raise ValueError(f"not a {FORMAT} manifest (format {d.get('format')!r})")
-        if d.get("version") != VERSION:
-            raise ValueError(f"manifest version {d.get('version')} is not the supported {VERSION}")
+        if d.get("version") not in VERSIONS:
+            raise ValueError(f"manifest version {d.get('version')} is not one this Thresher reads "
+                             f"({', '.join(map(str, VERSIONS))})")
         d.pop("totals", None)
         d["shards"] = [ShardInfo(**s) for s in d["shards"]]
         return cls(**d)

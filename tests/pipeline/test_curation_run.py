@@ -90,7 +90,7 @@ def test_documents_can_be_partitioned_by_language(default_run, tmp_path):
     docs = tmp_path / "p" / "documents"
     folders = sorted(p.name for p in docs.iterdir())
     assert len(folders) >= 8 and all(f.startswith("lang=") for f in folders)
-    # Hive layout, as every reader expects it: the language is the folder, not a column in the files
+    # Hive layout, as every reader expects it; the files keep `lang` too (dictionary-encoded, no clash)
     read = pq.read_table(docs)
     assert read.num_rows == stats["totals"]["kept"] == stats["output"]["documents"]
     from collections import Counter

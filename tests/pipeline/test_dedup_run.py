@@ -82,6 +82,10 @@ def test_exact_and_near_duplicates_are_removed_with_reasons(corpus, tmp_path):
     clusters = pq.read_table(out / "dedup" / "clusters.parquet").to_pylist()
     assert sorted((c["id"], c["cluster_id"]) for c in clusters) == [
         ("base1", "base1"), ("near1", "base1"), ("near2", "base1"), ("near3", "base1")]
+    import datasets  # the run's dataset card lists the clusters once there are some
+
+    assert datasets.load_dataset(str(out), "clusters", split="train").num_rows == 4
+    assert datasets.load_dataset(str(out), split="train").num_rows == 7
 
 
 def test_longest_representative(corpus, tmp_path):

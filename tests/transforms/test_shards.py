@@ -36,7 +36,7 @@ def test_round_trip_zero_copy(tmp_path):
     for i, r in enumerate(rs):
         assert np.array_equal(flat[offsets[i]:offsets[i + 1]], r["tokens"])
     assert table.column("id").to_pylist() == [r["id"] for r in rs]
-    assert table.schema.metadata[b"thresher.format"] == b"thresher-shards/1"
+    assert table.schema.metadata[b"thresher.format"] == b"thresher-shards/2"
 
 
 def test_uint32_shards(tmp_path):
@@ -94,9 +94,45 @@ def test_other_arrow_readers_open_a_shard(tmp_path):
     path = str(tmp_path / "s.arrow")
     with open(path, "wb") as fh:
         fh.write(encode_shard(rs, "uint16"))
-    df = pl.read_ipc(path)
+    df = pl.read_ipc_stream(path)
     assert df["id"].to_list() == [r["id"] for r in rs]
     assert df["tokens"][3].to_list() == rs[3]["tokens"].tolist()
-    shard = pa.ipc.open_file(pa.memory_map(path)).read_all()  # noqa: F841 (DuckDB finds it by name)
+    shard = pa.ipc.open_stream(pa.memory_map(path)).read_all()  # noqa: F841 (DuckDB finds it by name)
     total = duckdb.sql("select sum(len(tokens)) from shard").fetchall()[0][0]
     assert total == sum(len(r["tokens"]) for r in rs)
+
+
+def test_hugging_face_maps_a_shard_without_copying(tmp_path):
+    datasets = pytest.importorskip("datasets")
+    rs = rows(20)
+    path = str(tmp_path / shard_name(0))
+    with open(path, "wb") as fh:
+        fh.write(encode_shard(rs, "uint16"))
+    before = pa.total_allocated_bytes()
+    ds = datasets.Dataset.from_file(path)  # the IPC stream format is datasets' own cache format
+    assert pa.total_allocated_bytes() == before  # memory-mapped, nothing read into Arrow's pool
+    assert ds.num_rows == 20 and ds.column_names == ["id", "url", "lang", "source", "tokens"]
+    assert ds[7]["tokens"] == rs[7]["tokens"].tolist()
+    np_ds = ds.with_format("numpy")
+    assert np_ds[3]["tokens"].tolist() == rs[3]["tokens"].tolist()
+
+
+def test_version_1_shards_in_the_file_format_still_open_and_verify(tmp_path):
+    rs = rows(12)
+    m = write_dir(tmp_path, [rs])
+    table = open_shard(str(tmp_path / shard_name(0)))
+    sink = pa.BufferOutputStream()  # rewrite it as a version 1 run wrote it: an IPC file
+    with pa.ipc.new_file(sink, table.schema) as writer:
+        writer.write_table(table)
+    data = sink.getvalue().to_pybytes()
+    (tmp_path / shard_name(0)).write_bytes(data)
+    d = json.loads(m.to_json())
+    d["version"] = 1
+    d["shards"][0].update(bytes=len(data), sha256=sha256_file(str(tmp_path / shard_name(0))))
+    (tmp_path / "manifest.json").write_text(json.dumps(d))
+    assert verify(str(tmp_path)) == []
+    flat, offsets = token_arrays(open_shard(str(tmp_path / shard_name(0))))
+    assert np.array_equal(flat[offsets[5]:offsets[6]], rs[5]["tokens"])
+    d["version"] = 3
+    (tmp_path / "manifest.json").write_text(json.dumps(d))
+    assert "manifest version 3 is not one this Thresher reads" in verify(str(tmp_path))[0]

@@ -95,8 +95,7 @@ register(Stage(name="langid", order=30, params=LangidParams, build=_build, colum
                         " close relative (gl/pt/es, hr/sr/bs, nb/nn/da) or scores below "
                         "`consult_below`, langid.py gives a second opinion (product of the two "
                         "models). Adds `lang` (ISO 639-1: `nb`, not `no`), `lang_score`; `keep` "
-                        "selects languages; `partition` writes `documents/lang=xx/` (Hive layout: "
-                        "the language is the folder name, not a column in those files; "
-                        "`pq.read_table(\"documents\")`, polars and DuckDB with `hive_partitioning` "
-                        "read it back)"),
+                        "selects languages; `partition` writes `documents/lang=xx/` (Hive layout; the "
+                        "files keep `lang` as a dictionary column, so `pq.read_table(\"documents\")`,"
+                        " polars, DuckDB and `datasets.load_dataset` all read it back with `lang`)"),
                reasons=("language_not_kept", "low_language_score", "no_text")))
