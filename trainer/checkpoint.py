@@ -85,11 +85,16 @@ def save(folder: str, step: int, model, optimizer, trainer_state: dict, keep: in
     return final
 
 
+def read_state(path: str) -> dict:
+    """A checkpoint's trainer state (step, schedule, loader, model config, ...), without torch."""
+    with open(os.path.join(path, STATE), encoding="utf-8") as fh:
+        return json.load(fh)
+
+
 def load(path: str, model, optimizer) -> dict:
     """Restore model and optimizer in place (resharded to this world); return the trainer state."""
     model_sd, optim_sd = get_state_dict(model, optimizer)
     state = {"model": model_sd, "optim": optim_sd}
     dcp.load(state, checkpoint_id=path)
     set_state_dict(model, optimizer, model_state_dict=state["model"], optim_state_dict=state["optim"])
-    with open(os.path.join(path, STATE), encoding="utf-8") as fh:
-        return json.load(fh)
+    return read_state(path)

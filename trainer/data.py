@@ -207,13 +207,18 @@ class TokenLoader:
         return vars(LoaderState(self.batches, self.batch_size, self.world, self.mixture.seed)).copy()
 
     def load_state_dict(self, state: dict) -> None:
+        """Continue at the checkpoint's position in the global sample order. Ranks consume global
+        samples in lockstep, so the position is batches x batch_size x world samples, and a run with
+        another world size (or batch size) continues there when its own batch x world divides it."""
         want = LoaderState(**state)
-        if want.batch_size != self.batch_size or want.world != self.world or want.seed != self.mixture.seed:
+        consumed = want.batches * want.batch_size * want.world
+        per_batch = self.batch_size * self.world
+        if want.seed != self.mixture.seed or consumed % per_batch:
             raise DataError(
-                f"cannot resume the data order: checkpoint has batch_size={want.batch_size}, "
-                f"world={want.world}, seed={want.seed}; this run has batch_size={self.batch_size}, "
-                f"world={self.world}, seed={self.mixture.seed}")
-        self.batches = want.batches
+                f"cannot resume the data order: the checkpoint consumed {consumed} samples (seed {want.seed}); "
+                f"this run takes {per_batch} per batch (batch_size {self.batch_size} x world {self.world}, seed "
+                f"{self.mixture.seed}), which does not land on that position")
+        self.batches = consumed // per_batch
 
     def __iter__(self):
         from torch.utils.data import DataLoader

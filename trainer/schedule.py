@@ -46,7 +46,11 @@ class LRSchedule:
         return lr
 
     def state_dict(self) -> dict:
-        return {"step": self.step}
+        return {"step": self.step, "peak": self.peak, "warmup": self.warmup, "total": self.total, "kind": self.kind,
+                "min_ratio": self.min_ratio, "decay_fraction": self.decay_fraction}
 
     def load_state_dict(self, state: dict) -> None:
+        """The step, and the span the checkpoint's schedule was drawn over (a resume with
+        --extend trains past it at its final lr instead of re-stretching it)."""
         self.step = int(state["step"])
+        self.total = int(state.get("total", self.total))

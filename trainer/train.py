@@ -11,6 +11,7 @@ import argparse
 import contextlib
 import os
 import sys
+import time
 from dataclasses import dataclass, field
 
 import torch
@@ -34,7 +35,7 @@ class TrainConfig:
     batch_size: int = 8  # per rank, per micro-batch
     grad_accum: int = 1
     steps: int = 100
-    lr: float = 3e-4
+    lr: float | None = None  # None: DEFAULT_LR of the model
     warmup: int = 10
     schedule: str = "cosine"
     min_lr_ratio: float = 0.1
@@ -49,6 +50,7 @@ class TrainConfig:
     keep: int = 3
     resume: bool = False
     overwrite: bool = False  # replace another run's checkpoints and metrics in --output
+    extend: bool = False  # resume with a different --steps, keeping the checkpoint's schedule
     log_every: int = 1
     eval_every: int = 0
     eval_batches: int = 4
@@ -57,25 +59,67 @@ class TrainConfig:
     stop_after: int = 0  # testing aid: exit after this step as if killed (after its checkpoint)
 
 
+# Peak learning rate by model size when --lr is not given. tiny trains well at 3e-3 on the sample
+# (3e-4 barely moves it in 100 steps); the larger ones follow GPT-3's table for their sizes
+# (125M: 6e-4, 350M: 3e-4, 1.3B: 2e-4) and small sits between.
+DEFAULT_LR = {"tiny": 3e-3, "small": 1e-3, "125m": 6e-4, "350m": 3e-4, "1b": 2e-4}
+
+HELP = {
+    "holdout_shards": "hold out the last N shards of each --data source as eval data",
+    "seq_len": "tokens per training window",
+    "batch_size": "windows per rank per micro-batch",
+    "grad_accum": "micro-batches per optimizer step (global batch = batch-size x grad-accum x nproc windows)",
+    "steps": "optimizer steps; the lr schedule spans them (changing it on --resume needs --extend)",
+    "warmup": "linear warmup steps",
+    "seed": "model init and data order",
+    "ckpt_every": "checkpoint every N steps (0: only at the end, -1: never)",
+    "keep": "checkpoints kept (the newest)",
+    "log_every": "log every N steps",
+    "eval_every": "evaluate every N steps (0: never; needs --eval-data or --holdout-shards)",
+    "eval_batches": "batches per evaluation",
+    "num_workers": "DataLoader worker processes per rank",
+    "stop_after": "testing aid: stop after step N as if killed",
+    "lr": "peak learning rate (default by --model: " + ", ".join(f"{k} {v:g}" for k, v in DEFAULT_LR.items()) + ")",
+    "min_lr_ratio": "final lr as a fraction of the peak",
+    "weight_decay": "AdamW weight decay (matrices only)",
+    "clip": "gradient norm clipping",
+    "doc_mask": "attend within documents only (positions restart after each EOS)",
+    "activation_checkpointing": "recompute each block in backward (less memory, ~30%% more compute)",
+    "compile": "torch.compile each block",
+    "resume": "continue from the newest checkpoint in --output (any --nproc whose global batch matches)",
+    "overwrite": "replace another run's checkpoints and metrics in --output",
+    "extend": "with --resume: accept a different --steps, keeping the checkpoint's lr schedule (past its "
+              "end the lr stays at its final value)",
+}
+
+
 def parse_args(argv: list[str] | None = None) -> TrainConfig:
-    p = argparse.ArgumentParser(prog="thresher train", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="thresher train", description=__doc__.splitlines()[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     d = TrainConfig()
-    p.add_argument("--data", action="append", required=True, metavar="DIR[:WEIGHT]",
+    p.add_argument("--data", action="append", required=True, metavar="DIR[:WEIGHT]", default=argparse.SUPPRESS,
                    help="a thresher run directory (or its shards/); repeat for a weighted mixture")
-    p.add_argument("--eval-data", action="append", default=[], metavar="DIR")
-    p.add_argument("--holdout-shards", type=int, default=d.holdout_shards)
-    p.add_argument("--model", choices=sorted(MODELS), default=d.model)
-    for name in ("seq_len", "batch_size", "grad_accum", "steps", "warmup", "seed", "ckpt_every", "keep",
-                 "log_every", "eval_every", "eval_batches", "num_workers", "stop_after"):
-        p.add_argument("--" + name.replace("_", "-"), type=int, default=getattr(d, name))
+    p.add_argument("--eval-data", action="append", default=[], metavar="DIR",
+                   help="run directories to evaluate on (repeatable)")
+    p.add_argument("--model", choices=sorted(MODELS), default=d.model, help="model size")
+    for name in ("holdout_shards", "seq_len", "batch_size", "grad_accum", "steps", "warmup", "seed", "ckpt_every",
+                 "keep", "log_every", "eval_every", "eval_batches", "num_workers", "stop_after"):
+        p.add_argument("--" + name.replace("_", "-"), type=int, default=getattr(d, name), help=HELP[name])
     for name in ("lr", "min_lr_ratio", "weight_decay", "clip"):
-        p.add_argument("--" + name.replace("_", "-"), type=float, default=getattr(d, name))
-    p.add_argument("--schedule", choices=("cosine", "wsd", "constant"), default=d.schedule)
+        default = argparse.SUPPRESS if getattr(d, name) is None else getattr(d, name)  # lr: by model
+        p.add_argument("--" + name.replace("_", "-"), type=float, default=default, help=HELP[name])
+    p.add_argument("--schedule", choices=("cosine", "wsd", "constant"), default=d.schedule,
+                   help="lr decay after warmup")
     p.add_argument("--output", default=d.output, help="checkpoints and metrics.jsonl go here")
-    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default=d.device)
-    for flag in ("doc_mask", "activation_checkpointing", "compile", "resume", "overwrite"):
-        p.add_argument("--" + flag.replace("_", "-"), action="store_true")
-    return TrainConfig(**vars(p.parse_args(argv)))
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default=d.device, help="auto: cuda when available")
+    for flag in ("doc_mask", "activation_checkpointing", "compile", "resume", "overwrite", "extend"):
+        p.add_argument("--" + flag.replace("_", "-"), action="store_true", help=HELP[flag])
+    cfg = TrainConfig(**vars(p.parse_args(argv)))
+    if cfg.lr is None:
+        cfg.lr = DEFAULT_LR[cfg.model]
+    if cfg.extend and not cfg.resume:
+        p.error("--extend changes a resumed run's --steps: it needs --resume")
+    return cfg
 
 
 def split_weight(spec: str) -> tuple[str, float]:
@@ -169,10 +213,50 @@ def make_sources(specs: list[str], seq_len: int, holdout_shards: int = 0, holdou
     return sources, weights
 
 
-def preflight(cfg: TrainConfig) -> None:
-    """What can be checked before any process starts: the data sources open (`thresher train` runs
-    this before torchrun, so a wrong --data is one line, not torchrun's report of a failed child)."""
-    make_sources(cfg.data, cfg.seq_len, cfg.holdout_shards)
+def global_batch(cfg: TrainConfig, world: int) -> int:
+    """Windows per optimizer step, all ranks together."""
+    return cfg.batch_size * cfg.grad_accum * world
+
+
+def resume_problem(cfg: TrainConfig, state: dict, world: int, tokenizer_sha256: str | None = None) -> str | None:
+    """Why this run cannot continue the checkpoint whose trainer state is `state`, or None.
+
+    The lr schedule must go on where it stopped: a changed --lr, --warmup, --schedule or
+    --min-lr-ratio would make it jump, and so would a changed --steps (the schedule spans them)
+    unless --extend keeps the checkpoint's schedule. The data order must go on where it stopped:
+    any --nproc works as long as the global batch (batch-size x grad-accum x nproc) is the
+    checkpoint's, since the loader position is a count of global samples.
+    """
+    sched, step = state.get("schedule", {}), state["step"]
+    theirs = state.get("tokenizer_sha256")
+    if tokenizer_sha256 and theirs and theirs != tokenizer_sha256:
+        return (f"it was trained with tokenizer {theirs[:12]}…, the data uses {tokenizer_sha256[:12]}…: "
+                "re-tokenize the data with the checkpoint's tokenizer")
+    for flag, key, value in (("lr", "peak", cfg.lr), ("warmup", "warmup", cfg.warmup),
+                             ("schedule", "kind", cfg.schedule), ("min-lr-ratio", "min_ratio", cfg.min_lr_ratio)):
+        if key in sched and sched[key] != value:
+            return (f"--{flag} {value} is not the checkpoint's {sched[key]}: the lr schedule would jump at step "
+                    f"{step}; resume with --{flag} {sched[key]}")
+    total = sched.get("total")
+    if total is not None and total != cfg.steps and not cfg.extend:
+        return (f"the checkpoint's lr schedule spans --steps {total}; --steps {cfg.steps} would re-stretch it (the lr "
+                f"jumps at step {step}): pass --extend to train to step {cfg.steps} keeping the checkpoint's schedule "
+                f"(past step {total} the lr stays at its final value), or resume with --steps {total}")
+    if cfg.steps <= step:
+        return f"the checkpoint is at step {step}: --steps {cfg.steps} leaves nothing to train"
+    theirs, mine = state.get("global_batch"), global_batch(cfg, world)
+    if theirs is not None and theirs != mine:
+        return (f"the checkpoint was trained with a global batch of {theirs} windows, this run's is {mine} "
+                f"(batch-size {cfg.batch_size} x grad-accum {cfg.grad_accum} x nproc {world}): choose --batch-size "
+                f"or --grad-accum so the product is {theirs} (any --nproc resumes then)")
+    return None
+
+
+def preflight(cfg: TrainConfig, world: int = 1) -> None:
+    """What can be checked before any process starts: the data sources open, and a --resume can
+    continue the newest checkpoint (`thresher train` runs this before torchrun, so a wrong --data
+    is one line, not torchrun's report of a failed child)."""
+    sources, _ = make_sources(cfg.data, cfg.seq_len, cfg.holdout_shards)
     if cfg.eval_data:
         make_sources(cfg.eval_data, cfg.seq_len)
     if not cfg.overwrite:
@@ -180,6 +264,10 @@ def preflight(cfg: TrainConfig) -> None:
             checkpoint.claim(cfg.output, cfg.resume, overwrite=False)
         except FileExistsError as e:
             raise DataError(str(e)) from None
+        if cfg.resume and (path := checkpoint.latest(cfg.output)):
+            state = checkpoint.read_state(path)
+            if problem := resume_problem(cfg, state, world, sources[0].tokenizer.get("sha256")):
+                raise DataError(f"cannot resume {path}: {problem}")
 
 
 def evaluate(model, cfg, eval_mix, eos_id, env) -> float:
@@ -228,18 +316,23 @@ def _train(cfg: TrainConfig, env: Distributed) -> list[dict]:
     except FileExistsError as e:
         raise DataError(str(e)) from None
     os.makedirs(cfg.output, exist_ok=True)
+    resumed_from = None
     if cfg.resume and (path := checkpoint.latest(cfg.output)):
+        if problem := resume_problem(cfg, checkpoint.read_state(path), env.world, tok.get("sha256")):
+            raise DataError(f"cannot resume {path}: {problem}")
         state = checkpoint.load(path, model, optimizer)
+        resumed_from = state["step"]
         if state["tokenizer_sha256"] != tok.get("sha256"):
             raise DataError(f"{path} was trained with tokenizer {state['tokenizer_sha256'][:12]}…, "
                             f"the data uses {str(tok.get('sha256'))[:12]}…")
         if state["model"] != mcfg.to_dict():
             raise DataError(f"{path} holds a different model configuration: {state['model']}")
         step, tokens_seen = state["step"], state["tokens_seen"]
-        schedule.load_state_dict(state["schedule"])
+        schedule.load_state_dict(state["schedule"])  # --extend: the checkpoint's span, not --steps
         loader.load_state_dict(state["loader"])
         if env.rank == 0:
-            print(f"resumed from {path} at step {step}", file=sys.stderr, flush=True)
+            print(f"resumed from {path} at step {step} (world {state.get('world', '?')} -> {env.world})",
+                  file=sys.stderr, flush=True)
 
     peak = peak_flops(torch.cuda.get_device_name(env.device)) if env.device.type == "cuda" else None
     log = MetricsLogger(os.path.join(cfg.output, "metrics.jsonl"), env.rank == 0,
@@ -250,9 +343,10 @@ def _train(cfg: TrainConfig, env: Distributed) -> list[dict]:
                  "global_batch_tokens": cfg.batch_size * cfg.grad_accum * env.world * cfg.seq_len})
     history: list[dict] = []
     batches = iter(loader)
-    tokens_per_step = cfg.batch_size * cfg.grad_accum * env.world * cfg.seq_len
+    tokens_per_step = global_batch(cfg, env.world) * cfg.seq_len
     log.reset_clock(tokens_seen)
     model.train()
+    t0, first_step, saved, record = time.perf_counter(), step, None, {}
     while step < cfg.steps:
         lr = schedule.apply(optimizer)
         total = 0.0
@@ -268,8 +362,10 @@ def _train(cfg: TrainConfig, env: Distributed) -> list[dict]:
         optimizer.zero_grad(set_to_none=True)
         step += 1
         tokens_seen += tokens_per_step
+        elapsed = time.perf_counter() - t0
         record = {"step": step, "loss": env.mean(total), "lr": lr, "grad_norm": float(norm),
-                  "tokens": tokens_seen}
+                  "tokens": tokens_seen, "elapsed_s": round(elapsed, 1),
+                  "eta_s": round(elapsed / (step - first_step) * (cfg.steps - step), 1)}
         history.append(record)
         if cfg.log_every and (step % cfg.log_every == 0 or step == cfg.steps):
             log.log(dict(record), tokens=tokens_seen, world=env.world)
@@ -280,13 +376,22 @@ def _train(cfg: TrainConfig, env: Distributed) -> list[dict]:
         if cfg.ckpt_every >= 0 and ((cfg.ckpt_every and step % cfg.ckpt_every == 0) or step == cfg.steps):
             state = {"step": step, "tokens_seen": tokens_seen, "schedule": schedule.state_dict(),
                      "loader": loader.state_dict(), "model": mcfg.to_dict(), "model_name": cfg.model,
-                     "tokenizer_sha256": tok.get("sha256"), "world": env.world,
-                     "data": cfg.data}
-            checkpoint.save(cfg.output, step, model, optimizer, state, cfg.keep)
+                     "tokenizer_sha256": tok.get("sha256"), "tokenizer": tok, "world": env.world,
+                     "global_batch": global_batch(cfg, env.world), "data": cfg.data}
+            saved = checkpoint.save(cfg.output, step, model, optimizer, state, cfg.keep)
+            if env.rank == 0:
+                print(f"saved checkpoint step {step}: {saved}", file=sys.stderr, flush=True)
             log.reset_clock(tokens_seen)
         if cfg.stop_after and step >= cfg.stop_after:
             break
     log.close()
+    if env.rank == 0:
+        done = "done" if step >= cfg.steps else f"stopped (--stop-after {cfg.stop_after})"
+        loss = f", loss {record['loss']:.4f}" if record else ""
+        ran = f" ({step - first_step} this run, from step {resumed_from})" if resumed_from is not None else ""
+        print(f"{done}: step {step} of {cfg.steps}{ran}, {tokens_seen:,} tokens{loss}, "
+              f"{time.perf_counter() - t0:.1f} s; last checkpoint: {saved or checkpoint.latest(cfg.output) or 'none'}",
+              file=sys.stderr, flush=True)
     return history
 
 

@@ -75,11 +75,30 @@ def test_resume_continues_at_exactly_the_next_window(sample_shards):
         np.testing.assert_array_equal(a, b)
 
 
-def test_resume_refuses_a_different_batch_layout(sample_shards):
+def test_resume_at_another_world_size_continues_the_global_sample_order(sample_shards):
     mix = Mixture([TokenSource(str(sample_shards), seq_len=256)], seed=3)
-    state = TokenLoader(mix, 4, world=2).state_dict()
-    with pytest.raises(DataError, match="batch_size=4"):
-        TokenLoader(mix, 8, world=2).load_state_dict(state)
+    reference = batches_of(TokenLoader(mix, 8), 5)  # one process, 8 windows a batch
+    ranks = [TokenLoader(mix, 4, rank=r, world=2) for r in (0, 1)]  # 2 ranks x 4: the same global batches
+    head = [batches_of(loader, 3) for loader in ranks]
+    for j in range(3):  # rank r holds global samples r, r + 2, ...: interleave them back
+        merged = np.empty_like(reference[j])
+        merged[0::2], merged[1::2] = head[0][j], head[1][j]
+        np.testing.assert_array_equal(merged, reference[j])
+    resumed = TokenLoader(mix, 8)  # continue the 2-rank run in one process
+    resumed.load_state_dict(ranks[0].state_dict())
+    assert resumed.batches == 3
+    for a, b in zip(batches_of(resumed, 2), reference[3:]):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_resume_refuses_a_batch_layout_that_misses_the_position(sample_shards):
+    mix = Mixture([TokenSource(str(sample_shards), seq_len=256)], seed=3)
+    loader = TokenLoader(mix, 4, world=2)
+    batches_of(loader, 1)  # 8 global samples consumed
+    with pytest.raises(DataError, match="consumed 8 samples"):
+        TokenLoader(mix, 3).load_state_dict(loader.state_dict())
+    with pytest.raises(DataError, match="seed 3"):
+        TokenLoader(Mixture(mix.sources, seed=4), 8).load_state_dict(loader.state_dict())
 
 
 def test_mixture_follows_the_weights_and_cycles_the_smaller_source(sample_shards, tmp_path):

@@ -85,3 +85,20 @@ def test_schedules():
     assert wsd.lr(100) == 0.0
     with pytest.raises(ValueError):
         LRSchedule(1.0, 0, 10, kind="linear")
+
+
+def test_learning_rate_defaults_by_model_size_and_help_gives_every_default(capsys):
+    from thresher.trainer.train import DEFAULT_LR, parse_args
+
+    assert parse_args(["--data", "x"]).lr == 3e-3  # tiny
+    assert parse_args(["--data", "x", "--model", "1b"]).lr == DEFAULT_LR["1b"] == 2e-4
+    assert parse_args(["--data", "x", "--model", "1b", "--lr", "1e-4"]).lr == 1e-4
+    with pytest.raises(SystemExit):
+        parse_args(["--data", "x", "--extend"])  # --extend without --resume
+    assert "--extend changes a resumed run's --steps: it needs --resume" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        parse_args(["--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    for flag in ("--steps", "--batch-size", "--warmup", "--ckpt-every", "--num-workers", "--schedule", "--output"):
+        assert f"{flag} " in text
+    assert text.count("(default: ") >= 20 and "tiny 0.003" in text

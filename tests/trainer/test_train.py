@@ -125,3 +125,80 @@ def test_another_runs_checkpoints_are_refused_without_resume_or_overwrite(sample
     train([*args, "--overwrite"])
     rows = [json.loads(line) for line in open(out / "metrics.jsonl")]
     assert [r["event"] for r in rows if "event" in r][:1] == ["start"] and len(steps(out)) == 2
+
+
+def test_a_changed_steps_on_resume_needs_extend_which_keeps_the_schedule(sample_shards, tmp_path, capfd):
+    from thresher.pipeline.cli import main
+
+    out = tmp_path / "ck"
+    args = ["--data", sample_shards, "--batch-size", 2, "--ckpt-every", 2, "--output", out, *COMMON, "--warmup", 1]
+    first = train([*args, "--steps", 4])
+    assert "saved checkpoint step 2" in first.stderr and "saved checkpoint step 4" in first.stderr
+    assert first.stderr.strip().splitlines()[-1].startswith("done: step 4 of 4, 1,024 tokens, loss ")
+    capfd.readouterr()
+    assert main(["train", *map(str, args), "--steps", "8", "--resume"]) == 2  # refused before torchrun
+    err = capfd.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "spans --steps 4; --steps 8 would re-stretch it" in err[0] and "--extend" in err[0]
+    proc = train([*args, "--steps", 6, "--resume", "--extend"])
+    assert proc.stderr.strip().splitlines()[-1].startswith("done: step 6 of 6 (2 this run, from step 4)")
+    rows = steps(out)
+    assert [r["step"] for r in rows] == [1, 2, 3, 4, 5, 6]
+    lrs = [r["lr"] for r in rows]
+    assert lrs == sorted(lrs, reverse=True)  # cosine decay, no jump at the resume
+    assert lrs[4] == lrs[5] == pytest.approx(3e-3 * 0.1)  # past the schedule's end: its final lr
+    assert all("elapsed_s" in r and "eta_s" in r for r in rows) and rows[-1]["eta_s"] == 0
+
+
+def test_resume_at_another_nproc_with_the_same_global_batch(sample_shards, tmp_path, capfd):
+    from thresher.pipeline.cli import main
+
+    whole, cut = tmp_path / "whole", tmp_path / "cut"
+    args = ["--data", sample_shards, "--steps", 6, "--ckpt-every", 3, *COMMON]
+    train([*args, "--batch-size", 4, "--output", whole], nproc=2)
+    train([*args, "--batch-size", 4, "--output", cut, "--stop-after", 3], nproc=2)
+    proc = train([*args, "--batch-size", 8, "--output", cut, "--resume"])  # one process: DCP reshards
+    assert "at step 3 (world 2 -> 1)" in proc.stderr
+    expected = {r["step"]: r for r in steps(whole)}
+    resumed = steps(cut)[3:]
+    assert [r["step"] for r in resumed] == [4, 5, 6]
+    for r in resumed:  # the same global batches in the same order: only the reduction order differs
+        assert r["loss"] == pytest.approx(expected[r["step"]]["loss"], rel=1e-5)
+        assert r["grad_norm"] == pytest.approx(expected[r["step"]]["grad_norm"], rel=1e-4)
+    capfd.readouterr()
+    rc = main(["train", "--nproc", "2", *map(str, args), "--steps", "8", "--extend", "--batch-size", "2",
+               "--output", str(cut), "--resume"])
+    assert rc == 2
+    err = capfd.readouterr().err.strip()
+    assert "global batch of 8 windows, this run's is 4 (batch-size 2 x grad-accum 1 x nproc 2)" in err
+
+
+def test_export_loads_in_transformers_and_gives_the_same_logits(sample_shards, tmp_path, capsys):
+    import numpy as np
+    import torch
+    import transformers
+
+    from thresher.pipeline.cli import main
+    from thresher.trainer.export import load_model
+    from thresher.transforms.shards import open_shard, token_arrays
+
+    ck, hf = tmp_path / "ck", tmp_path / "hf"
+    train(["--data", sample_shards, "--steps", 3, "--batch-size", 2, "--output", ck, *COMMON], nproc=2)
+    assert main(["export", str(ck), "--output", str(hf)]) == 0
+    assert "tokenizer.json included" in capsys.readouterr().out
+    assert {"model.safetensors", "config.json", "tokenizer.json"} <= set(os.listdir(hf))
+    ours, state = load_model(str(ck / "step-0000003"))
+    theirs = transformers.AutoModelForCausalLM.from_pretrained(str(hf), dtype=torch.float32).eval()
+    flat, offsets = token_arrays(open_shard(str(next((sample_shards / "shards").glob("*.arrow")))))
+    batch = torch.from_numpy(np.stack([flat[:96], flat[500:596]]).astype(np.int64))
+    with torch.no_grad():
+        want, got = ours(batch), theirs(batch).logits
+    assert torch.allclose(got, want, atol=1e-4, rtol=1e-4), (got - want).abs().max()
+    assert (want.argmax(-1) == got.argmax(-1)).all()
+    tok = transformers.AutoTokenizer.from_pretrained(str(hf))
+    from tokenizers import Tokenizer
+
+    from thresher.transforms.tokenize import default_tokenizer
+
+    text = "Curated text, tokenized the same way."
+    assert tok(text)["input_ids"] == Tokenizer.from_file(default_tokenizer()).encode(text).ids
+    assert main(["export", str(tmp_path / "nothing"), "--output", str(tmp_path / "x")]) == 2
