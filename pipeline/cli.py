@@ -69,6 +69,8 @@ def _build_parser() -> argparse.ArgumentParser:
     insp.add_argument("dir")
     insp.add_argument("--json", action="store_true", help="print the report as JSON")
     insp.add_argument("--html", metavar="REPORT.html", help="also write a self-contained HTML report with plots")
+    insp.add_argument("--compare", metavar="DIR_B",
+                      help="compare with another run: funnel, drops per reason, documents kept by one and not the other")
     insp.add_argument("--verify", action="store_true",
                       help="check shard checksums, manifest, dtype and token ids; exit 1 on any mismatch")
     smp = sub.add_parser("sample", help="print dropped documents for a reason, or kept ones (by language)")
@@ -83,6 +85,12 @@ def _build_parser() -> argparse.ArgumentParser:
                         help="pre-train a model on run directories' shards (FSDP, launched with torchrun)")
     tr.add_argument("--nproc", type=int, default=1, help="processes (GPUs, or CPU ranks with gloo)")
     tr.add_argument("-h", "--help", action="store_true")
+
+    ex = sub.add_parser("export", help="write a training checkpoint as a Hugging Face Llama model (safetensors)")
+    ex.add_argument("checkpoint", help="a checkpoint (step-NNNNNNN) or a `thresher train --output` (its newest)")
+    ex.add_argument("--output", required=True, help="the model folder to write")
+    ex.add_argument("--tokenizer", metavar="tokenizer.json",
+                    help="the data's tokenizer, when it is neither the default nor at the path the run recorded")
     return parser
 
 
@@ -240,7 +248,16 @@ def cmd_tokenizer_train(args) -> int:
 def cmd_inspect(args) -> int:
     from thresher.pipeline.inspect import build_report, render_console, render_html, verify_run
 
-    report = build_report(args.dir)
+    details = bool(args.html or args.json)  # read from the rows: the console report does without
+    if args.compare:
+        from thresher.pipeline.report import compare, render_compare_console
+
+        a, b = build_report(args.dir, details=False), build_report(args.compare, details=False)
+        report = {"compare": compare(args.dir, args.compare, a, b)}
+        text = render_compare_console(report["compare"])
+    else:
+        report = build_report(args.dir, details)
+        text = None
     problems = verify_run(args.dir) if args.verify else []
     if args.verify:
         report["verify"] = {"ok": not problems, "problems": problems}
@@ -255,7 +272,7 @@ def cmd_inspect(args) -> int:
         print(f"thresher inspect: wrote {os.path.abspath(args.html)} ({os.path.getsize(args.html) / 1024:,.0f} KB; "
               "one file, opens without a network)")
     else:
-        print(render_console(report))
+        print(text if text is not None else render_console(report))
     if problems:
         for p in problems:
             print(f"thresher inspect: verify: {p}", file=sys.stderr)
@@ -300,13 +317,33 @@ def cmd_train(args, trainer_args: list[str]) -> int:
     from thresher.trainer.train import parse_args, preflight
 
     try:
-        preflight(parse_args(trainer_args))  # a bad flag or --data: one line here, before torchrun
+        preflight(parse_args(trainer_args), args.nproc)  # a bad flag, --data or --resume: one line, before torchrun
     except DataError as e:
         print(f"thresher train: {e}", file=sys.stderr)
         return 2
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={args.nproc}",
            "-m", "thresher.trainer", *trainer_args]
     return subprocess.call(cmd)
+
+
+def cmd_export(args) -> int:
+    import importlib.util
+
+    if importlib.util.find_spec("torch") is None or importlib.util.find_spec("safetensors") is None:
+        print("thresher export: torch and safetensors are needed: pip install 'thresher[train]'", file=sys.stderr)
+        return 2
+    from thresher.trainer.data import DataError
+    from thresher.trainer.export import export
+
+    try:
+        done = export(args.checkpoint, args.output, args.tokenizer)
+    except DataError as e:
+        print(f"thresher export: {e}", file=sys.stderr)
+        return 2
+    tok = "tokenizer.json included" if done["tokenizer"] else "no tokenizer found (pass --tokenizer)"
+    print(f"exported {done['checkpoint']} (step {done['step']}, {done['params']:,} parameters) to {done['output']}: "
+          f"model.safetensors, config.json (Llama), {tok}")
+    return 0
 
 
 def parse(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
@@ -348,6 +385,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_sample(args)
         if args.command == "train":
             return cmd_train(args, rest)
+        if args.command == "export":
+            return cmd_export(args)
     except ConfigError as e:
         print(f"thresher: error: {e}", file=sys.stderr)
         return 2

@@ -7,6 +7,7 @@ import html
 import json
 import os
 from collections import Counter
+from importlib import resources
 from urllib.parse import urlsplit
 
 import numpy as np
@@ -16,6 +17,7 @@ import pyarrow.parquet as pq
 
 from thresher.pipeline.config import ConfigError
 from thresher.pipeline.layout import partition_values
+from thresher.pipeline.report import row_details, tokens_by_language
 from thresher.pipeline.stats import accounting_problems
 from thresher.transforms import stage as stage_registry
 from thresher.transforms.shards import MANIFEST, open_shard, read_manifest, token_arrays, verify
@@ -65,7 +67,10 @@ def _top(counter: Counter, n: int = 25) -> dict:
     return top
 
 
-def build_report(run_dir: str) -> dict:
+def build_report(run_dir: str, details: bool = True) -> dict:
+    """The report on a run directory. `details` adds what is read from the rows themselves
+    (`report.row_details`: languages, examples per reason, lengths kept and dropped, largest
+    clusters, tokens per language), which the console report does without."""
     if not os.path.isdir(run_dir):
         raise ConfigError(f"{run_dir}: no such run directory")
     if not os.path.exists(os.path.join(run_dir, "stats.json")):
@@ -76,9 +81,11 @@ def build_report(run_dir: str) -> dict:
         with open(stats_path) as fh:
             stats = json.load(fh)
         report["funnel"] = [
-            {"stage": name, "in": s["in"], "kept": s["kept"], "dropped": s["dropped"], "errored": s["errored"]}
+            {"stage": name, "in": s["in"], "kept": s["kept"], "dropped": s["dropped"], "errored": s["errored"],
+             **({"seconds": s["seconds"]} if "seconds" in s else {})}
             for name, s in stats["stages"].items()
         ]
+        report["not_pages"] = stats["totals"].get("by_reason", {}).get(NOT_PAGES, 0)
         report["totals"] = {k: v for k, v in stats["totals"].items() if k != "by_reason"}
         report["by_reason"] = stats["totals"].get("by_reason", {})
         report["run"] = stats.get("run", {})
@@ -120,19 +127,27 @@ def build_report(run_dir: str) -> dict:
             "sections": _top(sections),
         }
 
+    if details and "funnel" in report:
+        report.update(row_details(run_dir, stats))
+        config_path = os.path.join(run_dir, "config.yaml")
+        if os.path.exists(config_path):
+            with open(config_path, encoding="utf-8") as fh:
+                report["config"] = fh.read()
     shard_dir = os.path.join(run_dir, "shards")
     if os.path.exists(os.path.join(shard_dir, MANIFEST)):
         m = read_manifest(shard_dir)
-        lengths, unreadable = [], []
+        lengths, unreadable, tables = [], [], []
         for s in m.shards:
             path = os.path.join(shard_dir, s.file)
             if os.path.exists(path):
                 try:
-                    _, offsets = token_arrays(open_shard(path))
+                    table = open_shard(path)
+                    _, offsets = token_arrays(table)
                 except (pa.ArrowException, OSError, ValueError):  # --verify says what is wrong with it
                     unreadable.append(s.file)
                     continue
                 lengths.append(np.diff(offsets))
+                tables.append(table)
         toks = np.concatenate(lengths) if lengths else np.zeros(0)
         report["shards"] = {
             "tokenizer": m.tokenizer,
@@ -148,6 +163,8 @@ def build_report(run_dir: str) -> dict:
             "tokens_histogram": _histogram(toks),
             "unreadable": unreadable,
         }
+        if details:
+            report["shards"]["tokens_by_lang"] = tokens_by_language(tables)
     return report
 
 
@@ -288,101 +305,11 @@ def render_console(r: dict) -> str:
     return "\n".join(out)
 
 
-_PAGE = """<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>Thresher report: @@TITLE@@</title>
-<style>
-body { font: 14px/1.4 system-ui, sans-serif; margin: 2em; color: #222; max-width: 1100px; }
-h1 { font-size: 1.4em; } h2 { font-size: 1.15em; margin-top: 2em; }
-.chart { margin: 0.5em 0 1.5em; } .chart svg { display: block; }
-.bar { fill: #3b6ea8; } .bar.kept { fill: #4a9a5b; } .label { font-size: 11px; fill: #333; }
-table { border-collapse: collapse; } td, th { padding: 2px 10px; text-align: right; border-bottom: 1px solid #ddd; }
-td:first-child, th:first-child { text-align: left; }
-</style></head><body>
-<h1>Thresher report</h1>
-<p>@@TITLE@@</p>
-<div id="summary"></div>
-<h2>Funnel: documents in and kept per stage</h2><div class="chart" id="funnel"></div>
-<h2>Dropped and errored, by stage and reason</h2><div class="chart" id="reasons"></div>
-<h2>Document length (characters)</h2><div class="chart" id="chars"></div>
-<h2>Document length (tokens)</h2><div class="chart" id="tokens"></div>
-<h2>Languages</h2><div class="chart" id="languages"></div>
-<h2>Sources (site / first path segment)</h2><div class="chart" id="sections"></div>
-<h2>Shards</h2><div id="shards"></div>
-<script id="report-data" type="application/json">@@DATA@@</script>
-<script>
-"use strict";
-const R = JSON.parse(document.getElementById("report-data").textContent);
-const NS = "http://www.w3.org/2000/svg";
-function el(tag, attrs, parent) {
-  const e = document.createElementNS(NS, tag);
-  for (const [k, v] of Object.entries(attrs || {})) e.setAttribute(k, v);
-  if (parent) parent.appendChild(e);
-  return e;
-}
-function empty(id, what) { document.getElementById(id).textContent = "(no " + what + " in this run)"; }
-// Horizontal bars: one row per label; `series` is a list of [className, values].
-function hbars(id, labels, series) {
-  if (!labels.length) return empty(id, "data");
-  const rowH = 18, labelW = 260, width = 900, plotW = width - labelW - 90;
-  const max = Math.max(1, ...series.flatMap(s => s[1]));
-  const svg = el("svg", {width: width, height: labels.length * rowH * series.length + 10}, document.getElementById(id));
-  labels.forEach((lab, i) => {
-    series.forEach(([cls, vals], j) => {
-      const y = (i * series.length + j) * rowH;
-      const w = Math.max(1, plotW * vals[i] / max);
-      el("rect", {class: "bar " + cls, x: labelW, y: y + 2, width: w, height: rowH - 4}, svg);
-      const t = el("text", {class: "label", x: labelW + w + 4, y: y + rowH - 5}, svg);
-      t.textContent = vals[i].toLocaleString() + (series.length > 1 ? " " + cls : "");
-    });
-    const t = el("text", {class: "label", x: labelW - 6, y: i * series.length * rowH + rowH - 5, "text-anchor": "end"}, svg);
-    t.textContent = lab.length > 40 ? lab.slice(0, 39) + "…" : lab;
-  });
-}
-// Vertical histogram over (log-spaced) bin edges.
-function histogram(id, h, unit) {
-  if (!h || !h.counts || !h.counts.length) return empty(id, unit);
-  const width = 900, height = 220, pad = 40, n = h.counts.length;
-  const max = Math.max(1, ...h.counts), bw = (width - 2 * pad) / n;
-  const svg = el("svg", {width: width, height: height + 40}, document.getElementById(id));
-  h.counts.forEach((c, i) => {
-    const bh = (height - 20) * c / max;
-    const r = el("rect", {class: "bar", x: pad + i * bw, y: height - bh, width: Math.max(1, bw - 1), height: bh}, svg);
-    el("title", {}, r).textContent = h.edges[i] + "–" + h.edges[i + 1] + " " + unit + ": " + c;
-    if (i % 5 === 0) {
-      const t = el("text", {class: "label", x: pad + i * bw, y: height + 15}, svg);
-      t.textContent = h.edges[i].toLocaleString();
-    }
-  });
-  const t = el("text", {class: "label", x: width - pad, y: height + 32, "text-anchor": "end"}, svg);
-  t.textContent = unit + " (log-spaced bins); max bin " + max.toLocaleString() + " documents";
-}
-function table(id, rows, cols) {
-  if (!rows || !rows.length) return empty(id, "shards");
-  const t = document.createElement("table");
-  t.innerHTML = "<tr>" + cols.map(c => "<th>" + c + "</th>").join("") + "</tr>" +
-    rows.map(r => "<tr>" + cols.map(c => "<td>" + (typeof r[c] === "number" ? r[c].toLocaleString() : r[c]) + "</td>").join("") + "</tr>").join("");
-  document.getElementById(id).appendChild(t);
-}
-const f = R.funnel || [];
-hbars("funnel", f.map(s => s.stage), [["in", f.map(s => s.in)], ["kept", f.map(s => s.kept)]]);
-const reasons = Object.entries(R.by_reason || {});
-hbars("reasons", reasons.map(r => r[0]), [["dropped", reasons.map(r => r[1])]]);
-histogram("chars", R.documents && R.documents.chars_histogram, "characters");
-histogram("tokens", R.shards && R.shards.tokens_histogram, "tokens");
-const langs = Object.entries((R.documents || {}).languages || {});
-hbars("languages", langs.map(l => l[0]), [["documents", langs.map(l => l[1])]]);
-const secs = Object.entries((R.documents || {}).sections || {});
-hbars("sections", secs.map(s => s[0]), [["documents", secs.map(s => s[1])]]);
-table("shards", R.shards && R.shards.per_shard, ["file", "rows", "tokens", "bytes"]);
-const t = R.totals;
-document.getElementById("summary").textContent = t ?
-  t.read.toLocaleString() + " records read, " + t.kept.toLocaleString() + " kept, " + t.dropped.toLocaleString() +
-  " dropped, " + t.errored.toLocaleString() + " errored." : "";
-</script></body></html>
-"""
-
-
 def render_html(report: dict) -> str:
+    """One self-contained page (no network): the report as JSON, drawn by the page's own script.
+    A report with a ``compare`` key is drawn as the comparison of two runs."""
+    page = (resources.files("thresher.pipeline") / "data" / "report.html").read_text(encoding="utf-8")
     # "</" cannot appear inside a <script> element; JSON allows escaping the slash
     data = json.dumps(report).replace("</", "<\\/")
-    return _PAGE.replace("@@TITLE@@", html.escape(report["dir"])).replace("@@DATA@@", data)
+    title = report["compare"]["a"] + " vs " + report["compare"]["b"] if "compare" in report else report["dir"]
+    return page.replace("@@TITLE@@", html.escape(title)).replace("@@DATA@@", data)

@@ -2,6 +2,7 @@
 
 import hashlib
 import json
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -136,18 +137,91 @@ def _chromium():
     return None
 
 
-def test_html_report_draws_its_plots_in_a_browser(small_shards, tmp_path):
+def test_html_report_sections_in_a_browser_with_a_screenshot(small_shards, tmp_path):
     browser = _chromium()
     if browser is None:
         pytest.skip("no Chromium here (.ci/run installs Debian's chromium where apt works)")
     page = tmp_path / "report.html"
-    page.write_text(render_html(build_report(str(small_shards))))
+    assert main(["inspect", str(small_shards), "--html", str(page)]) == 0
+    html = page.read_text()
+    assert "http://" not in html.split('<script id="report-data"')[0] and "<link" not in html  # no network
     dom = subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--dump-dom", page.as_uri()],
                          capture_output=True, text=True, timeout=120).stdout
-    # the bars exist only if the page's script ran and drew them
-    for chart in ("funnel", "reasons", "chars", "tokens", "languages", "sections"):
-        start = dom.index(f'id="{chart}"')
-        section = dom[start:dom.index("</div>", start)]
-        assert section.count("<rect") > 0, chart
-    assert dom.count('class="bar') >= 20
-    assert "shard-00000.arrow" in dom
+
+    def section(name):
+        start = dom.index(f'<section id="{name}"')
+        return dom[start:dom.index("</section>", start)]
+
+    # every section exists only if the page's script ran and filled it
+    funnel = section("funnel")
+    for part in ("kept", "dropped"):
+        assert funnel.count(f'class="seg {part}"') >= 3, part
+    assert ">gopher_quality<" in funnel and ">tokenize<" in funnel
+    stats = json.loads((small_shards / "stats.json").read_text())
+    not_pages = stats["totals"]["by_reason"]["ingest.not_response"]
+    assert f">{stats['stages']['ingest']['in'] - not_pages:,}<" in funnel  # WARC non-pages left out
+    languages = section("languages")
+    assert ">en<" in languages and "gopher_quality.gopher_below_alpha_threshold" in languages
+    examples = section("examples")
+    assert examples.count('class="example"') >= 9 and examples.count('class="fired"') >= 6
+    assert 'class="fired-signal">gopher_quality_alpha_words 0.' in examples  # the signal that fired, highlighted
+    assert "Largest clusters" in section("dedup")
+    assert section("time").count('class="seg bar"') >= 10
+    lengths = section("lengths")
+    assert lengths.count("<rect") >= 20 and "characters (log-spaced bins)" in lengths
+    tokens = section("tokens")
+    assert "shard-00000.arrow" in tokens and tokens.count("<rect") >= 10 and "Tokens per language" in tokens
+    assert "tokenize:" in section("config") and "wall time" in section("summary")
+    # document texts are shown as text, never as markup
+    report = build_report(str(small_shards))
+    first = next(iter(report["examples"].values()))[0]
+    first["text"] = '<b id="injected">x</b></script><i id="broken-out">'
+    page.write_text(render_html(report))
+    dom2 = subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--dump-dom", page.as_uri()],
+                          capture_output=True, text=True, timeout=120).stdout
+    assert '&lt;b id="injected"&gt;' in dom2 and 'id="injected"' not in dom2.replace('&lt;b id="injected"', "")
+    assert 'id="broken-out"' not in dom2.replace('&lt;i id="broken-out"', "") and 'class="example"' in dom2
+    page.write_text(html)
+    shot = tmp_path / "report.png"
+    subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
+                    "--window-size=1280,6000", f"--screenshot={shot}", page.as_uri()],
+                   capture_output=True, timeout=120)
+    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 50_000
+    keep = os.environ.get("THRESHER_TEST_ARTIFACTS")  # CI keeps the screenshot to look at
+    if keep:
+        os.makedirs(keep, exist_ok=True)
+        shutil.copy(shot, os.path.join(keep, "inspect-report.png"))
+
+
+def test_compare_two_runs_console_json_and_html(small_shards, tmp_path, capsys):
+    cfg = Config()
+    cfg.output = str(tmp_path / "no-c4")
+    cfg.stages.tokenize.shard_tokens = 40_000
+    cfg.stages.c4.enabled = False
+    other = run(cfg).output
+    assert main(["inspect", str(small_shards), "--compare", other]) == 0
+    text = capsys.readouterr().out
+    assert "drops that changed:" in text and "c4.curly_bracket" in text
+    assert main(["inspect", str(small_shards), "--compare", other, "--json"]) == 0
+    c = json.loads(capsys.readouterr().out)["compare"]
+    d = c["documents"]
+    kept_a = stats_kept(small_shards)
+    assert d["both"] + d["only_a"] == kept_a and d["both"] + d["only_b"] == stats_kept(Path(other))
+    assert d["only_b"] > 0
+    why = d["only_b_dropped_in_a_by"]
+    assert max(why, key=why.get).startswith("c4.")  # B kept them because it has no c4 stage
+    assert all(e["a"] and e["a"].startswith(tuple(k.split(".")[0] for k in why)) for e in d["only_b_examples"])
+    c4 = next(r for r in c["funnel"] if r["stage"] == "c4")
+    assert c4["in"][1] is None and c4["kept"][0] is not None
+    page = tmp_path / "cmp.html"
+    assert main(["inspect", str(small_shards), "--compare", other, "--html", str(page)]) == 0
+    assert '"compare"' in page.read_text()
+    browser = _chromium()
+    if browser:
+        dom = subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--dump-dom", page.as_uri()],
+                             capture_output=True, text=True, timeout=120).stdout
+        assert "Thresher comparison" in dom and 'class="seg b"' in dom and "Kept only by B" in dom
+
+
+def stats_kept(run_dir: Path) -> int:
+    return json.loads((run_dir / "stats.json").read_text())["totals"]["kept"]
