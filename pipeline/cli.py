@@ -86,6 +86,27 @@ def _build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--nproc", type=int, default=1, help="processes (GPUs, or CPU ranks with gloo)")
     tr.add_argument("-h", "--help", action="store_true")
 
+    ab = sub.add_parser("ablate", help="curate each recipe, train the same model on each, compare eval loss "
+                                       "on one held-out set")
+    ab.add_argument("recipes", nargs="*", metavar="RECIPE.yaml", help="the recipes to compare")
+    ab.add_argument("--input", action="append", help="input for every recipe (default: each recipe's own)")
+    ab.add_argument("--runs", nargs="+", metavar="DIR", help="compare existing run directories instead of recipes")
+    ab.add_argument("--eval-data", metavar="DIR",
+                    help="a run directory to evaluate on (default: a held-out share of the input, extracted, not filtered)")
+    ab.add_argument("--output", required=True, help="the ablation's folder (runs/, eval/, train/, ablation.html)")
+    ab.add_argument("--tokens", type=int, required=True, help="training tokens per recipe (the same for all)")
+    ab.add_argument("--model", default="tiny", help="model size (default: %(default)s)")
+    ab.add_argument("--objective", default="clm", choices=("clm", "mlm", "span", "fim"),
+                    help="pre-training objective (default: %(default)s)")
+    ab.add_argument("--nproc", type=int, default=1, help="training processes (default: %(default)s)")
+    ab.add_argument("--seq-len", type=int, default=256, help="default: %(default)s")
+    ab.add_argument("--batch-size", type=int, default=8, help="per process (default: %(default)s)")
+    ab.add_argument("--lr", type=float, help="peak learning rate (default: the trainer's for the model size)")
+    ab.add_argument("--evals", type=int, default=4, help="evaluations (and checkpoints) per training (default: %(default)s)")
+    ab.add_argument("--eval-batches", type=int, default=8, help="batches per evaluation (default: %(default)s)")
+    ab.add_argument("--holdout", type=float, default=0.05, help="share of the input held out (default: %(default)s)")
+    ab.add_argument("--seed", type=int, default=0, help="model init, data order and holdout (default: %(default)s)")
+
     ex = sub.add_parser("export", help="write a training checkpoint as a Hugging Face Llama model (safetensors)")
     ex.add_argument("checkpoint", help="a checkpoint (step-NNNNNNN) or a `thresher train --output` (its newest)")
     ex.add_argument("--output", required=True, help="the model folder to write")
@@ -222,13 +243,14 @@ def cmd_tokenizer_train(args) -> int:
 
     import pyarrow.parquet as pq
 
-    from thresher.transforms.tokenize import train_bpe
+    from thresher.transforms.tokenize import MIN_VOCAB, train_bpe
 
     files = sorted(glob.glob(os.path.join(args.dir, "documents", "**", "*.parquet"), recursive=True))
     if not files:
         raise ConfigError(f"{args.dir}: no documents/*.parquet (is it a run directory?)")
-    if args.vocab_size < 257:
-        raise ConfigError("--vocab-size must be at least 257 (256 bytes and EOS)")
+    if args.vocab_size < MIN_VOCAB:
+        raise ConfigError(f"--vocab-size must be at least {MIN_VOCAB} (256 bytes, EOS and the trainer's "
+                          f"{MIN_VOCAB - 257} reserved special tokens)")
 
     def texts():
         n = 0
@@ -326,6 +348,22 @@ def cmd_train(args, trainer_args: list[str]) -> int:
     return subprocess.call(cmd)
 
 
+def cmd_ablate(args) -> int:
+    import importlib.util
+
+    if importlib.util.find_spec("torch") is None:
+        print("thresher ablate: torch is not installed: pip install 'thresher[train]'", file=sys.stderr)
+        return 2
+    from thresher.pipeline.ablate import ablate, render_table
+
+    if args.tokens < 1 or args.nproc < 1 or args.evals < 1 or not 0 < args.holdout < 1:
+        raise ConfigError("--tokens, --nproc and --evals must be positive, --holdout between 0 and 1")
+    res = ablate(args)
+    print(render_table(res))
+    print(f"ablation page: {os.path.join(os.path.abspath(args.output), 'ablation.html')}")
+    return 0
+
+
 def cmd_export(args) -> int:
     import importlib.util
 
@@ -387,6 +425,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_train(args, rest)
         if args.command == "export":
             return cmd_export(args)
+        if args.command == "ablate":
+            return cmd_ablate(args)
     except ConfigError as e:
         print(f"thresher: error: {e}", file=sys.stderr)
         return 2

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from typing import Iterable
 
@@ -16,6 +16,21 @@ from thresher.transforms.stage import ConfigError, Stage, check, register
 
 DEFAULT_EOS = "<|endoftext|>"
 
+# The special tokens the trainer's objectives use (trainer/objectives.py): padding, BERT's mask,
+# the fill-in-the-middle markers and T5's span sentinels. `train_bpe` reserves them and the
+# shipped default tokenizer has them; the manifest records their ids.
+PAD, MASK = "<|pad|>", "<|mask|>"
+FIM_PREFIX, FIM_MIDDLE, FIM_SUFFIX = "<|fim_prefix|>", "<|fim_middle|>", "<|fim_suffix|>"
+SENTINELS = 256
+
+
+def sentinel(i: int) -> str:
+    return f"<|sentinel_{i}|>"
+
+
+RESERVED_TOKENS = [PAD, MASK, FIM_PREFIX, FIM_MIDDLE, FIM_SUFFIX] + [sentinel(i) for i in range(SENTINELS)]
+MIN_VOCAB = 256 + 1 + len(RESERVED_TOKENS)  # the byte alphabet, EOS and the reserved tokens
+
 
 @dataclass(frozen=True)
 class TokenizerInfo:
@@ -24,6 +39,7 @@ class TokenizerInfo:
     vocab_size: int
     eos_token: str
     eos_id: int
+    special_tokens: dict = field(default_factory=dict, hash=False)  # reserved token -> id, those it has
 
     @property
     def dtype(self) -> str:
@@ -42,19 +58,25 @@ def tokenizer_from_json(text: str, name: str, eos_token: str = DEFAULT_EOS) -> t
     eos_id = tok.token_to_id(eos_token)
     if eos_id is None:
         raise ValueError(f"{name}: the tokenizer has no EOS token {eos_token!r}")
-    info = TokenizerInfo(name, tokenizer_sha256(tok), tok.get_vocab_size(with_added_tokens=True), eos_token, eos_id)
+    special = {t: i for t in RESERVED_TOKENS if (i := tok.token_to_id(t)) is not None}
+    info = TokenizerInfo(name, tokenizer_sha256(tok), tok.get_vocab_size(with_added_tokens=True), eos_token, eos_id,
+                         special)
     return tok, info
 
 
 def train_bpe(texts: Iterable[str], vocab_size: int, eos_token: str = DEFAULT_EOS, min_frequency: int = 2) -> Tokenizer:
-    """A byte-level BPE (GPT-2 style: any text encodes, nothing is unknown) trained on `texts`."""
+    """A byte-level BPE (GPT-2 style: any text encodes, nothing is unknown) trained on `texts`, with
+    EOS and the trainer's reserved special tokens (`RESERVED_TOKENS`) in its vocabulary."""
+    if vocab_size < MIN_VOCAB:
+        raise ValueError(f"a vocabulary of {vocab_size} cannot hold the 256 bytes, EOS and the "
+                         f"{len(RESERVED_TOKENS)} reserved special tokens: at least {MIN_VOCAB}")
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
         vocab_size=vocab_size,
         min_frequency=min_frequency,
-        special_tokens=[eos_token],
+        special_tokens=[eos_token, *RESERVED_TOKENS],  # ids 0, 1, ...: the same in every tokenizer trained here
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=False,
     )

@@ -123,10 +123,10 @@ def test_verify_fails_on_a_corrupted_shard_and_names_it(small_shards, tmp_path, 
 
 def test_tokenizer_train_command(small_shards, tmp_path):
     out = tmp_path / "tok.json"
-    assert main(["tokenizer", "train", str(small_shards), "--vocab-size", "600", "--max-docs", "50",
+    assert main(["tokenizer", "train", str(small_shards), "--vocab-size", "800", "--max-docs", "50",
                  "--output", str(out)]) == 0
     tok, info = tokenizer_from_json(out.read_text(), out.name)
-    assert info.vocab_size <= 600 and info.eos_token == "<|endoftext|>"
+    assert info.vocab_size <= 800 and len(info.special_tokens) == 261 and info.eos_token == "<|endoftext|>"
 
 
 def _chromium():

@@ -3,7 +3,8 @@ import numpy as np
 import pytest
 
 from thresher.transforms.tokenize import default_tokenizer
-from thresher.transforms.tokenize import TokenizeDocuments, tokenizer_from_json, tokenizer_sha256, train_bpe
+from thresher.transforms.tokenize import (RESERVED_TOKENS, TokenizeDocuments, tokenizer_from_json, tokenizer_sha256,
+                                          train_bpe)
 
 TEXTS = [
     "The quick brown fox jumps over the lazy dog. " * 5,
@@ -14,17 +15,17 @@ TEXTS = [
 
 
 def test_training_is_deterministic_and_byte_level():
-    a = train_bpe(TEXTS, 400)
-    b = train_bpe(TEXTS, 400)
+    a = train_bpe(TEXTS, 700)
+    b = train_bpe(TEXTS, 700)
     assert tokenizer_sha256(a) == tokenizer_sha256(b)
-    assert a.get_vocab_size() <= 400
+    assert a.get_vocab_size() <= 700
     # byte-level: text never seen in training encodes and decodes exactly
     unseen = "Ωμέγα ✓ emoji 🙂 and tabs\tand\nnewlines"
     assert a.decode(a.encode(unseen).ids) == unseen
 
 
 def test_documents_get_tokens_with_eos():
-    tok = train_bpe(TEXTS, 400)
+    tok = train_bpe(TEXTS, 700)
     stage = TokenizeDocuments(tok.to_str(), "t.json")
     docs = stage([{"id": "a", "text": TEXTS[0]}, {"id": "b", "text": TEXTS[2]}])
     eos = stage.info.eos_id
@@ -35,7 +36,7 @@ def test_documents_get_tokens_with_eos():
 
 
 def test_tokenizer_without_eos_is_refused(tmp_path):
-    tok = train_bpe(TEXTS, 400, eos_token="<eos>")
+    tok = train_bpe(TEXTS, 700, eos_token="<eos>")
     with pytest.raises(ValueError, match="no EOS token"):
         tokenizer_from_json(tok.to_str(), "x.json", eos_token="<|endoftext|>")
     with pytest.raises(ValueError, match="not a tokenizer.json"):
@@ -43,7 +44,7 @@ def test_tokenizer_without_eos_is_refused(tmp_path):
 
 
 def test_large_vocabularies_use_uint32():
-    tok = train_bpe(TEXTS, 400)
+    tok = train_bpe(TEXTS, 700)
     stage = TokenizeDocuments(tok.to_str(), "t.json")
     assert stage.info.dtype == "uint16"
     info = stage.info.__class__("x", "h", 70_000, "<|endoftext|>", 0)
@@ -52,7 +53,8 @@ def test_large_vocabularies_use_uint32():
 
 def test_the_shipped_default_tokenizer_loads():
     tok, info = tokenizer_from_json(Path(default_tokenizer()).read_text(), "tokenizer.json")
-    assert info.vocab_size == 8192 and info.dtype == "uint16"
+    assert info.vocab_size == 8192 + len(RESERVED_TOKENS) and info.dtype == "uint16"
+    assert set(info.special_tokens) == set(RESERVED_TOKENS)  # the trainer's objectives need them
     assert tok.decode(tok.encode("Debian package documentation").ids) == "Debian package documentation"
 
 
@@ -72,3 +74,10 @@ def test_the_tokenizer_is_read_once_and_its_bytes_shipped(tmp_path):
     fn = stage.build(params, StageContext(config=None, resource=loaded))
     (doc,) = fn([{"text": "Hello world"}])
     assert fn.info == loaded.info and doc["tokens"][-1] == loaded.info.eos_id
+
+
+def test_trained_tokenizers_reserve_the_objectives_special_tokens():
+    tok = train_bpe(TEXTS, 700)
+    _, info = tokenizer_from_json(tok.to_str(), "t.json")
+    assert info.special_tokens == {t: i + 1 for i, t in enumerate(RESERVED_TOKENS)}  # after EOS, in order
+    assert tok.encode("<|mask|>").ids == [info.special_tokens["<|mask|>"]]
