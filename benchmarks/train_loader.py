@@ -44,7 +44,7 @@ def loader_tps(data: str, seq_len: int, batch: int, workers: int, seconds: float
         next(it)
     t0, n = time.perf_counter(), 0
     while time.perf_counter() - t0 < seconds:
-        x, _ = next(it)
+        x = next(it)["inputs"]
         n += x.numel()
     return n / (time.perf_counter() - t0)
 

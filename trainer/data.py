@@ -174,12 +174,13 @@ def _torch_dataset():
     from torch.utils.data import IterableDataset, get_worker_info
 
     class WindowBatches(IterableDataset):
-        """Yields this rank's batches (int64 tensors B x (seq_len + 1)) from ``start`` on, forever
-        or for ``limit`` batches; each DataLoader worker builds every N-th batch."""
+        """Yields this rank's batches from ``start`` on, forever or for ``limit`` batches: dicts of
+        int64 tensors, B examples of the objective (inputs, targets, ...); each DataLoader worker
+        builds every N-th batch."""
 
-        def __init__(self, mixture, batch_size, rank, world, start, limit):
+        def __init__(self, mixture, batch_size, rank, world, start, limit, objective):
             self.mixture, self.batch_size, self.rank, self.world = mixture, batch_size, rank, world
-            self.start, self.limit = start, limit
+            self.start, self.limit, self.objective = start, limit, objective
 
         def __iter__(self):
             info = get_worker_info()
@@ -188,19 +189,26 @@ def _torch_dataset():
             end = None if self.limit is None else self.start + self.limit
             while end is None or j < end:
                 idx = global_indices(j, self.batch_size, self.rank, self.world)
-                yield torch.from_numpy(np.stack([self.mixture.sample(int(g)) for g in idx]))
+                examples = [self.example(self.mixture.sample(int(g)), int(g)) for g in idx]
+                yield {k: torch.from_numpy(np.stack([e[k] for e in examples])) for k in examples[0]}
                 j += nw
+
+        def example(self, window, g):
+            if self.objective is None:
+                return {"inputs": window[:-1], "targets": window[1:]}
+            return self.objective.example(window, g)
 
     return WindowBatches
 
 
 class TokenLoader:
-    """This rank's stream of (inputs, targets) batches, resumable with ``state_dict``."""
+    """This rank's stream of batches ({"inputs", "targets", ...}), resumable with ``state_dict``."""
 
     def __init__(self, mixture: Mixture, batch_size: int, rank: int = 0, world: int = 1,
-                 num_workers: int = 0, limit: int | None = None, pin_memory: bool = False):
+                 num_workers: int = 0, limit: int | None = None, pin_memory: bool = False, objective=None):
         self.mixture, self.batch_size, self.rank, self.world = mixture, batch_size, rank, world
         self.num_workers, self.limit, self.pin_memory = num_workers, limit, pin_memory
+        self.objective = objective  # trainer.objectives.Objective; None: next-token windows
         self.batches = 0
 
     def state_dict(self) -> dict:
@@ -224,10 +232,11 @@ class TokenLoader:
         from torch.utils.data import DataLoader
 
         limit = None if self.limit is None else max(0, self.limit - self.batches)
-        ds = _torch_dataset()(self.mixture, self.batch_size, self.rank, self.world, self.batches, limit)
+        ds = _torch_dataset()(self.mixture, self.batch_size, self.rank, self.world, self.batches, limit,
+                              self.objective)
         dl = DataLoader(ds, batch_size=None, num_workers=self.num_workers, pin_memory=self.pin_memory,
                         prefetch_factor=4 if self.num_workers else None,
                         persistent_workers=False)
-        for windows in dl:
+        for batch in dl:
             self.batches += 1  # counted when handed out: a checkpoint after it resumes at the next
-            yield windows[:, :-1], windows[:, 1:]
+            yield batch

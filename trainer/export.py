@@ -116,6 +116,10 @@ def export(path: str, output: str, tokenizer_path: str | None = None) -> dict:
     from safetensors.torch import save_file
 
     ckpt = find_checkpoint(path)
+    kind = checkpoint.read_state(ckpt).get("model_kind", "decoder")
+    if kind != "decoder":
+        raise DataError(f"{ckpt} holds an {kind} (--objective mlm or span): only decoders (clm, fim) export "
+                        "as a Llama model")
     model, state = load_model(ckpt)
     tokenizer = state.get("tokenizer") or {"sha256": state.get("tokenizer_sha256")}
     tok_file = _tokenizer_file(tokenizer, tokenizer_path)

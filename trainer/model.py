@@ -52,14 +52,22 @@ class ModelConfig:
         n = self.n_params(include_embedding=False)
         return 6 * n + 12 * self.n_layers * self.dim * seq_len
 
-    def n_params(self, include_embedding: bool = True) -> int:
+    def n_params(self, include_embedding: bool = True, kind: str = "decoder") -> int:
+        """Parameters of a `kind` model: "decoder" (clm, fim), "encoder" (mlm: the head is tied to
+        the embedding) or "encoder-decoder" (span: n_layers in each stack, cross-attention in the
+        decoder's, one shared embedding, an untied head)."""
         kv = self.n_kv_heads * self.head_dim
         attn = self.dim * self.dim * 2 + self.dim * kv * 2
         mlp = 3 * self.dim * self.ffn_dim
-        norms = 2 * self.dim
-        body = self.n_layers * (attn + mlp + norms) + self.dim
-        head = self.vocab_size * self.dim
-        return body + head + (self.vocab_size * self.dim if include_embedding else 0)
+        block = attn + mlp + 2 * self.dim
+        table = self.vocab_size * self.dim
+        if kind == "encoder":
+            return self.n_layers * block + self.dim + (table if include_embedding else 0)
+        if kind == "encoder-decoder":
+            body = self.n_layers * block + self.dim + self.n_layers * (block + attn + self.dim) + self.dim
+            return body + table + (table if include_embedding else 0)
+        body = self.n_layers * block + self.dim
+        return body + table + (table if include_embedding else 0)
 
 
 def _ffn(dim: int, multiple: int = 256) -> int:
@@ -107,25 +115,33 @@ def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.T
 
 
 class Attention(nn.Module):
-    def __init__(self, cfg: ModelConfig):
+    """Self-attention (rotary positions; causal or bidirectional), or cross-attention when given
+    `memory` (the encoder's output: no rotation, every position visible)."""
+
+    def __init__(self, cfg: ModelConfig, causal: bool = True):
         super().__init__()
         self.n_heads, self.n_kv, self.head_dim = cfg.n_heads, cfg.n_kv_heads, cfg.head_dim
+        self.causal = causal
         self.wq = nn.Linear(cfg.dim, cfg.n_heads * cfg.head_dim, bias=False)
         self.wk = nn.Linear(cfg.dim, cfg.n_kv_heads * cfg.head_dim, bias=False)
         self.wv = nn.Linear(cfg.dim, cfg.n_kv_heads * cfg.head_dim, bias=False)
         self.wo = nn.Linear(cfg.n_heads * cfg.head_dim, cfg.dim, bias=False)
 
-    def forward(self, x, cos, sin, mask):
+    def forward(self, x, cos, sin, mask, memory=None):
         B, T, _ = x.shape
-        q = apply_rope(self.wq(x).view(B, T, self.n_heads, self.head_dim), cos, sin)
-        k = apply_rope(self.wk(x).view(B, T, self.n_kv, self.head_dim), cos, sin)
-        v = self.wv(x).view(B, T, self.n_kv, self.head_dim)
+        src = x if memory is None else memory
+        S = src.shape[1]
+        q = self.wq(x).view(B, T, self.n_heads, self.head_dim)
+        k = self.wk(src).view(B, S, self.n_kv, self.head_dim)
+        if memory is None:
+            q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
+        v = self.wv(src).view(B, S, self.n_kv, self.head_dim)
         q, k, v = (t.transpose(1, 2) for t in (q, k, v))
         if self.n_kv != self.n_heads:
             k = k.repeat_interleave(self.n_heads // self.n_kv, dim=1)
             v = v.repeat_interleave(self.n_heads // self.n_kv, dim=1)
         if mask is None:
-            y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+            y = F.scaled_dot_product_attention(q, k, v, is_causal=self.causal and memory is None)
         else:
             y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
         return self.wo(y.transpose(1, 2).reshape(B, T, -1))
@@ -143,42 +159,63 @@ class FeedForward(nn.Module):
 
 
 class Block(nn.Module):
-    def __init__(self, cfg: ModelConfig):
+    """Pre-norm block: self-attention, cross-attention to `memory` (decoder blocks of an
+    encoder-decoder only), feed-forward."""
+
+    def __init__(self, cfg: ModelConfig, causal: bool = True, cross: bool = False):
         super().__init__()
         self.attn_norm = RMSNorm(cfg.dim, cfg.norm_eps)
-        self.attn = Attention(cfg)
+        self.attn = Attention(cfg, causal)
+        if cross:
+            self.cross_norm = RMSNorm(cfg.dim, cfg.norm_eps)
+            self.cross = Attention(cfg, causal=False)
         self.ffn_norm = RMSNorm(cfg.dim, cfg.norm_eps)
         self.ffn = FeedForward(cfg)
         self.checkpointed = False  # activation checkpointing: recompute this block in backward
 
-    def _forward(self, x, cos, sin, mask):
+    def _forward(self, x, cos, sin, mask, memory=None):
         x = x + self.attn(self.attn_norm(x), cos, sin, mask)
+        if memory is not None:
+            x = x + self.cross(self.cross_norm(x), None, None, None, memory=memory)
         return x + self.ffn(self.ffn_norm(x))
 
-    def forward(self, x, cos, sin, mask):
+    def forward(self, x, cos, sin, mask, memory=None):
         if self.checkpointed and self.training:
-            return checkpoint(self._forward, x, cos, sin, mask, use_reentrant=False)
-        return self._forward(x, cos, sin, mask)
+            return checkpoint(self._forward, x, cos, sin, mask, memory, use_reentrant=False)
+        return self._forward(x, cos, sin, mask, memory)
 
 
 class Transformer(nn.Module):
-    def __init__(self, cfg: ModelConfig):
+    """A decoder (causal, for clm and fim) or, with ``causal=False``, an encoder whose head is
+    tied to the embedding (BERT-style, for mlm)."""
+
+    kind = "decoder"
+
+    def __init__(self, cfg: ModelConfig, causal: bool = True):
         super().__init__()
         self.cfg = cfg
+        self.causal = causal
         self.embed = nn.Embedding(cfg.vocab_size, cfg.dim)
-        self.layers = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layers))
+        self.layers = nn.ModuleList(Block(cfg, causal) for _ in range(cfg.n_layers))
         self.norm = RMSNorm(cfg.dim, cfg.norm_eps)
         self.output = nn.Linear(cfg.dim, cfg.vocab_size, bias=False)
+        if not causal:
+            self.kind = "encoder"
+            self.output.weight = self.embed.weight  # the MLM head reads the embedding table
         cos, sin = rope_tables(cfg.head_dim, cfg.max_seq_len, cfg.rope_theta)
         self.register_buffer("rope_cos", cos, persistent=False)
         self.register_buffer("rope_sin", sin, persistent=False)
+
+    @property
+    def blocks(self):
+        return list(self.layers)
 
     @torch.no_grad()
     def init_weights(self, seed: int = 0) -> None:
         """GPT-2 style: N(0, 0.02), residual projections scaled by 1/sqrt(2 * n_layers)."""
         g = torch.Generator().manual_seed(seed)
         scaled = 0.02 / math.sqrt(2 * self.cfg.n_layers)
-        for name, p in self.named_parameters():
+        for name, p in self.named_parameters():  # a tied head is listed once, as the embedding
             if p.ndim == 1:
                 p.fill_(1.0)
             else:
@@ -200,13 +237,57 @@ class Transformer(nn.Module):
             cos, sin = self.rope_cos[positions], self.rope_sin[positions]
         mask = None
         if doc_ids is not None:
-            causal = torch.ones(T, T, dtype=torch.bool, device=tokens.device).tril()
-            mask = (doc_ids.unsqueeze(2) == doc_ids.unsqueeze(1)) & causal
+            mask = doc_ids.unsqueeze(2) == doc_ids.unsqueeze(1)
+            if self.causal:
+                mask = mask & torch.ones(T, T, dtype=torch.bool, device=tokens.device).tril()
             mask = mask.unsqueeze(1)  # (B, 1, T, T), broadcast over heads
         h = self.embed(tokens)
         for layer in self.layers:
             h = layer(h, cos, sin, mask)
         return self.output(self.norm(h))
+
+
+class EncoderDecoder(nn.Module):
+    """T5-style (for span corruption): a bidirectional encoder reads the corrupted text, a causal
+    decoder with cross-attention writes the spans. One embedding for both stacks, rotary positions
+    in self-attention, an untied head; n_layers blocks in each stack."""
+
+    kind = "encoder-decoder"
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.embed = nn.Embedding(cfg.vocab_size, cfg.dim)
+        self.encoder = nn.ModuleList(Block(cfg, causal=False) for _ in range(cfg.n_layers))
+        self.encoder_norm = RMSNorm(cfg.dim, cfg.norm_eps)
+        self.decoder = nn.ModuleList(Block(cfg, causal=True, cross=True) for _ in range(cfg.n_layers))
+        self.norm = RMSNorm(cfg.dim, cfg.norm_eps)
+        self.output = nn.Linear(cfg.dim, cfg.vocab_size, bias=False)
+        cos, sin = rope_tables(cfg.head_dim, cfg.max_seq_len, cfg.rope_theta)
+        self.register_buffer("rope_cos", cos, persistent=False)
+        self.register_buffer("rope_sin", sin, persistent=False)
+
+    @property
+    def blocks(self):
+        return list(self.encoder) + list(self.decoder)
+
+    init_weights = Transformer.init_weights
+
+    def forward(self, inputs: torch.Tensor, decoder_inputs: torch.Tensor) -> torch.Tensor:
+        """Logits (B, T_dec, vocab) of the decoder reading `decoder_inputs` over the encoded `inputs`."""
+        S, T = inputs.shape[1], decoder_inputs.shape[1]
+        if max(S, T) > self.cfg.max_seq_len:
+            raise ValueError(f"sequence of {max(S, T)} tokens exceeds max_seq_len {self.cfg.max_seq_len}")
+        h = self.embed(inputs)
+        cos, sin = self.rope_cos[:S].unsqueeze(0), self.rope_sin[:S].unsqueeze(0)
+        for layer in self.encoder:
+            h = layer(h, cos, sin, None)
+        memory = self.encoder_norm(h)
+        y = self.embed(decoder_inputs)
+        cos, sin = self.rope_cos[:T].unsqueeze(0), self.rope_sin[:T].unsqueeze(0)
+        for layer in self.decoder:
+            y = layer(y, cos, sin, None, memory=memory)
+        return self.output(self.norm(y))
 
 
 def document_layout(tokens: torch.Tensor, eos_id: int) -> tuple[torch.Tensor, torch.Tensor]:

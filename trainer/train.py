@@ -21,7 +21,8 @@ import torch.nn.functional as F
 from thresher.trainer import checkpoint
 from thresher.trainer.data import DataError, Mixture, TokenLoader, TokenSource
 from thresher.trainer.metrics import MetricsLogger, peak_flops
-from thresher.trainer.model import MODELS, Transformer, document_layout
+from thresher.trainer.model import MODELS, EncoderDecoder, Transformer, document_layout
+from thresher.trainer.objectives import IGNORE, OBJECTIVES, Objective, ObjectiveParams
 from thresher.trainer.schedule import LRSchedule
 
 
@@ -31,6 +32,13 @@ class TrainConfig:
     eval_data: list[str] = field(default_factory=list)
     holdout_shards: int = 0  # hold out the last N shards of each --data source for eval
     model: str = "tiny"
+    objective: str = "clm"  # clm | mlm | span | fim (trainer/objectives.py)
+    mlm_rate: float = 0.15
+    mlm_split: str = "0.8,0.1,0.1"  # mask / random token / keep
+    noise_density: float = 0.15
+    mean_span: float = 3.0
+    fim_rate: float = 0.5
+    fim_spm_rate: float = 0.5
     seq_len: int = 256
     batch_size: int = 8  # per rank, per micro-batch
     grad_accum: int = 1
@@ -88,6 +96,11 @@ HELP = {
     "compile": "torch.compile each block",
     "resume": "continue from the newest checkpoint in --output (any --nproc whose global batch matches)",
     "overwrite": "replace another run's checkpoints and metrics in --output",
+    "mlm_rate": "mlm: share of each window's positions to predict",
+    "noise_density": "span: share of each window's tokens corrupted",
+    "mean_span": "span: mean length of a corrupted span",
+    "fim_rate": "fim: share of documents rearranged",
+    "fim_spm_rate": "fim: share of the rearranged in suffix-prefix-middle order (the rest prefix-suffix-middle)",
     "extend": "with --resume: accept a different --steps, keeping the checkpoint's lr schedule (past its "
               "end the lr stays at its final value)",
 }
@@ -102,10 +115,16 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
     p.add_argument("--eval-data", action="append", default=[], metavar="DIR",
                    help="run directories to evaluate on (repeatable)")
     p.add_argument("--model", choices=sorted(MODELS), default=d.model, help="model size")
+    p.add_argument("--objective", choices=OBJECTIVES, default=d.objective,
+                   help="clm: next token (decoder); mlm: masked tokens (encoder); span: T5 span corruption "
+                        "(encoder-decoder); fim: fill-in-the-middle (decoder)")
+    p.add_argument("--mlm-split", default=d.mlm_split, metavar="MASK,RANDOM,KEEP",
+                   help="mlm: how the predicted positions are shown to the model")
     for name in ("holdout_shards", "seq_len", "batch_size", "grad_accum", "steps", "warmup", "seed", "ckpt_every",
                  "keep", "log_every", "eval_every", "eval_batches", "num_workers", "stop_after"):
         p.add_argument("--" + name.replace("_", "-"), type=int, default=getattr(d, name), help=HELP[name])
-    for name in ("lr", "min_lr_ratio", "weight_decay", "clip"):
+    for name in ("lr", "min_lr_ratio", "weight_decay", "clip", "mlm_rate", "noise_density", "mean_span", "fim_rate",
+                 "fim_spm_rate"):
         default = argparse.SUPPRESS if getattr(d, name) is None else getattr(d, name)  # lr: by model
         p.add_argument("--" + name.replace("_", "-"), type=float, default=default, help=HELP[name])
     p.add_argument("--schedule", choices=("cosine", "wsd", "constant"), default=d.schedule,
@@ -119,7 +138,27 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
         cfg.lr = DEFAULT_LR[cfg.model]
     if cfg.extend and not cfg.resume:
         p.error("--extend changes a resumed run's --steps: it needs --resume")
+    try:
+        split = tuple(float(x) for x in cfg.mlm_split.split(","))
+    except ValueError:
+        split = ()
+    if len(split) != 3 or min(split) < 0 or abs(sum(split) - 1) > 1e-6:
+        p.error(f"--mlm-split {cfg.mlm_split}: three shares (mask, random, keep) that sum to 1")
     return cfg
+
+
+def objective_params(cfg: TrainConfig) -> ObjectiveParams:
+    return ObjectiveParams(cfg.mlm_rate, tuple(float(x) for x in cfg.mlm_split.split(",")), cfg.noise_density,
+                           cfg.mean_span, cfg.fim_rate, cfg.fim_spm_rate)
+
+
+def make_objective(cfg: TrainConfig, tokenizer: dict) -> Objective:
+    """The objective, checked against the data's tokenizer (its special tokens) before step 1."""
+    try:
+        return Objective(cfg.objective, tokenizer, tokenizer.get("special_tokens") or {}, cfg.seq_len, cfg.seed,
+                         objective_params(cfg))
+    except ValueError as e:
+        raise DataError(str(e)) from None
 
 
 def split_weight(spec: str) -> tuple[str, float]:
@@ -161,22 +200,30 @@ class Distributed:
             dist.destroy_process_group()
 
 
-def build_model(cfg: TrainConfig, mcfg, env: Distributed) -> Transformer:
+def new_model(objective: str, mcfg):
+    """clm, fim: a causal decoder; mlm: a bidirectional encoder with a tied head; span: an
+    encoder-decoder."""
+    if objective == "span":
+        return EncoderDecoder(mcfg)
+    return Transformer(mcfg, causal=objective != "mlm")
+
+
+def build_model(cfg: TrainConfig, mcfg, env: Distributed):
     torch.manual_seed(cfg.seed)
-    model = Transformer(mcfg)
+    model = new_model(cfg.objective, mcfg)
     model.init_weights(cfg.seed)  # identical on every rank and in the single-process reference
-    for layer in model.layers:
+    for layer in model.blocks:
         layer.checkpointed = cfg.activation_checkpointing
     model.to(env.device)
     if cfg.compile:
-        for layer in model.layers:
+        for layer in model.blocks:
             layer.compile()
     if env.sharded:
         from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
 
         mp = (MixedPrecisionPolicy(param_dtype=torch.bfloat16, reduce_dtype=torch.float32)
               if env.device.type == "cuda" else MixedPrecisionPolicy())
-        for layer in model.layers:
+        for layer in model.blocks:
             fully_shard(layer, mp_policy=mp)
         fully_shard(model, mp_policy=mp)
     return model
@@ -190,16 +237,22 @@ def build_optimizer(model, cfg: TrainConfig):
                              foreach=True)
 
 
-def loss_on(model, inputs, targets, cfg: TrainConfig, eos_id: int, env: Distributed):
-    inputs, targets = inputs.to(env.device, non_blocking=True), targets.to(env.device, non_blocking=True)
-    positions = doc_ids = None
-    if cfg.doc_mask:
-        positions, doc_ids = document_layout(inputs, eos_id)
+def loss_on(model, batch: dict, cfg: TrainConfig, eos_id: int, env: Distributed):
+    """Mean cross-entropy over the positions with a target (all of them but mlm's unchosen ones;
+    their number is the same in every example, so ranks' means average to the global one)."""
+    batch = {k: v.to(env.device, non_blocking=True) for k, v in batch.items()}
+    inputs, targets = batch["inputs"], batch["targets"]
     autocast = (torch.autocast("cuda", dtype=torch.bfloat16)
                 if env.device.type == "cuda" and not env.sharded else contextlib.nullcontext())
     with autocast:
-        logits = model(inputs, positions, doc_ids)
-    return F.cross_entropy(logits.float().flatten(0, 1), targets.flatten())
+        if cfg.objective == "span":
+            logits = model(inputs, batch["decoder_inputs"])
+        else:
+            positions = doc_ids = None
+            if cfg.doc_mask:
+                positions, doc_ids = document_layout(inputs, eos_id)
+            logits = model(inputs, positions, doc_ids)
+    return F.cross_entropy(logits.float().flatten(0, 1), targets.flatten(), ignore_index=IGNORE)
 
 
 def make_sources(specs: list[str], seq_len: int, holdout_shards: int = 0, holdout: bool = False):
@@ -211,6 +264,10 @@ def make_sources(specs: list[str], seq_len: int, holdout_shards: int = 0, holdou
         sources.append(TokenSource(path, seq_len, holdout_shards, holdout=holdout))
         weights.append(w)
     return sources, weights
+
+
+def model_kind(objective: str) -> str:
+    return {"mlm": "encoder", "span": "encoder-decoder"}.get(objective, "decoder")
 
 
 def global_batch(cfg: TrainConfig, world: int) -> int:
@@ -228,6 +285,9 @@ def resume_problem(cfg: TrainConfig, state: dict, world: int, tokenizer_sha256: 
     checkpoint's, since the loader position is a count of global samples.
     """
     sched, step = state.get("schedule", {}), state["step"]
+    if state.get("objective", "clm") != cfg.objective:
+        return (f"it was trained with --objective {state.get('objective', 'clm')}, this run asks for "
+                f"--objective {cfg.objective}")
     theirs = state.get("tokenizer_sha256")
     if tokenizer_sha256 and theirs and theirs != tokenizer_sha256:
         return (f"it was trained with tokenizer {theirs[:12]}…, the data uses {tokenizer_sha256[:12]}…: "
@@ -257,6 +317,7 @@ def preflight(cfg: TrainConfig, world: int = 1) -> None:
     continue the newest checkpoint (`thresher train` runs this before torchrun, so a wrong --data
     is one line, not torchrun's report of a failed child)."""
     sources, _ = make_sources(cfg.data, cfg.seq_len, cfg.holdout_shards)
+    make_objective(cfg, sources[0].tokenizer)
     if cfg.eval_data:
         make_sources(cfg.eval_data, cfg.seq_len)
     if not cfg.overwrite:
@@ -272,11 +333,12 @@ def preflight(cfg: TrainConfig, world: int = 1) -> None:
 
 def evaluate(model, cfg, eval_mix, eos_id, env) -> float:
     model.eval()
-    loader = TokenLoader(eval_mix, cfg.batch_size, env.rank, env.world, limit=cfg.eval_batches)
+    loader = TokenLoader(eval_mix, cfg.batch_size, env.rank, env.world, limit=cfg.eval_batches,
+                         objective=make_objective(cfg, eval_mix.tokenizer))
     total, n = 0.0, 0
     with torch.no_grad():
-        for inputs, targets in loader:
-            total += float(loss_on(model, inputs, targets, cfg, eos_id, env))
+        for batch in loader:
+            total += float(loss_on(model, batch, cfg, eos_id, env))
             n += 1
     model.train()
     return env.mean(total / max(n, 1))
@@ -309,7 +371,7 @@ def _train(cfg: TrainConfig, env: Distributed) -> list[dict]:
     optimizer = build_optimizer(model, cfg)
     schedule = LRSchedule(cfg.lr, cfg.warmup, cfg.steps, cfg.schedule, cfg.min_lr_ratio)
     loader = TokenLoader(mix, cfg.batch_size, env.rank, env.world, num_workers=cfg.num_workers,
-                         pin_memory=env.device.type == "cuda")
+                         pin_memory=env.device.type == "cuda", objective=make_objective(cfg, tok))
     step, tokens_seen = 0, 0
     try:
         checkpoint.claim(cfg.output, cfg.resume, cfg.overwrite)
@@ -338,7 +400,8 @@ def _train(cfg: TrainConfig, env: Distributed) -> list[dict]:
     log = MetricsLogger(os.path.join(cfg.output, "metrics.jsonl"), env.rank == 0,
                         mcfg.flops_per_token(cfg.seq_len), peak)
     if env.rank == 0 and step == 0:
-        log.log({"event": "start", "model": cfg.model, "params": mcfg.n_params(), "world": env.world,
+        log.log({"event": "start", "model": cfg.model, "objective": cfg.objective,
+                 "params": mcfg.n_params(kind=model_kind(cfg.objective)), "world": env.world,
                  "device": str(env.device), "windows": mix.n_windows, "seq_len": cfg.seq_len,
                  "global_batch_tokens": cfg.batch_size * cfg.grad_accum * env.world * cfg.seq_len})
     history: list[dict] = []
@@ -351,8 +414,7 @@ def _train(cfg: TrainConfig, env: Distributed) -> list[dict]:
         lr = schedule.apply(optimizer)
         total = 0.0
         for _ in range(cfg.grad_accum):
-            inputs, targets = next(batches)
-            loss = loss_on(model, inputs, targets, cfg, eos_id, env) / cfg.grad_accum
+            loss = loss_on(model, next(batches), cfg, eos_id, env) / cfg.grad_accum
             loss.backward()
             total += float(loss.detach())
         norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip)
@@ -376,6 +438,7 @@ def _train(cfg: TrainConfig, env: Distributed) -> list[dict]:
         if cfg.ckpt_every >= 0 and ((cfg.ckpt_every and step % cfg.ckpt_every == 0) or step == cfg.steps):
             state = {"step": step, "tokens_seen": tokens_seen, "schedule": schedule.state_dict(),
                      "loader": loader.state_dict(), "model": mcfg.to_dict(), "model_name": cfg.model,
+                     "objective": cfg.objective, "model_kind": model_kind(cfg.objective),
                      "tokenizer_sha256": tok.get("sha256"), "tokenizer": tok, "world": env.world,
                      "global_batch": global_batch(cfg, env.world), "data": cfg.data}
             saved = checkpoint.save(cfg.output, step, model, optimizer, state, cfg.keep)

@@ -25,7 +25,8 @@ def test_windows_tile_the_token_stream_across_shard_boundaries(sample_shards):
 
 def batches_of(loader, n):
     out = []
-    for i, (x, y) in enumerate(loader):
+    for i, batch in enumerate(loader):
+        x, y = batch["inputs"], batch["targets"]
         assert (x[:, 1:] == y[:, :-1]).all()  # targets are inputs shifted by one
         out.append(np.concatenate([x.numpy(), y.numpy()[:, -1:]], axis=1))
         if i + 1 == n:
@@ -127,3 +128,35 @@ def test_clear_errors_for_wrong_paths_and_tiny_data(sample_shards, tmp_path):
         TokenSource(str(tmp_path), 128)
     with pytest.raises(DataError, match="make no window"):
         TokenSource(str(sample_shards), seq_len=10**8)
+
+
+@pytest.mark.parametrize("name", ["mlm", "span", "fim"])
+def test_objective_examples_are_the_same_across_ranks_workers_and_restarts(sample_shards, name):
+    from thresher.trainer.objectives import Objective
+
+    src = TokenSource(str(sample_shards), seq_len=128)
+    obj = Objective(name, src.tokenizer, src.tokenizer["special_tokens"], 128, seed=5)
+    mix = Mixture([src], seed=5)
+
+    def batches(loader, n):
+        out = []
+        for i, b in enumerate(loader):
+            out.append({k: v.numpy() for k, v in b.items()})
+            if i + 1 == n:
+                break
+        return out
+
+    single = batches(TokenLoader(mix, 4, objective=obj), 4)
+    ranks = [batches(TokenLoader(mix, 2, rank=r, world=2, num_workers=2, objective=obj), 4) for r in (0, 1)]
+    for j in range(4):
+        for k in single[j]:
+            merged = np.empty_like(single[j][k])
+            merged[0::2], merged[1::2] = ranks[0][j][k], ranks[1][j][k]
+            np.testing.assert_array_equal(merged, single[j][k])
+    first = TokenLoader(mix, 4, objective=obj)
+    batches(first, 2)
+    resumed = TokenLoader(mix, 4, objective=obj)
+    resumed.load_state_dict(first.state_dict())
+    for a, b in zip(batches(resumed, 2), single[2:]):
+        for k in a:
+            np.testing.assert_array_equal(a[k], b[k])

@@ -102,3 +102,45 @@ def test_learning_rate_defaults_by_model_size_and_help_gives_every_default(capsy
     for flag in ("--steps", "--batch-size", "--warmup", "--ckpt-every", "--num-workers", "--schedule", "--output"):
         assert f"{flag} " in text
     assert text.count("(default: ") >= 20 and "tiny 0.003" in text
+
+
+
+def test_the_encoder_attends_both_ways_and_ties_its_head():
+    m = Transformer(TINY, causal=False)
+    m.init_weights(0)
+    m.eval()
+    assert m.output.weight is m.embed.weight
+    x = torch.randint(0, 300, (1, 32))
+    y = x.clone()
+    y[:, 30] = (y[:, 30] + 1) % 300
+    with torch.no_grad():
+        assert not torch.allclose(m(x)[:, :20], m(y)[:, :20])  # a later token changes earlier outputs
+
+
+def test_the_encoder_decoder_decodes_causally_over_the_whole_input():
+    from thresher.trainer.model import EncoderDecoder
+
+    m = EncoderDecoder(TINY)
+    m.init_weights(0)
+    m.eval()
+    enc, dec = torch.randint(0, 300, (2, 24)), torch.randint(0, 300, (2, 12))
+    dec2 = dec.clone()
+    dec2[:, 8:] = (dec2[:, 8:] + 1) % 300
+    enc2 = enc.clone()
+    enc2[:, -1] = (enc2[:, -1] + 1) % 300
+    with torch.no_grad():
+        a = m(enc, dec)
+        assert a.shape == (2, 12, 300)
+        torch.testing.assert_close(a[:, :8], m(enc, dec2)[:, :8])  # the decoder is causal
+        assert not torch.allclose(a[:, :4], m(enc2, dec)[:, :4])  # and reads all of the input
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+@pytest.mark.parametrize("kind", ["encoder", "encoder-decoder"])
+def test_parameter_counts_of_the_other_kinds(name, kind):
+    from thresher.trainer.model import EncoderDecoder
+
+    cfg = MODELS[name].with_vocab(32000)
+    with torch.device("meta"):
+        m = Transformer(cfg, causal=False) if kind == "encoder" else EncoderDecoder(cfg)
+    assert sum(p.numel() for p in m.parameters()) == cfg.n_params(kind=kind)

@@ -202,3 +202,45 @@ def test_export_loads_in_transformers_and_gives_the_same_logits(sample_shards, t
     text = "Curated text, tokenized the same way."
     assert tok(text)["input_ids"] == Tokenizer.from_file(default_tokenizer()).encode(text).ids
     assert main(["export", str(tmp_path / "nothing"), "--output", str(tmp_path / "x")]) == 2
+
+
+@pytest.mark.parametrize("objective", ["mlm", "span", "fim"])
+def test_each_objective_learns_matches_one_process_and_resumes_exactly(sample_shards, tmp_path, objective):
+    args = ["--data", sample_shards, "--objective", objective, "--steps", 24, "--ckpt-every", 12, *COMMON]
+    whole, cut, single = tmp_path / "whole", tmp_path / "cut", tmp_path / "single"
+    train([*args, "--batch-size", 4, "--output", whole, "--num-workers", 2], nproc=2)
+    losses = [r["loss"] for r in steps(whole)]
+    assert len(losses) == 24
+    assert sum(losses[-4:]) / 4 < losses[0] - LEARNS[objective], losses
+    # one process on the same global batches: the same losses up to the reduction order
+    train([*args, "--batch-size", 8, "--output", single, "--stop-after", 6])
+    for x, y in zip(steps(single), steps(whole)[:6]):
+        assert x["loss"] == pytest.approx(y["loss"], rel=1e-5) and x["grad_norm"] == pytest.approx(y["grad_norm"], rel=1e-4)
+    # killed after step 14, resumed from the step-12 checkpoint: the uninterrupted losses
+    train([*args, "--batch-size", 4, "--output", cut, "--stop-after", 14], nproc=2)
+    train([*args, "--batch-size", 4, "--output", cut, "--resume"], nproc=2)
+    resumed = steps(cut)[14:]
+    assert [r["step"] for r in resumed] == list(range(13, 25))
+    for r, w in zip(resumed, steps(whole)[12:]):
+        assert r["loss"] == pytest.approx(w["loss"], rel=1e-6, abs=0)
+
+
+LEARNS = {"mlm": 0.5, "span": 1.0, "fim": 0.8}  # how far the mean of the last 4 of 24 steps is below step 1
+
+
+def test_an_objective_whose_tokens_the_data_lacks_fails_before_step_one(sample_shards, tmp_path, capfd):
+    import shutil
+
+    from thresher.pipeline.cli import main
+
+    old = tmp_path / "old-run"  # shards whose manifest predates the reserved tokens
+    shutil.copytree(sample_shards / "shards", old / "shards")
+    m = json.loads((old / "shards" / "manifest.json").read_text())
+    del m["tokenizer"]["special_tokens"]
+    (old / "shards" / "manifest.json").write_text(json.dumps(m))
+    assert main(["train", "--data", str(old), "--objective", "span", "--output", str(tmp_path / "ck")]) == 2
+    err = capfd.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "lacks the special tokens --objective span needs (<|pad|>, <|sentinel_0|>" in err[0]
+    assert not (tmp_path / "ck").exists()
+    assert main(["train", "--data", str(old), "--objective", "clm", "--steps", "1", "--batch-size", "2",
+                 "--seq-len", "64", "--output", str(tmp_path / "ck")]) == 0  # clm needs none
