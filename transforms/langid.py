@@ -87,12 +87,14 @@ class LanguageIdentifier:
         self.consult_below = consult_below
         self.top_k = top_k
         self.second = None
+        self._features = None
         if second == "langid":
             from langid.langid import LanguageIdentifier as LangidModel, model as langid_model
 
             self.second = LangidModel.from_modelstring(langid_model, norm_probs=True)
             self._second_codes = [normalise(c) for c in self.second.nb_classes]
             self._second_langs = set(self._second_codes)
+            self._features = None  # built on the first consultation
         elif second is not None:
             raise ValueError(f"unknown second model {second!r} (langid or None)")
 
@@ -139,9 +141,10 @@ class LanguageIdentifier:
     def _second_scores(self, text: str, candidates: set[str]) -> dict[str, float]:
         import numpy as np
 
-        m = self.second
+        if self._features is None:
+            self._features = LangidFeatures(self.second)
         # langid.py's cost grows with the text; its first characters are enough for a tie-break
-        logp = m.nb_classprobs(m.instance2fv(text[: self.second_chars]))  # log-likelihoods of every langid class
+        logp = self._features.log_likelihoods(text[: self.second_chars])  # of every langid class
         idx = [i for i, c in enumerate(self._second_codes) if c in candidates]
         p = np.exp(logp[idx] - logp[idx].max())
         p /= p.sum()
@@ -149,3 +152,71 @@ class LanguageIdentifier:
         for i, x in zip(idx, p):  # langid's "no" and "nb" both count for nb
             out[self._second_codes[i]] = out.get(self._second_codes[i], 0.0) + float(x)
         return out
+
+
+class LangidFeatures:
+    """langid.py's naive Bayes scores, computed as langid.py does but about 6x faster.
+
+    langid.py counts its byte n-gram features (1 to 4 bytes) by running an Aho-Corasick automaton
+    over the text in a Python loop, then multiplies the counts with its float32 model, which numpy
+    first converts to float64 on every call (most of the time). Here the model is converted once,
+    and the counts come from numpy: each feature's byte string is recovered from the automaton
+    (the shortest path to the state that first outputs it), and its count is the number of times
+    it occurs in the text, which is what the automaton counts. Same counts, same float64 product:
+    the same log-likelihoods, bit for bit (tested against ``instance2fv`` and ``nb_classprobs``).
+    """
+
+    def __init__(self, model):
+        import numpy as np
+        from collections import deque
+
+        moves = np.asarray(model.tk_nextmove)
+        paths = {0: b""}  # state -> the shortest byte string reaching it
+        queue = deque([0])
+        while queue:
+            state = queue.popleft()
+            for byte, nxt in enumerate(moves[state << 8:(state << 8) + 256].tolist()):
+                if nxt not in paths:
+                    paths[nxt] = paths[state] + bytes([byte])
+                    queue.append(nxt)
+        grams: dict[int, bytes] = {}
+        for state, features in model.tk_output.items():
+            for f in features:
+                if f not in grams or len(paths[state]) < len(grams[f]):
+                    grams[f] = paths[state]
+        by_size: dict[int, list[tuple[int, int]]] = {}
+        for f, gram in grams.items():
+            by_size.setdefault(len(gram), []).append((int.from_bytes(gram, "big"), f))
+        self.tables = {}
+        for n, pairs in sorted(by_size.items()):
+            pairs.sort()
+            self.tables[n] = (np.array([c for c, _ in pairs], dtype=np.uint64), np.array([f for _, f in pairs]))
+        self.features = model.nb_numfeats
+        self.ptc = model.nb_ptc.astype(np.float64)
+        self.pc = model.nb_pc
+
+    def counts(self, text: str):
+        """langid.py's feature vector of ``text`` (``instance2fv``)."""
+        import numpy as np
+
+        data = np.frombuffer(text.encode("utf8"), dtype=np.uint8).astype(np.uint64)
+        found = []
+        code = data
+        for n in range(1, max(self.tables) + 1):
+            if len(data) < n:
+                break
+            if n > 1:
+                code = (code[:-1] << np.uint64(8)) | data[n - 1:]  # the n bytes starting at each position
+            if n in self.tables:
+                keys, ids = self.tables[n]
+                pos = np.searchsorted(keys, code)
+                pos[pos == len(keys)] = 0
+                found.append(ids[pos[keys[pos] == code]])
+        hits = np.concatenate(found) if found else np.zeros(0, dtype=np.int64)
+        return np.bincount(hits, minlength=self.features).astype(np.uint32)
+
+    def log_likelihoods(self, text: str):
+        """``nb_classprobs(instance2fv(text))``: every class's log-likelihood."""
+        import numpy as np
+
+        return np.dot(self.counts(text).astype(np.float64), self.ptc) + self.pc

@@ -18,7 +18,11 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from functools import lru_cache
+from collections import Counter
+from functools import cached_property, lru_cache
+from itertools import chain
+
+import numpy as np
 
 # Characters that are words by themselves: scripts without spaces between words (the one table:
 # word splitting here and dedup's shingles both use it).
@@ -41,6 +45,8 @@ _CURRENCY = "$£€¥฿₽₹₩₪₫₭₮₱₲₴₵₸₺₼₾₿"
 _PREFIX = re.compile("^(?:\\.\\.+|…|[§%=—–]|\\+(?![0-9])|US\\$|C\\$|A\\$|[" + re.escape(_PUNCT + _QUOTES + _CURRENCY) + "])")
 _SUFFIX = re.compile("(?:\\.\\.+|…|'s|'S|’s|’S|—|–|(?<=[0-9])\\+|(?<=[0-9])[" + re.escape(_CURRENCY)
                      + "]|[" + re.escape(_PUNCT + _QUOTES) + "])$")
+# The last characters a suffix can end with (the suffix pattern is tried only on those).
+_SUFFIX_LAST = frozenset(".…sS—–+" + _CURRENCY + _PUNCT + _QUOTES)
 _AFTER_STOP = set("%²-+" + _PUNCT + _QUOTES)
 _ALPHA = "[^\\W\\d_]"
 _INFIX = re.compile(
@@ -133,34 +139,81 @@ def rules_for(lang: str | None, fallback: str = "en") -> LanguageRules:
 
 def is_punctuation(token: str) -> bool:
     """A token with no letter or digit in it."""
-    return not any(c.isalnum() for c in token)
+    return not (token.isalnum() or any(c.isalnum() for c in token))
 
 
-@dataclass
+class NGrams:
+    """A document's word n-grams as 64-bit hashes (numpy), for the repetition measures.
+
+    Words become integer ids (in order of first appearance); the n-gram at i hashes ids[i..i+n)
+    polynomially (wrapping uint64 arithmetic). With 64 bits a collision in one document is
+    practically impossible, and the hashes let the counts run in numpy instead of over Python
+    tuples. Each size is computed once, from the size below it.
+    """
+
+    _P = np.uint64(1_000_003)
+
+    def __init__(self, words: list[str]):
+        index = {w: i for i, w in enumerate(dict.fromkeys(words), 1)}
+        self.ids = np.fromiter(map(index.__getitem__, words), dtype=np.uint64, count=len(words))
+        self.cum = np.zeros(len(words) + 1, dtype=np.int64)
+        np.cumsum(np.fromiter(map(len, words), dtype=np.int64, count=len(words)), out=self.cum[1:])
+        self._hashes = {1: self.ids}
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def hashes(self, n: int) -> np.ndarray:
+        if n not in self._hashes:
+            prev = self.hashes(n - 1)
+            with np.errstate(over="ignore"):
+                self._hashes[n] = prev[:-1] * self._P + self.ids[n - 1:]
+        return self._hashes[n]
+
+    def chars(self, i, n: int):
+        """Characters of the n-gram(s) at i, without separators."""
+        return self.cum[i + n] - self.cum[i]
+
+
+@dataclass(eq=False)
 class TextView:
+    """One document's analysis, shared by every filter that reads the same text: computed once
+    (``analyse``), the rest on first use."""
+
     text: str
     words: list[str]
     lines: list[str]  # str.splitlines()
     char_words: bool  # most words are single characters of a no-space script
 
+    @cached_property
+    def counts(self) -> Counter:
+        """How often each distinct word occurs (rules over words run once per distinct word)."""
+        return Counter(self.words)
+
+    @cached_property
+    def ngrams(self) -> NGrams:
+        return NGrams(self.words)
+
 
 def _chunk_tokens(chunk: str, out: list[str]) -> None:
+    # Each pattern is tried only where it can match (its required characters are present): the
+    # same tokens as trying them all, in a third of the time.
     if chunk in _SPECIAL:
         out.extend(_SPECIAL[chunk])
         return
-    if _ABBREVIATION.match(chunk):
+    if chunk[-1] == "." and _ABBREVIATION.match(chunk):
         out.append(chunk)
         return
     suffixes: list[str] = []
     while chunk:
-        if chunk in _WHOLE or _ABBREVIATION.match(chunk):
+        if chunk in _WHOLE or (chunk[-1] == "." and _ABBREVIATION.match(chunk)):
             break
         m = _PREFIX.match(chunk)
         if m and m.end() < len(chunk) or (m and len(chunk) == 1):
             out.append(m.group())
             chunk = chunk[m.end():]
             continue
-        m = _SUFFIX.search(chunk)
+        m = _SUFFIX.search(chunk) if chunk[-1] in _SUFFIX_LAST else None
         if m and m.start() > 0:
             suffixes.append(m.group())
             chunk = chunk[:m.start()]
@@ -171,11 +224,14 @@ def _chunk_tokens(chunk: str, out: list[str]) -> None:
             continue
         break
     if chunk:
-        m = _CLITIC.match(chunk)
+        m = _CLITIC.match(chunk) if ("'" in chunk or "’" in chunk) else None
         if m:
             out.extend(_split_chars(m.group(1)))
             out.append(m.group(2))
-        elif chunk in _WHOLE or _URL.match(chunk) or _ABBREVIATION.match(chunk):
+        elif chunk.isalnum():  # no infix without punctuation
+            out.extend(_split_chars(chunk))
+        elif chunk in _WHOLE or (("." in chunk or ":" in chunk) and _URL.match(chunk)) or (
+                chunk[-1] == "." and _ABBREVIATION.match(chunk)):
             out.append(chunk)
         else:
             start = 0
@@ -206,22 +262,57 @@ def _split_chars(piece: str) -> list[str]:
     return _CHAR_RUN.findall(piece)
 
 
-def tokenize(text: str) -> list[str]:
-    """Words and punctuation tokens, as spaCy's English rules split them (any script)."""
+def _tokenize_chunk(chunk: str) -> tuple[str, ...]:
+    """The tokens of one whitespace-separated chunk (they depend on the chunk alone)."""
+    if chunk.isalnum() and (chunk.isascii() or not _NO_SPACE.search(chunk)) and chunk not in _SPECIAL:
+        return (chunk,)  # the common case: a plain word
     out: list[str] = []
-    for chunk in text.split():
-        if chunk.isalnum() and (chunk.isascii() or not _NO_SPACE.search(chunk)) and chunk not in _SPECIAL:
-            out.append(chunk)  # the common case: a plain word
-            continue
-        start = len(out)
-        _chunk_tokens(chunk, out)
-        # like spaCy's special cases, an emoticon split by the affix rules is one token again
-        i = start
-        while i < len(out) - 1:
-            if out[i] + out[i + 1] in _WHOLE:
-                out[i:i + 2] = [out[i] + out[i + 1]]
-            i += 1
-    return out
+    _chunk_tokens(chunk, out)
+    # like spaCy's special cases, an emoticon split by the affix rules is one token again
+    i = 0
+    while i < len(out) - 1:
+        if out[i] + out[i + 1] in _WHOLE:
+            out[i:i + 2] = [out[i] + out[i + 1]]
+        i += 1
+    return tuple(out)
+
+
+class _ChunkCache(dict):
+    """chunk -> its tokens, for chunks the affix rules apply to (punctuation, symbols, no-space
+    scripts). Pages share most of them, so the rules run once per distinct chunk. Bounded:
+    emptied when full, so a worker's memory stays flat whatever it reads."""
+
+    limit = 200_000
+
+    def __missing__(self, chunk: str) -> tuple[str, ...]:
+        if len(self) >= self.limit:
+            self.clear()
+        tokens = self[chunk] = _tokenize_chunk(chunk)
+        return tokens
+
+
+_CHUNKS = _ChunkCache()
+_SPECIAL_KEYS = frozenset(_SPECIAL)
+
+
+def tokenize(text: str) -> list[str]:
+    """Words and punctuation tokens, as spaCy's English rules split them (any script).
+
+    Built for speed with the same result as ``_tokenize_chunk`` on every chunk: the distinct chunks
+    of the text are sorted into plain words (letters and digits only, outside the no-space
+    scripts: themselves) and the rest (the affix rules, cached) by C-level filters; the output is
+    then one lookup per chunk."""
+    chunks = text.split()
+    distinct = dict.fromkeys(chunks)
+    plain = set(filter(str.isalnum, distinct))
+    if _NO_SPACE.search(text):
+        plain = set(filter(str.isascii, plain)) | {c for c in plain if not _NO_SPACE.search(c)}
+    plain -= _SPECIAL_KEYS
+    tokens = dict(zip(plain, zip(plain)))  # chunk -> (chunk,)
+    if len(plain) < len(distinct):
+        for chunk in distinct.keys() - plain:
+            tokens[chunk] = _CHUNKS[chunk]
+    return list(chain.from_iterable(map(tokens.__getitem__, chunks)))
 
 
 def is_char_words(text: str, words: list[str] | None = None) -> bool:

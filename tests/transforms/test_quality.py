@@ -221,10 +221,53 @@ def _reference_dup(words, n):
 
 
 @settings(max_examples=400, deadline=None)
-@given(st.lists(st.sampled_from(["a", "bb", "ccc", "the", "word", "x", "yy"]), max_size=80), st.integers(2, 10))
-def test_ngram_measures_equal_the_plain_definitions(words, n):
-    from thresher.transforms.filters.gopher import _NGrams
+@given(st.lists(st.sampled_from(["a", "bb", "ccc", "the", "word", "x", "yy"]), max_size=80), st.integers(2, 10),
+       st.integers(0, 8))
+def test_ngram_measures_equal_the_plain_definitions(words, n, more):
+    """Each size, and each size computed after smaller ones (which narrow the positions looked at)."""
+    from thresher.transforms.filters.gopher import repetition
+    from thresher.transforms.text import NGrams
 
-    g = _NGrams(words)
-    assert g.top_chars(n) == _reference_top(words, n)
-    assert g.duplicate_chars(n) == _reference_dup(words, n)
+    sizes = tuple(range(n, min(10, n + more) + 1))
+    top, dup = repetition(NGrams(words), sizes, sizes)
+    assert top == {k: _reference_top(words, k) for k in sizes}
+    assert dup == {k: _reference_dup(words, k) for k in sizes}
+    top, dup = repetition(NGrams(words), sizes[:1], sizes[1:] or sizes)  # tops and dups apart
+    assert top == {sizes[0]: _reference_top(words, sizes[0])}
+    assert dup == {k: _reference_dup(words, k) for k in (sizes[1:] or sizes)}
+
+
+def _plain_gopher_quality(flt, text, lang):
+    """GopherQuality's signals computed over the word list itself (as first written), not the
+    distinct words with their counts."""
+    from thresher.transforms.text import LANGUAGES, analyse, rules_for
+
+    view = analyse(text)
+    words = view.words
+    n = len(words)
+    content = [w for w in words if any(c.isalnum() for c in w)]
+    rules = rules_for(lang, flt.fallback_lang)
+    lines = view.lines or [""]
+    stops = rules.stop_words
+    if lang is None and view.char_words:
+        stops = LANGUAGES["zh"].stop_words | LANGUAGES["ja"].stop_words
+    return {
+        "words": len(content),
+        "mean_word_length": (sum(map(len, content)) / len(content)) if content else 0.0,
+        "char_words": view.char_words,
+        "hash_ratio": text.count("#") / n if n else 0.0,
+        "ellipsis_ratio": (text.count("...") + text.count("…")) / n if n else 0.0,
+        "bullet_lines": sum(s.lstrip().startswith(("•", "-")) for s in lines) / len(lines),
+        "ellipsis_lines": sum(s.rstrip().endswith(("...", "…")) for s in lines) / len(lines),
+        "alpha_words": (sum(any(c.isalpha() for c in w) for w in words) / n) if n else 0.0,
+        "stop_words": len(stops.intersection(words)) if stops is not None else None,
+    }
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from(["the", "of", "and", "Word", "x²", "—", "...", "#", "東京", "1,5", "-", "•", "\n",
+                                 " ", "é", "٣"]), max_size=120).map(" ".join),
+       st.sampled_from([None, "en", "zh", "de", "xx"]))
+def test_gopher_quality_over_distinct_words_equals_the_plain_formulas(text, lang):
+    flt = GopherQuality()
+    assert flt.score(text, lang) == _plain_gopher_quality(flt, text, lang)

@@ -30,3 +30,98 @@ def test_tokenizer_never_raises_and_loses_no_visible_character(text):
     words = analyse(text).words
     assert "".join(words) == "".join(text.split())
     sentences(text)
+
+
+# --- the fast tokenizer against the rules applied plainly ----------------------------------------
+
+def _plain_chunk(chunk: str) -> list[str]:
+    """spaCy's affix rules as first written here: every pattern tried on every chunk, no cache."""
+    from thresher.transforms import text as t
+
+    out: list[str] = []
+    if chunk in t._SPECIAL:
+        return list(t._SPECIAL[chunk])
+    if t._ABBREVIATION.match(chunk):
+        return [chunk]
+    suffixes: list[str] = []
+    while chunk:
+        if chunk in t._WHOLE or t._ABBREVIATION.match(chunk):
+            break
+        m = t._PREFIX.match(chunk)
+        if m and m.end() < len(chunk) or (m and len(chunk) == 1):
+            out.append(m.group())
+            chunk = chunk[m.end():]
+            continue
+        m = t._SUFFIX.search(chunk)
+        if m and m.start() > 0:
+            suffixes.append(m.group())
+            chunk = chunk[:m.start()]
+            continue
+        if len(chunk) > 1 and chunk[-1] == "." and t._stop_splits(chunk):
+            suffixes.append(".")
+            chunk = chunk[:-1]
+            continue
+        break
+    if chunk:
+        m = t._CLITIC.match(chunk)
+        if m:
+            out.extend(t._split_chars(m.group(1)))
+            out.append(m.group(2))
+        elif chunk in t._WHOLE or t._URL.match(chunk) or t._ABBREVIATION.match(chunk):
+            out.append(chunk)
+        else:
+            start = 0
+            for m in t._INFIX.finditer(chunk):
+                if m.start() > start:
+                    out.extend(t._split_chars(chunk[start:m.start()]))
+                if m.end() > m.start():
+                    out.append(m.group())
+                start = m.end()
+            if start < len(chunk):
+                out.extend(t._split_chars(chunk[start:]))
+    out.extend(reversed(suffixes))
+    i = 0
+    while i < len(out) - 1:
+        if out[i] + out[i + 1] in t._WHOLE:
+            out[i:i + 2] = [out[i] + out[i + 1]]
+        i += 1
+    return out
+
+
+def _plain_tokenize(text: str) -> list[str]:
+    return [tok for chunk in text.split() for tok in _plain_chunk(chunk)]
+
+
+TRICKY = ("I don't think it's well-known. Mr. Smith's U.S. e.g. ABC. B. dont cannot Im 3.14, "
+          "https://example.org/a. www.x.org foo.txt/a :) 8) (: :-P a,b end.Next 10-20 $5 5$ 5+ +5 "
+          "US$10 «quoted» 「東京」は大きい。 ภาษา... (see: [1]) x--y x—y a/b/c <tag> #hash ... …wait "
+          "‘single’ “double” 'tis rock'n'roll ¿qué? ¡sí! l'homme d’Arc و،  ۔ ٪ 1,000.50 A.B.C.")
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(st.sampled_from(TRICKY.split() + [" ", "\n", "a", "Z", "9", ".", "'", "’", "-", ",", "東", "s", "S",
+                                                  "n't", "http://", ":", "/"]), max_size=40).map("".join))
+def test_fast_tokenizer_equals_the_plain_rules(text):
+    assert tokenize(text) == _plain_tokenize(text)
+
+
+def test_fast_tokenizer_equals_the_plain_rules_on_tricky_text_and_when_its_cache_is_emptied(monkeypatch):
+    from thresher.transforms import text as t
+
+    assert tokenize(TRICKY) == _plain_tokenize(TRICKY)
+    monkeypatch.setattr(t._ChunkCache, "limit", 3)  # emptied again and again within one text
+    assert tokenize(TRICKY * 3) == _plain_tokenize(TRICKY * 3)
+    assert len(t._CHUNKS) <= 3
+
+
+def test_one_analysis_per_text_shared_by_the_filters():
+    from thresher.transforms.filters.fineweb import FineWebQuality
+    from thresher.transforms.filters.gopher import GopherQuality, GopherRepetition
+    from thresher.transforms.text import analyse
+
+    text = "The cat sat on the mat. " * 30 + "\nAnother line here, with words.\n" * 3
+    view = analyse(text)
+    for flt in (GopherRepetition(), GopherQuality(), FineWebQuality()):
+        flt.score(text, "en")
+    assert analyse(text) is view  # the same object every filter asked for
+    assert "counts" in view.__dict__ and "ngrams" in view.__dict__  # computed once, kept on the view

@@ -7,12 +7,13 @@ language, and a rule a language has no data for is switched off rather than misa
 from __future__ import annotations
 
 import re
+from bisect import bisect_left
 from dataclasses import dataclass
 
 import numpy as np
 
 from thresher.transforms.filters.base import Filter, fired, register_filter
-from thresher.transforms.text import LANGUAGES, analyse, is_punctuation, rules_for
+from thresher.transforms.text import LANGUAGES, NGrams, analyse, is_punctuation, rules_for
 
 # --- Gopher repetition -----------------------------------------------------------------------
 
@@ -30,68 +31,75 @@ def duplicates(items: list[str]) -> tuple[int, int]:
     return n, chars
 
 
-class _NGrams:
-    """A document's word n-grams as 64-bit hashes (numpy), for the repetition measures.
+def repetition(grams: NGrams, tops, dups) -> tuple[dict[int, int], dict[int, int]]:
+    """Gopher's two repetition measures: for each size in ``tops`` the characters covered by the
+    most frequent n-gram, for each in ``dups`` the characters in n-grams that repeat an earlier one.
 
-    Words become integer ids; the n-gram at i hashes ids[i..i+n) polynomially (wrapping uint64
-    arithmetic). With 64 bits a collision in one document is practically impossible, and the
-    hashes let the counts run in numpy instead of over Python tuples.
+    Sizes are visited in increasing order, each looking only at the positions whose smaller n-gram
+    occurs more than once: an n-gram that repeats has a repeating (n-1)-gram at the same place.
+    After the first size the sorts run on a few positions instead of the whole document.
     """
+    top: dict[int, int] = {}
+    dup: dict[int, int] = {}
+    positions = None  # the positions that can still hold a repeating n-gram (None: all)
+    for n in range(min(*tops, *dups), max(*tops, *dups) + 1):
+        if len(grams) < n:
+            top[n] = dup[n] = 0
+            continue
+        h = grams.hashes(n)
+        if positions is None:
+            positions = np.arange(len(h))
+        positions = positions[positions < len(h)]
+        if len(positions) == 0:  # every n-gram is unique: the first one is the most frequent
+            top[n], dup[n] = int(grams.chars(0, n) + n - 1), 0
+            continue
+        _, first, inverse, counts = np.unique(h[positions], return_index=True, return_inverse=True,
+                                              return_counts=True)
+        origin = positions[first[inverse]]  # the first position of each position's n-gram
+        if n in tops:
+            best = int(counts.max())  # ties go to the n-gram seen first, as Counter.most_common does
+            i = int(positions[first[counts == best]].min()) if best > 1 else 0
+            top[n] = int((grams.chars(i, n) + n - 1) * best)
+        multi = counts[inverse] > 1
+        positions, origin = positions[multi], origin[multi]
+        if n in dups:
+            dup[n] = _duplicate_chars(grams, n, positions, origin)
+    return {n: top[n] for n in tops}, {n: dup[n] for n in dups}
 
-    _P = np.uint64(1_000_003)
 
-    def __init__(self, words: list[str]):
-        index: dict[str, int] = {}
-        ids = [index.setdefault(w, len(index) + 1) for w in words]
-        self.ids = np.array(ids, dtype=np.uint64)
-        self.cum = np.concatenate([[0], np.cumsum([len(w) for w in words], dtype=np.int64)])
-        self._hashes = {1: self.ids}
+def _duplicate_chars(grams: NGrams, n: int, positions, origin) -> int:
+    """Characters in n-grams that repeat an earlier n-gram; after a repeat the scan jumps past it,
+    so overlapping repeats count once (Gopher's definition, as datatrove implements it).
 
-    def hashes(self, n: int) -> np.ndarray:
-        if n not in self._hashes:
-            prev = self.hashes(n - 1)
-            with np.errstate(over="ignore"):
-                self._hashes[n] = prev[:-1] * self._P + self.ids[n - 1:]
-        return self._hashes[n]
-
-    def chars(self, i, n: int):
-        """Characters of the n-gram(s) at i, without separators."""
-        return self.cum[i + n] - self.cum[i]
-
-    def top_chars(self, n: int) -> int:
-        """Characters covered by the most frequent n-gram: (its length with spaces) x its count.
-        Ties go to the n-gram seen first, as ``Counter.most_common`` does."""
-        if len(self.ids) < n:
-            return 0
-        _, first, counts = np.unique(self.hashes(n), return_index=True, return_counts=True)
-        best = counts.max()
-        i = int(first[counts == best].min())
-        return int((self.chars(i, n) + n - 1) * best)
-
-    def duplicate_chars(self, n: int) -> int:
-        """Characters in n-grams that repeat an earlier n-gram; after a repeat the scan jumps past
-        it, so overlapping repeats count once (Gopher's definition, as datatrove implements it)."""
-        if len(self.ids) < n:
-            return 0
-        h = self.hashes(n)
-        _, first = np.unique(h, return_index=True)
-        if len(first) == len(h):
-            return 0  # no n-gram repeats
-        seen_before = np.ones(len(h), dtype=bool)
-        seen_before[first] = False
-        start = int(np.argmax(seen_before))  # every position before the first repeat is visited
-        seen = set(h[:start].tolist())
-        hl = h.tolist()
-        chars, i, end = 0, start, len(hl)
-        while i < end:
-            x = hl[i]
-            if x in seen:
-                chars += int(self.chars(i, n))
-                i += n
-            else:
-                seen.add(x)
-                i += 1
-        return chars
+    datatrove scans every position with a set of the n-grams seen. The same answer here, visiting
+    only the positions whose n-gram occurred before (usually few): position j is skipped when a
+    counted repeat c < j has j < c + n, and only the last counted repeat can cover j, since a
+    counted repeat is itself visited. An n-gram "was seen" at a repeat when an earlier occurrence
+    was visited: its first occurrence (unless a counted repeat covers it) or an earlier repeat.
+    ``positions`` are those of n-grams occurring more than once, ``origin`` their first positions.
+    """
+    later = origin != positions
+    if not later.any():
+        return 0
+    cum = grams.cum
+    repeats, origins = positions[later].tolist(), origin[later].tolist()
+    k, end = 0, len(repeats)
+    counted: list[int] = []
+    seen: dict[int, bool] = {}  # first position of an n-gram -> an occurrence was visited
+    while k < end:
+        i, g = repeats[k], origins[k]
+        was_seen = seen.get(g)
+        if was_seen is None:  # its first occurrence: visited unless covered by a counted repeat
+            c = bisect_left(counted, g) - 1
+            was_seen = not (c >= 0 and g < counted[c] + n)
+        seen[g] = True
+        if was_seen:
+            counted.append(i)
+            k = bisect_left(repeats, i + n, k + 1)  # the repeats inside this n-gram are skipped
+        else:
+            k += 1
+    at = np.array(counted, dtype=np.int64)
+    return int((cum[at + n] - cum[at]).sum())
 
 
 _PARAGRAPHS = re.compile(r"\n{2,}")
@@ -142,11 +150,11 @@ class GopherRepetition(Filter):
         line_dups, line_chars = duplicates(lines)
         s = {"chars": n, "dup_para_frac": para_dups / len(paras), "dup_para_char_frac": para_chars / n,
              "dup_line_frac": line_dups / len(lines), "dup_line_char_frac": line_chars / n}
-        grams = _NGrams(analyse(text).words)
-        for k in self.top_ngrams:
-            s[f"top_{k}_gram"] = grams.top_chars(k) / n
-        for k in self.dup_ngrams:
-            s[f"duplicated_{k}_n_grams"] = grams.duplicate_chars(k) / n
+        top, dup = repetition(analyse(text).ngrams, tuple(self.top_ngrams), tuple(self.dup_ngrams))
+        for k, chars in top.items():
+            s[f"top_{k}_gram"] = chars / n
+        for k, chars in dup.items():
+            s[f"duplicated_{k}_n_grams"] = chars / n
         return s
 
     def keep(self, s: dict, lang: str | None = None) -> str | None:
@@ -193,24 +201,26 @@ class GopherQuality(Filter):
 
     def score(self, text: str, lang: str | None = None) -> dict:
         view = analyse(text)
-        words = view.words
-        n = len(words)
-        content = [w for w in words if not is_punctuation(w)]
+        n = len(view.words)
+        counts = view.counts  # each rule runs once per distinct word, weighted by its count
+        content = {w: c for w, c in counts.items() if not is_punctuation(w)}
+        content_n = sum(content.values())
         rules = rules_for(lang, self.fallback_lang)
         lines = view.lines or [""]
         stops = frozenset(self.stop_words) if self.stop_words is not None else rules.stop_words
         if lang is None and view.char_words and self.stop_words is None:  # no label: the script decides
             stops = LANGUAGES["zh"].stop_words | LANGUAGES["ja"].stop_words
         return {
-            "words": len(content),
-            "mean_word_length": (sum(map(len, content)) / len(content)) if content else 0.0,
+            "words": content_n,
+            "mean_word_length": (sum(len(w) * c for w, c in content.items()) / content_n) if content_n else 0.0,
             "char_words": view.char_words,
             "hash_ratio": text.count("#") / n if n else 0.0,
             "ellipsis_ratio": (text.count("...") + text.count("…")) / n if n else 0.0,
             "bullet_lines": sum(s.lstrip().startswith(("•", "-")) for s in lines) / len(lines),
             "ellipsis_lines": sum(s.rstrip().endswith(("...", "…")) for s in lines) / len(lines),
-            "alpha_words": (sum(any(c.isalpha() for c in w) for w in words) / n) if n else 0.0,
-            "stop_words": len(stops.intersection(words)) if stops is not None else None,
+            "alpha_words": (sum(c for w, c in counts.items() if w.isalpha() or any(ch.isalpha() for ch in w)) / n)
+            if n else 0.0,
+            "stop_words": len(stops.intersection(counts)) if stops is not None else None,
         }
 
     def keep(self, s: dict, lang: str | None = None) -> str | None:
