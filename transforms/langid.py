@@ -143,10 +143,10 @@ class LanguageIdentifier:
 
         if self._features is None:
             self._features = LangidFeatures(self.second)
-        # langid.py's cost grows with the text; its first characters are enough for a tie-break
-        logp = self._features.log_likelihoods(text[: self.second_chars])  # of every langid class
         idx = [i for i, c in enumerate(self._second_codes) if c in candidates]
-        p = np.exp(logp[idx] - logp[idx].max())
+        # langid.py's cost grows with the text; its first characters are enough for a tie-break
+        logp = self._features.log_likelihoods(text[: self.second_chars], tuple(idx))  # of the candidates
+        p = np.exp(logp - logp.max())
         p /= p.sum()
         out: dict[str, float] = {}
         for i, x in zip(idx, p):  # langid's "no" and "nb" both count for nb
@@ -194,6 +194,7 @@ class LangidFeatures:
         self.features = model.nb_numfeats
         self.ptc = model.nb_ptc.astype(np.float64)
         self.pc = model.nb_pc
+        self._columns: dict[tuple, tuple] = {}  # classes -> their columns of the model, contiguous
 
     def counts(self, text: str):
         """langid.py's feature vector of ``text`` (``instance2fv``)."""
@@ -215,8 +216,18 @@ class LangidFeatures:
         hits = np.concatenate(found) if found else np.zeros(0, dtype=np.int64)
         return np.bincount(hits, minlength=self.features).astype(np.uint32)
 
-    def log_likelihoods(self, text: str):
-        """``nb_classprobs(instance2fv(text))``: every class's log-likelihood."""
+    def log_likelihoods(self, text: str, classes: tuple | None = None):
+        """``nb_classprobs(instance2fv(text))``: every class's log-likelihood, or those of
+        ``classes`` (indices) only, from a contiguous copy of their columns (a few columns instead
+        of 97; each class's sum is the same dot product, measured equal bit for bit)."""
         import numpy as np
 
-        return np.dot(self.counts(text).astype(np.float64), self.ptc) + self.pc
+        fv = self.counts(text).astype(np.float64)
+        if classes is None:
+            return np.dot(fv, self.ptc) + self.pc
+        cols = self._columns.get(classes)
+        if cols is None:
+            if len(self._columns) >= 256:
+                self._columns.clear()
+            cols = self._columns[classes] = (np.ascontiguousarray(self.ptc[:, list(classes)]), self.pc[list(classes)])
+        return np.dot(fv, cols[0]) + cols[1]

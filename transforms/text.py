@@ -315,6 +315,11 @@ def tokenize(text: str) -> list[str]:
     return list(chain.from_iterable(map(tokens.__getitem__, chunks)))
 
 
+def has_no_space_script(text: str) -> bool:
+    """The text has a character of a script written without spaces."""
+    return _NO_SPACE.search(text) is not None
+
+
 def is_char_words(text: str, words: list[str] | None = None) -> bool:
     """Most words of the text are single characters of a no-space script."""
     n = len(words) if words is not None else len(text.split())

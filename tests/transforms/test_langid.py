@@ -92,7 +92,10 @@ def _assert_same_as_langid_py(features, model, text):
     import numpy as np
 
     assert np.array_equal(features.counts(text), model.instance2fv(text))
-    assert np.array_equal(features.log_likelihoods(text), model.nb_classprobs(model.instance2fv(text)))
+    full = model.nb_classprobs(model.instance2fv(text))
+    assert np.array_equal(features.log_likelihoods(text), full)
+    for classes in ((0, 5, 17), (3,), tuple(range(0, 97, 7))):  # a few classes, as the candidates are
+        assert np.array_equal(features.log_likelihoods(text, classes), full[list(classes)])
 
 
 def test_second_opinion_scores_equal_langid_py_bit_for_bit(lid):

@@ -7,7 +7,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from thresher.transforms.filters.base import Filter, fired, register_filter
-from thresher.transforms.text import is_char_words, is_punctuation, sentences, tokenize
+from thresher.transforms.text import has_no_space_script, is_char_words, is_punctuation, sentences, tokenize
 
 # --- C4 --------------------------------------------------------------------------------------
 
@@ -46,11 +46,12 @@ class C4Quality(Filter):
     def score(self, text: str, lang: str | None = None) -> dict:
         kept, sentences_n, doc_reason = [], 0, None
         removed = Counter()
+        no_space_script = has_no_space_script(text)  # else no line is written without spaces
         for line in text.splitlines():
             line = line.strip()
-            chars = is_char_words(line)
+            chars = no_space_script and is_char_words(line)
             tokens = tokenize(line) if chars else line.split()
-            if self.max_word_length != -1 and any(len(w) > self.max_word_length for w in tokens):
+            if self.max_word_length != -1 and tokens and max(map(len, tokens)) > self.max_word_length:
                 removed["too_long_word"] += 1
                 continue
             if self.remove_citations:

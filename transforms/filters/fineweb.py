@@ -8,6 +8,8 @@ from thresher.transforms.filters.base import Filter, fired, register_filter
 from thresher.transforms.filters.gopher import duplicates
 from thresher.transforms.text import TERMINAL, analyse
 
+_TERMINAL = tuple(TERMINAL)
+
 # --- FineWeb ---------------------------------------------------------------------------------
 
 
@@ -37,7 +39,7 @@ class FineWebQuality(Filter):
         body = len(text.replace("\n", ""))
         return {
             "lines": len(lines),
-            "line_punct_ratio": sum(line.endswith(tuple(TERMINAL)) for line in lines) / len(lines),
+            "line_punct_ratio": sum(line.endswith(_TERMINAL) for line in lines) / len(lines),
             "short_line_ratio": sum(len(line) <= short for line in lines) / len(lines),
             "char_dup_ratio": duplicates(lines)[1] / body if body else 0.0,
             "list_ratio": text.count("\n") / max(1, len(view.words)),
