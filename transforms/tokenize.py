@@ -120,11 +120,15 @@ class TokenizeParams:
     eos_token: str = "<|endoftext|>"
     shard_tokens: int = 50_000_000  # target tokens per shard
     batch_docs: int = 256  # documents per encode_batch call
+    # encode_batch threads in each worker process; 0: the machine's cores shared out among the local
+    # runner's workers (one each on other runners, which run a worker process per core)
+    threads: int = 0
 
     def validate(self, path: str) -> None:
         check(self.shard_tokens >= 1, f"{path}.shard_tokens", "must be >= 1")
         check(self.shard_tokens < 2**31, f"{path}.shard_tokens", "must be < 2**31 (Arrow list offsets are int32)")
         check(self.batch_docs >= 1, f"{path}.batch_docs", "must be >= 1")
+        check(self.threads >= 0, f"{path}.threads", "must be >= 0 (0: automatic)")
         if self.enabled and self.tokenizer:
             check(os.path.exists(self.tokenizer) or "://" in self.tokenizer, f"{path}.tokenizer",
                   f"no such file: {self.tokenizer}")
@@ -155,8 +159,30 @@ def _resolve(params: TokenizeParams, open_file) -> LoadedTokenizer:
         raise ConfigError(f"config key 'stages.tokenize.tokenizer': {e}") from None
 
 
+def worker_threads(params: TokenizeParams, config) -> int:
+    """``threads``, or with 0 the cores of this machine shared out among the local runner's worker
+    processes (each would otherwise start a pool as large as the machine); 1 on other runners."""
+    if params.threads:
+        return params.threads
+    runner = getattr(config, "runner", None)
+    if runner is None or runner.name != "direct":
+        return 1
+    return max(1, (os.cpu_count() or 1) // max(1, runner.workers))
+
+
+def use_threads(n: int, explicit: bool) -> None:
+    """Sets the `tokenizers` thread pool of this process: ``TOKENIZERS_PARALLELISM`` (read at every
+    ``encode_batch``) and ``RAYON_NUM_THREADS`` (read when the pool starts). A
+    ``TOKENIZERS_PARALLELISM`` the user exported wins over the automatic choice."""
+    if not explicit and "TOKENIZERS_PARALLELISM" in os.environ:
+        return
+    os.environ["TOKENIZERS_PARALLELISM"] = "true" if n > 1 else "false"
+    os.environ["RAYON_NUM_THREADS"] = str(n)
+
+
 def _build(params: TokenizeParams, ctx) -> TokenizeDocuments:
     res: LoadedTokenizer = ctx.resource
+    use_threads(worker_threads(params, ctx.config), explicit=bool(params.threads))
     return TokenizeDocuments(res.json, res.name, params.eos_token)
 
 

@@ -81,3 +81,29 @@ def test_trained_tokenizers_reserve_the_objectives_special_tokens():
     _, info = tokenizer_from_json(tok.to_str(), "t.json")
     assert info.special_tokens == {t: i + 1 for i, t in enumerate(RESERVED_TOKENS)}  # after EOS, in order
     assert tok.encode("<|mask|>").ids == [info.special_tokens["<|mask|>"]]
+
+
+def test_each_local_worker_gets_its_share_of_the_cores_for_encode_batch(monkeypatch):
+    import os
+
+    from thresher.pipeline.config import Config
+    from thresher.transforms.tokenize import TokenizeParams, use_threads, worker_threads
+
+    cfg = Config()
+    monkeypatch.setattr(os, "cpu_count", lambda: 8)
+    cfg.runner.workers = 2
+    assert worker_threads(TokenizeParams(), cfg) == 4
+    cfg.runner.workers = 16
+    assert worker_threads(TokenizeParams(), cfg) == 1
+    assert worker_threads(TokenizeParams(threads=3), cfg) == 3
+    cfg.runner.name = "spark"  # a worker process per core already
+    assert worker_threads(TokenizeParams(), cfg) == 1
+
+    monkeypatch.delenv("TOKENIZERS_PARALLELISM", raising=False)
+    monkeypatch.delenv("RAYON_NUM_THREADS", raising=False)
+    use_threads(1, explicit=False)
+    assert os.environ["TOKENIZERS_PARALLELISM"] == "false" and os.environ["RAYON_NUM_THREADS"] == "1"
+    use_threads(4, explicit=False)  # the user's (here: the first call's) setting stands
+    assert os.environ["TOKENIZERS_PARALLELISM"] == "false"
+    use_threads(4, explicit=True)  # stages.tokenize.threads set in the recipe
+    assert os.environ["TOKENIZERS_PARALLELISM"] == "true" and os.environ["RAYON_NUM_THREADS"] == "4"
