@@ -87,14 +87,13 @@ class LanguageIdentifier:
         self.consult_below = consult_below
         self.top_k = top_k
         self.second = None
-        self._features = None
+        self._features = None  # langid.py's scores, built on the first consultation
         if second == "langid":
             from langid.langid import LanguageIdentifier as LangidModel, model as langid_model
 
             self.second = LangidModel.from_modelstring(langid_model, norm_probs=True)
             self._second_codes = [normalise(c) for c in self.second.nb_classes]
             self._second_langs = set(self._second_codes)
-            self._features = None  # built on the first consultation
         elif second is not None:
             raise ValueError(f"unknown second model {second!r} (langid or None)")
 
@@ -155,7 +154,7 @@ class LanguageIdentifier:
 
 
 class LangidFeatures:
-    """langid.py's naive Bayes scores, computed as langid.py does but about 6x faster.
+    """langid.py's naive Bayes scores, computed as langid.py does but about ten times faster.
 
     langid.py counts its byte n-gram features (1 to 4 bytes) by running an Aho-Corasick automaton
     over the text in a Python loop, then multiplies the counts with its float32 model, which numpy
@@ -164,6 +163,7 @@ class LangidFeatures:
     (the shortest path to the state that first outputs it), and its count is the number of times
     it occurs in the text, which is what the automaton counts. Same counts, same float64 product:
     the same log-likelihoods, bit for bit (tested against ``instance2fv`` and ``nb_classprobs``).
+    A model whose features cannot all be recovered that way is counted by langid.py itself.
     """
 
     def __init__(self, model):
@@ -192,6 +192,7 @@ class LangidFeatures:
             pairs.sort()
             self.tables[n] = (np.array([c for c, _ in pairs], dtype=np.uint64), np.array([f for _, f in pairs]))
         self.features = model.nb_numfeats
+        self._fallback = model if len(grams) != self.features else None  # None: every feature recovered
         self.ptc = model.nb_ptc.astype(np.float64)
         self.pc = model.nb_pc
         self._columns: dict[tuple, tuple] = {}  # classes -> their columns of the model, contiguous
@@ -200,6 +201,8 @@ class LangidFeatures:
         """langid.py's feature vector of ``text`` (``instance2fv``)."""
         import numpy as np
 
+        if self._fallback is not None:
+            return self._fallback.instance2fv(text)
         data = np.frombuffer(text.encode("utf8"), dtype=np.uint8).astype(np.uint64)
         found = []
         code = data
