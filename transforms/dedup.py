@@ -71,17 +71,23 @@ def shingle_hashes(text: str, n: int = 5, seed: int = 0) -> np.ndarray:
     toks = tokens(text)
     if not toks:
         return np.zeros(0, dtype=np.uint64)
+    return np.unique(ngram_hashes(toks, min(n, len(toks)), seed))
+
+
+def ngram_hashes(toks: list[str], n: int, seed: int = 0) -> np.ndarray:
+    """The 64-bit hash of the n-gram starting at each position (len(toks) - n + 1 of them; none when
+    there are fewer than n tokens): a polynomial over the tokens' xxh3 hashes, then mixed."""
+    if len(toks) < n:
+        return np.zeros(0, dtype=np.uint64)
     word_hash = {t: xxhash.xxh3_64_intdigest(t.encode(), seed) for t in set(toks)}
     h = np.fromiter((word_hash[t] for t in toks), dtype=np.uint64, count=len(toks))
-    if len(h) < n:
-        n = len(h)
-    # n-gram hash: a polynomial over the token hashes (wrapping uint64 arithmetic), then mixed
+    # wrapping uint64 arithmetic
     acc = np.zeros(len(h) - n + 1, dtype=np.uint64)
     mult = np.uint64(0x9E3779B97F4A7C15)
     with np.errstate(over="ignore"):
         for k in range(n):
             acc = acc * mult + h[k : k + len(acc)]
-    return np.unique(_mix(acc))
+    return _mix(acc)
 
 
 def _mix(x: np.ndarray) -> np.ndarray:
