@@ -78,7 +78,8 @@ class StageContext:
 _REGISTRY: dict[str, Stage] = {}
 # Modules that hold the built-in stages; importing them registers them.
 BUILTIN = ("thresher.transforms.ingest", "thresher.transforms.extract", "thresher.transforms.holdout",
-           "thresher.transforms.filters", "thresher.transforms.dedup", "thresher.transforms.tokenize")
+           "thresher.transforms.filters", "thresher.transforms.decontaminate",
+           "thresher.transforms.classifier", "thresher.transforms.dedup", "thresher.transforms.tokenize")
 ENTRY_POINTS = "thresher.stages"
 _loaded = False
 
