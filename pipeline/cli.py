@@ -27,7 +27,9 @@ def _build_parser() -> argparse.ArgumentParser:
         description="Run a curation job. Options not listed here are passed to Beam unchanged "
         "(e.g. --project, --region, --temp_location for Dataflow).",
     )
-    run.add_argument("config", nargs="?", help="YAML config (default: built-in defaults)")
+    run.add_argument("config", nargs="*", metavar="CONFIG.yaml",
+                     help="YAML config (default: built-in defaults); several are laid on each other in order, "
+                          "e.g. a recipe then thresher calibrate's thresholds")
     run.add_argument("--input", nargs="+", action="extend", metavar="GLOB", help="input paths or globs (local, gs://, s3://)")
     run.add_argument("--output", metavar="DIR", help="run directory (default: ./thresher-out)")
     run.add_argument("--runner", metavar="NAME",
@@ -43,7 +45,8 @@ def _build_parser() -> argparse.ArgumentParser:
     run.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
 
     cfgp = sub.add_parser("config", help="print the full configuration: the defaults, or a config file resolved")
-    cfgp.add_argument("config", nargs="?", help="YAML config (default: the built-in defaults)")
+    cfgp.add_argument("config", nargs="*", metavar="CONFIG.yaml",
+                      help="YAML configs, laid on each other in order (default: the built-in defaults)")
     stg = sub.add_parser("stages", help="list the stages in recipe order")
     stg.add_argument("--markdown", action="store_true", help="the README's table: what each does, its drop reasons")
 
@@ -84,6 +87,28 @@ def _build_parser() -> argparse.ArgumentParser:
     ct.add_argument("--max-docs", type=int, default=0, help="at most N texts of each class, a seeded sample (0: all)")
     ct.add_argument("--lowercase", action="store_true", help="lower-case texts (then score with lowercase: true)")
     ct.add_argument("--seed", type=int, default=0, help="default: %(default)s")
+
+    cal = sub.add_parser("calibrate", help="per-language thresholds from an annotate-mode run: each rule removes "
+                                           "the share of every language it removes of the reference's",
+                         description="Reads a run whose filters ran with annotate: true, picks for every language "
+                         "with enough documents and every calibratable rule the threshold that removes the same "
+                         "share of that language's documents as the rule removes of the reference language's, "
+                         "prints old and new thresholds and kept shares, and writes a config fragment "
+                         "(thresher run RECIPE.yaml THRESHOLDS.yaml).")
+    cal.add_argument("dir", help="an annotate-mode run directory")
+    cal.add_argument("--reference", default="en", help="the language whose shares the others match (default: %(default)s)")
+    cal.add_argument("--output", required=True, metavar="THRESHOLDS.yaml")
+    cal.add_argument("--min-docs", type=int, default=50,
+                     help="languages with fewer documents keep their thresholds (default: %(default)s)")
+    cal.add_argument("--method", choices=("sequential", "marginal"), default="sequential",
+                     help="sequential (default): each rule matches the reference's share among the documents the "
+                          "rules before it kept; marginal: among all documents")
+    cal.add_argument("--min-z", type=float, default=2.0,
+                     help="move a threshold only where the language's share differs from the reference's by this "
+                          "many standard errors (default: %(default)s; 0: always)")
+    cal.add_argument("--url-contains", metavar="TEXT",
+                     help="calibrate on the documents whose URL contains TEXT (e.g. a site translated into "
+                          "every language)")
 
     insp = sub.add_parser("inspect", help="report on a run directory: funnel, shards, languages, lengths")
     insp.add_argument("dir")
@@ -287,6 +312,20 @@ def cmd_tokenizer_train(args) -> int:
     return 0
 
 
+def cmd_calibrate(args) -> int:
+    from thresher.pipeline.calibrate import calibrate, read_rows, render, thresholds_yaml
+
+    if args.min_docs < 1:
+        raise ConfigError("--min-docs must be at least 1")
+    rows, cfg = read_rows(args.dir, args.url_contains)
+    changes, report, _ = calibrate(rows, cfg, args.reference, args.min_docs, args.method, args.min_z)
+    print(render(changes, report, args.reference))
+    with open(args.output, "w", encoding="utf-8") as fh:
+        fh.write(thresholds_yaml(changes, args.dir, args.reference))
+    print(f"\nthresholds for {len(report) - 1} language(s), {len(changes)} moved -> {args.output}")
+    return 0
+
+
 def cmd_classifier_train(args) -> int:
     from thresher.pipeline.texts import read_texts
     from thresher.transforms.classifier import TrainParams, model_card, train
@@ -470,6 +509,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_jobserver(args)
         if args.command == "tokenizer":
             return cmd_tokenizer_train(args)
+        if args.command == "calibrate":
+            return cmd_calibrate(args)
         if args.command == "classifier":
             return cmd_classifier_train(args)
         if args.command == "inspect":

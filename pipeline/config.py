@@ -182,6 +182,13 @@ def _coerce(tp: Any, value: Any, path: str) -> Any:
         if not isinstance(value, list):
             raise ConfigError(f"config key '{path}': expected a list, got {type(value).__name__}")
         return [_coerce(item_tp, v, f"{path}[{i}]") for i, v in enumerate(value)]
+    if origin is dict:
+        key_tp, item_tp = typing.get_args(tp)
+        if value is None:
+            value = {}
+        if not isinstance(value, dict):
+            raise ConfigError(f"config key '{path}': expected a mapping, got {type(value).__name__}")
+        return {_coerce(key_tp, k, path): _coerce(item_tp, v, f"{path}.{k}") for k, v in value.items()}
     if tp is bool:
         if not isinstance(value, bool):
             raise ConfigError(f"config key '{path}': expected true or false, got {value!r}")
@@ -221,14 +228,30 @@ def from_dict(data: Any) -> Config:
     return _from_dict(Config, data).validate()
 
 
-def load(path: str | None) -> Config:
-    if path is None:
-        return Config().validate()
-    try:
-        with open(path, encoding="utf-8") as fh:
-            data = yaml.safe_load(fh)
-    except FileNotFoundError:
-        raise ConfigError(f"config file not found: {path}") from None
-    except yaml.YAMLError as e:
-        raise ConfigError(f"config file {path} is not valid YAML: {e}") from None
+def merge(base: Any, over: Any) -> Any:
+    """`over` laid on `base`: mappings merge key by key, anything else (lists too) is replaced."""
+    if isinstance(base, dict) and isinstance(over, dict):
+        out = dict(base)
+        for k, v in over.items():
+            out[k] = merge(base[k], v) if k in base else v
+        return out
+    return over
+
+
+def load(path: str | list[str] | None) -> Config:
+    """A config file, or several laid on each other in order (a recipe, then `thresher calibrate`'s
+    per-language thresholds)."""
+    paths = [path] if isinstance(path, str) else list(path or [])
+    data: Any = {}
+    for p in paths:
+        try:
+            with open(p, encoding="utf-8") as fh:
+                part = yaml.safe_load(fh)
+        except FileNotFoundError:
+            raise ConfigError(f"config file not found: {p}") from None
+        except yaml.YAMLError as e:
+            raise ConfigError(f"config file {p} is not valid YAML: {e}") from None
+        if part is not None and not isinstance(part, dict):
+            raise ConfigError(f"config file {p}: expected a mapping at the top level, got {type(part).__name__}")
+        data = merge(data, part or {})
     return from_dict(data)

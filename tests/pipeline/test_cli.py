@@ -145,10 +145,10 @@ def test_the_readme_config_block_shows_the_defaults(capsys):
 
 
 @pytest.mark.parametrize("argv,config,beam", [
-    (["run", "--runner", "DataflowRunner", "--sdk_container_image", "foo/bar:1", "--output", "x"], None,
+    (["run", "--runner", "DataflowRunner", "--sdk_container_image", "foo/bar:1", "--output", "x"], [],
      ["--sdk_container_image=foo/bar:1"]),
-    (["run", "--num_workers", "3"], None, ["--num_workers=3"]),
-    (["run", "--project", "p", "recipe.yaml", "--streaming", "--region=r", "-q"], "recipe.yaml",
+    (["run", "--num_workers", "3"], [], ["--num_workers=3"]),
+    (["run", "--project", "p", "recipe.yaml", "--streaming", "--region=r", "-q"], ["recipe.yaml"],
      ["--project=p", "--streaming", "--region=r"]),
 ])
 def test_beam_options_pass_through_written_either_way(argv, config, beam):

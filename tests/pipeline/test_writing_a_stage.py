@@ -46,7 +46,9 @@ def test_registration_gives_config_order_and_listing(long_lines, capsys):
     cfg = from_dict({"stages": {"long_lines": {"max_line_chars": 200}}})
     assert cfg.stages.long_lines.max_line_chars == 200 and cfg.stages.long_lines.enabled
     assert yaml.safe_load(cfg.to_yaml())["stages"]["long_lines"] == {"enabled": True, "annotate": False,
-                                                                    "max_line_chars": 200}
+                                                                    "languages": {}, "max_line_chars": 200}
+    with pytest.raises(ConfigError, match=r"long_lines\.languages\.de\.enabled': not a numeric threshold"):
+        from_dict({"stages": {"long_lines": {"languages": {"de": {"enabled": 1}}}}})
     with pytest.raises(ConfigError, match=r"stages\.long_lines\.max_line_chars': must be >= 1"):
         from_dict({"stages": {"long_lines": {"max_line_chars": 0}}})
     with pytest.raises(ConfigError, match=r"unknown config key 'stages\.long_lines\.max_chars'"):

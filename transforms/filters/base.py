@@ -12,17 +12,19 @@ is dropped: the signals and the reason the document *would* have been dropped fo
 
 from __future__ import annotations
 
+import dataclasses
+import re
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 
 import pyarrow as pa
 
 from thresher.transforms.document import Drop
-from thresher.transforms.stage import Stage, register
+from thresher.transforms.stage import ConfigError, Stage, register
 
-# Signals that are not numbers or flags (kept out of the typed annotate columns).
-_NOT_COLUMNS = {"text", "doc_reason"}
+# Signals that are not columns: the text a line filter rewrote.
+_NOT_COLUMNS = {"text"}
 
 
 def signal_fields(stage: str, signals: dict, keep_none: bool = True) -> dict:
@@ -59,13 +61,59 @@ class Counting:
         return out
 
 
+_LANG_CODE = re.compile(r"^[a-z]{2,3}$")
+
+
 @dataclass
 class Filter:
-    """Base of the filters' parameter dataclasses: the two switches every filter has."""
+    """Base of the filters' parameter dataclasses: the switches every filter has, and per-language
+    overrides of its numeric thresholds (``languages: {ja: {duplicated_5_n_grams: 0.2}}``; what
+    `thresher calibrate` writes)."""
 
     name = ""  # set by register_filter
+    # The rules `thresher calibrate` can move, one per threshold: {field: (signal, op[, exempt])},
+    # the rule firing when ``signal op field`` (op "<" or ">"), as `keep` tests it, except on
+    # documents whose signal `exempt` is true (a rule the filter skips for them).
+    RULES = {}
     enabled: bool = True
     annotate: bool = False  # record the signals and would-be reason instead of dropping
+    languages: dict[str, dict[str, float]] = field(default_factory=dict)
+
+    def validate(self, path: str) -> None:
+        self.validate_languages(path)
+
+    def validate_languages(self, path: str) -> None:
+        """(`register_filter` runs this before a filter's own `validate`, which need not call it.)"""
+        numeric = self.numeric_fields()
+        for lang, overrides in self.languages.items():
+            if not _LANG_CODE.match(lang):
+                raise ConfigError(f"config key '{path}.languages.{lang}': a language code (ISO 639-1, as langid writes)")
+            for key, value in overrides.items():
+                if key not in numeric:
+                    raise ConfigError(f"config key '{path}.languages.{lang}.{key}': not a numeric threshold of "
+                                      f"{self.name} (those are: {', '.join(numeric)})")
+                if numeric[key] is int and float(value) != int(value):
+                    raise ConfigError(f"config key '{path}.languages.{lang}.{key}': expected an integer, got {value!r}")
+
+    @classmethod
+    def numeric_fields(cls) -> dict[str, type]:
+        """The thresholds a language may override: the int and float fields."""
+        import typing
+
+        hints = typing.get_type_hints(cls)
+        return {f.name: hints[f.name] for f in dataclasses.fields(cls) if hints[f.name] in (int, float)}
+
+    def for_lang(self, lang: str | None) -> "Filter":
+        """This filter with `lang`'s overrides applied (itself when it has none)."""
+        overrides = self.languages.get(lang) if lang else None
+        if not overrides:
+            return self
+        cache = self.__dict__.setdefault("_by_lang", {})
+        if lang not in cache:
+            numeric = self.numeric_fields()
+            cache[lang] = dataclasses.replace(self, languages={},
+                                              **{k: numeric[k](v) for k, v in overrides.items()})
+        return cache[lang]
 
     def score(self, value: str, lang: str | None = None) -> dict:
         raise NotImplementedError
@@ -87,8 +135,9 @@ class FilterStage(Counting):
     def __call__(self, doc: dict):
         value = doc.get(self.field) or ""
         lang = doc.get("lang")
-        signals = self.scorer.score(value, lang)
-        reason = self.scorer.keep(signals, lang)
+        scorer = self.scorer.for_lang(lang)
+        signals = scorer.score(value, lang)
+        reason = scorer.keep(signals, lang)
         doc.update(signal_fields(self.stage, signals, keep_none=self.annotate))
         if self.annotate:
             doc[f"{self.stage}_reason"] = str(reason) if reason else reason
@@ -139,6 +188,13 @@ def register_filter(*, name: str, order: int, description: str, reasons: tuple[s
 
     def wrap(cls: type) -> type:
         cls.name = name
+        own = cls.__dict__.get("validate")
+        if own is not None:  # a filter's own checks, after the per-language overrides'
+            def validate(self, path: str, _own=own) -> None:
+                self.validate_languages(path)
+                _own(self, path)
+
+            cls.validate = validate
         register(Stage(name=name, description=description, params=cls, order=order, reasons=tuple(reasons),
                        build=partial(_build, field), columns=partial(_columns, field), details=details))
         return cls

@@ -28,6 +28,8 @@ class C4Quality(Filter):
     """Line filter and document filter: ``score`` also returns the text of the kept lines (in
     annotate mode the text keeps all its lines)."""
 
+    RULES = {"min_num_sentences": ("sentences", "<")}  # (the line rules act on lines, not documents)
+
     remove_citations: bool = True
     filter_no_terminal_punct: bool = True
     min_num_sentences: int = 5  # -1: off

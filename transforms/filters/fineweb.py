@@ -21,6 +21,8 @@ _TERMINAL = tuple(TERMINAL)
                  reasons=("line_punct_ratio", "short_line_ratio", "char_dup_ratio", "list_ratio", "empty"))
 @dataclass
 class FineWebQuality(Filter):
+    RULES = {"line_punct_thr": ("line_punct_ratio", "<"), "short_line_thr": ("short_line_ratio", ">"),
+             "char_duplicates_ratio": ("char_dup_ratio", ">"), "new_line_ratio": ("list_ratio", ">")}
     line_punct_thr: float = 0.12
     line_punct_exclude_zero: bool = False
     short_line_thr: float = 0.67

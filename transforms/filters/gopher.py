@@ -118,6 +118,10 @@ _LINES = re.compile(r"\n+")
 class GopherRepetition(Filter):
     """Every published threshold (Rae et al. 2021, table A1), named like the reason it gives."""
 
+    RULES = {k: (k, ">") for k in ("dup_line_frac", "dup_para_frac", "dup_line_char_frac", "dup_para_char_frac",
+                                   "top_2_gram", "top_3_gram", "top_4_gram",
+                                   *(f"duplicated_{n}_n_grams" for n in range(5, 11)))}
+
     dup_line_frac: float = 0.3
     dup_para_frac: float = 0.3
     dup_line_char_frac: float = 0.2
@@ -187,6 +191,11 @@ class GopherRepetition(Filter):
                           "gopher_enough_stop_words"))
 @dataclass
 class GopherQuality(Filter):
+    # (the word-count rules scale with the script and the symbol ratio covers two signals: not calibrated)
+    RULES = {"min_avg_word_length": ("mean_word_length", "<", "char_words"),
+             "max_avg_word_length": ("mean_word_length", ">", "char_words"),
+             "max_bullet_lines_ratio": ("bullet_lines", ">"), "max_ellipsis_lines_ratio": ("ellipsis_lines", ">"),
+             "min_alpha_words_ratio": ("alpha_words", "<"), "min_stop_words": ("stop_words", "<")}
     min_doc_words: int = 50
     max_doc_words: int = 100_000
     min_avg_word_length: float = 3.0

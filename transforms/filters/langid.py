@@ -21,11 +21,16 @@ class LangidParams:
     second_opinion: str = "langid"  # langid.py on close calls (Latin-script relatives, low scores); or none
     consult_below: float = 0.9  # lid.176 scores below this get the second opinion
     partition: bool = False  # write documents/lang=xx/ folders
+    languages: dict[str, dict[str, float]] = field(default_factory=dict)  # {sr: {min_score: 0.5}}
 
     def validate(self, path: str) -> None:
         check(0 <= self.min_score <= 1, f"{path}.min_score", "must be within [0, 1]")
         check(0 <= self.consult_below <= 1, f"{path}.consult_below", "must be within [0, 1]")
         check(self.second_opinion in ("langid", "none"), f"{path}.second_opinion", "must be langid or none")
+        for lang, overrides in self.languages.items():
+            for key, value in overrides.items():
+                check(key == "min_score", f"{path}.languages.{lang}.{key}", "only min_score is set per language")
+                check(0 <= value <= 1, f"{path}.languages.{lang}.{key}", "must be within [0, 1]")
         if self.keep and self.enabled:
             from thresher.transforms.langid import known_languages, normalise
 
@@ -41,11 +46,12 @@ class LanguageStage(Counting):
     stage = "langid"
 
     def __init__(self, identifier, keep: list[str] | None = None, min_score: float = 0.65,
-                 annotate: bool = False):
+                 annotate: bool = False, min_scores: dict[str, float] | None = None):
         super().__init__()
         self.identifier = identifier
         self.keep_langs = set(keep or [])
         self.min_score = min_score
+        self.min_scores = min_scores or {}  # per language
         self.annotate = annotate
 
     def __call__(self, doc: dict):
@@ -62,7 +68,7 @@ class LanguageStage(Counting):
             reason = None
             if self.keep_langs and p.lang not in self.keep_langs:
                 reason = "language_not_kept"
-            elif p.score < self.min_score:
+            elif p.score < self.min_scores.get(p.lang, self.min_score):
                 reason = "low_language_score"
         if reason and not self.annotate:
             return Drop(reason, f"{doc['lang']} {doc['lang_score']}")
@@ -76,7 +82,8 @@ def _build(params: LangidParams, ctx) -> LanguageStage:
 
     second = None if params.second_opinion == "none" else params.second_opinion
     return LanguageStage(LanguageIdentifier(second=second, consult_below=params.consult_below), params.keep,
-                         params.min_score, params.annotate)
+                         params.min_score, params.annotate,
+                         {lang: o["min_score"] for lang, o in params.languages.items() if "min_score" in o})
 
 
 def _columns(params: LangidParams) -> tuple:
