@@ -66,7 +66,9 @@ class PipelineContext:
         return dict(self.resources).get(name)
 
     def stage_context(self, name: str) -> StageContext:
-        return StageContext(self.config, self.resource(name))
+        from apache_beam.io.filesystems import FileSystems
+
+        return StageContext(self.config, self.resource(name), FileSystems.open)
 
     def params(self, name: str):
         return getattr(self.config.stages, name)

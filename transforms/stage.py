@@ -50,7 +50,10 @@ class Stage:
     prepare: Callable | None = None  # corpus stages: params -> (doc -> reference fields), run at parking
     writes: str | None = None  # "module:PTransform" run on the stage's output: writes an extra output
     outputs: tuple[str, ...] = ()  # run-directory folders the stage writes besides documents/, rejected/
-    resolve: Callable | None = None  # params -> a resource the driver loads once and ships to workers
+    # params -> a resource the driver loads once and ships to workers. A large one (an n-gram index)
+    # has `to_files(folder, write) -> handle`: the driver writes it into the run's staging folder and
+    # the workers get the small handle, whose `load(open_file)` reads it, never the job's graph.
+    resolve: Callable | None = None
     finish: Callable | None = None  # (stage's stats, params) -> problems; on the driver after the job
     partition: Callable | None = None  # params -> a column to partition documents/ by (Hive layout), or None
     optional: bool = True  # False: always runs (ingest), not selectable with --only/--skip
@@ -68,7 +71,8 @@ class StageContext:
     """What a stage's callable or composite gets besides its parameters."""
 
     config: Any  # the run's whole config (a stage that depends on another's switch reads it here)
-    resource: Any = None  # what the stage's `resolve` returned on the driver
+    resource: Any = None  # what the stage's `resolve` returned on the driver (or its `to_files` handle)
+    open_file: Callable | None = None  # path -> a binary file object (the pipeline's: local, gs://, s3://)
 
     def stage_enabled(self, name: str) -> bool:
         section = getattr(self.config.stages, name, None)

@@ -137,3 +137,25 @@ def test_ngrams_of_numbers_are_not_indexed():
     page = {"id": "p", "text": "A table: " + " ".join(str(i * 7) for i in range(40)) + ". " + PROSE}
     assert stage(page) is page
     assert isinstance(stage({"id": "q", "text": item}), Drop)  # the n-grams with words still match
+
+
+def test_the_index_travels_as_files_and_workers_memory_map_it(stage, tmp_path, problems):
+    """What the pipeline does with a large resource: the driver writes it into the staging folder, the
+    job carries a small handle, each worker process maps the files once."""
+    import pickle
+
+    from thresher.transforms.decontaminate import IndexFiles
+
+    def write(path, data):
+        with open(path, "wb") as fh:
+            fh.write(data)
+
+    handle = stage.index.to_files(str(tmp_path), write)
+    assert isinstance(handle, IndexFiles) and len(pickle.dumps(handle)) < 20_000  # not the arrays
+    loaded = pickle.loads(pickle.dumps(handle)).load()
+    assert isinstance(loaded.hashes, np.memmap)
+    assert np.array_equal(loaded.hashes, stage.index.hashes) and np.array_equal(loaded.item, stage.index.item)
+    assert pickle.loads(pickle.dumps(handle)).load() is loaded  # once per process
+    p = problems[5]
+    out = Decontaminate(loaded, 1, False)({"id": "d", "text": PROSE + p["prompt"] + p["canonical_solution"]})
+    assert isinstance(out, Drop) and out.detail.startswith(f"humaneval {p['task_id']}:")
