@@ -82,6 +82,8 @@ def _build_parser() -> argparse.ArgumentParser:
     ct.add_argument("--dim", type=int, default=64, help="default: %(default)s")
     ct.add_argument("--epoch", type=int, default=20, help="default: %(default)s")
     ct.add_argument("--lr", type=float, default=0.5, help="default: %(default)s")
+    ct.add_argument("--min-count", type=int, default=1, help="words seen fewer times are left out of the model "
+                                                             "(smaller models; default: %(default)s)")
     ct.add_argument("--held-out", type=float, default=0.2, help="share of each class held out for the metrics "
                                                                  "(default: %(default)s)")
     ct.add_argument("--max-docs", type=int, default=0, help="at most N texts of each class, a seeded sample (0: all)")
@@ -341,7 +343,7 @@ def cmd_classifier_train(args) -> int:
         return texts
 
     pos, neg = gather(args.positive), gather(args.negative)
-    params = TrainParams(word_ngrams=args.word_ngrams, dim=args.dim, epoch=args.epoch, lr=args.lr,
+    params = TrainParams(word_ngrams=args.word_ngrams, dim=args.dim, epoch=args.epoch, lr=args.lr, min_count=args.min_count,
                          held_out=args.held_out, seed=args.seed, lowercase=args.lowercase)
     try:
         result = train(pos, neg, args.output, params)

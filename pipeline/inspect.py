@@ -89,9 +89,9 @@ def build_report(run_dir: str, details: bool = True) -> dict:
         report["totals"] = {k: v for k, v in stats["totals"].items() if k != "by_reason"}
         report["by_reason"] = stats["totals"].get("by_reason", {})
         report["run"] = stats.get("run", {})
-        # Dedup: the corpus-level stages' removals, and the clustering of the one that clusters.
-        corpus = {s.name for s in stage_registry.stages() if s.corpus is not None}
-        dedup = {name: s for name, s in stats["stages"].items() if name in corpus}
+        # Dedup: the dedup stages' removals, and the clustering of the one that clusters.
+        deduplicating = {s.name for s in stage_registry.stages() if s.dedup}
+        dedup = {name: s for name, s in stats["stages"].items() if name in deduplicating}
         clustering = next((s for s in dedup.values() if "cluster_sizes" in s or "rounds_used" in s), None)
         if clustering is not None:
             report["dedup"] = {k: clustering.get(k) for k in ("clusters", "cluster_sizes", "rounds_used", "converged")}

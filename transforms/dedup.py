@@ -245,7 +245,7 @@ def exact_prepare(params: DedupExactParams):
     return lambda doc: {EXACT_KEY: exact_key(doc.get("text") or "", how)}
 
 
-register(Stage(name="dedup_exact", order=90, params=DedupExactParams, prepare=exact_prepare,
+register(Stage(name="dedup_exact", order=90, params=DedupExactParams, prepare=exact_prepare, dedup=True,
                corpus="thresher.pipeline.dedup:ExactDedup",
                description="one document per normalised-text hash (optionally newest capture per URL)",
                details=("one document per hash of the normalised text (NFKC, case, whitespace, "
@@ -314,7 +314,7 @@ def minhash_finish(stats: dict, params: DedupMinhashParams) -> list[str]:
             "raise stages.dedup_minhash.rounds"]
 
 
-register(Stage(name="dedup_minhash", order=100, params=DedupMinhashParams, prepare=minhash_prepare,
+register(Stage(name="dedup_minhash", order=100, params=DedupMinhashParams, prepare=minhash_prepare, dedup=True,
                corpus="thresher.pipeline.dedup:MinHashDedup", finish=minhash_finish, outputs=("dedup",),
                description="MinHash LSH near-duplicate removal, components clustered in parallel; writes dedup/",
                details=("word 5-gram shingles (single characters in scripts without spaces: CJK, "

@@ -57,6 +57,7 @@ class Stage:
     finish: Callable | None = None  # (stage's stats, params) -> problems; on the driver after the job
     partition: Callable | None = None  # params -> a column to partition documents/ by (Hive layout), or None
     optional: bool = True  # False: always runs (ingest), not selectable with --only/--skip
+    dedup: bool = False  # removes duplicates: counted in inspect's dedup summary
     details: str = ""  # what it does, in full (Markdown): the README's stage table
 
     def enabled(self, params) -> bool:

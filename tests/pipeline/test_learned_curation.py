@@ -90,6 +90,11 @@ def test_curate_with_it_keep_top_and_decontaminate(model, tmp_path):
     reached = [d for d in kept if d["id"].startswith("reference-")]
     dropped_refs = [r for r in rejected if r["id"].startswith("reference-") and r["stage"] == "quality_classifier"]
     assert len(reached) >= 0.8 * (len(reached) + len(dropped_refs)) and reached
+    # inspect's dedup summary counts the dedup stages only, not this other corpus stage
+    from thresher.pipeline.inspect import build_report
+
+    report = build_report(str(tmp_path / "run"), details=False)
+    assert set(report["dedup"]["removed"]) == {"dedup_exact", "dedup_minhash"}
 
 
 def test_annotate_mode_scores_every_document_and_drops_none(model, tmp_path):
