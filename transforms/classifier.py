@@ -26,6 +26,7 @@ import os
 import random
 import struct
 import tempfile
+import weakref
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -110,10 +111,23 @@ class QualityClassifierParams:
             (f"quality_{m.name}", m.model, m.label, m.lowercase) for m in self.models]
 
 
+# Per worker process: every DoFn instance that scores (one per branch of input) shares one loaded
+# model, freed with the last of them.
+_SCORERS: "weakref.WeakValueDictionary[tuple, FastTextScorer]" = weakref.WeakValueDictionary()
+
+
+def scorer(path: str, label: str, lowercase: bool) -> FastTextScorer:
+    key = (os.path.abspath(path), os.path.getmtime(path), label, lowercase)
+    loaded = _SCORERS.get(key)
+    if loaded is None:
+        loaded = _SCORERS[key] = FastTextScorer(path, label, lowercase)
+    return loaded
+
+
 def _prepare(params: QualityClassifierParams):
-    """doc -> its scores, once per worker the models loaded (they ride on the parked reference, and
-    come back as document columns)."""
-    scorers = [(col, FastTextScorer(path, label, lower)) for col, path, label, lower in params.scorers()]
+    """doc -> its scores, the models loaded once per worker process (the scores ride on the parked
+    reference, and come back as document columns)."""
+    scorers = [(col, scorer(path, label, lower)) for col, path, label, lower in params.scorers()]
 
     def score(doc: dict) -> dict:
         text = doc.get("text") or ""

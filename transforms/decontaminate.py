@@ -23,6 +23,8 @@ import gzip
 import io
 import json
 import os
+import uuid
+import weakref
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -182,7 +184,7 @@ class BenchmarkIndex:
             buf = io.BytesIO()
             np.save(buf, array, allow_pickle=False)
             write(f"{folder}/{name}.npy", buf.getvalue())
-        return IndexFiles(self.ngram, folder, self.items, self.sizes)
+        return IndexFiles(self.ngram, folder, self.items, self.sizes, uuid.uuid4().hex)
 
     @property
     def nbytes(self) -> int:
@@ -229,7 +231,8 @@ class BenchmarkIndex:
         return cached
 
 
-_LOADED: dict[str, BenchmarkIndex] = {}  # per worker process: DoFn instances share one index
+# Per worker process: the DoFn instances of a run share one index (freed with the last of them).
+_LOADED: "weakref.WeakValueDictionary[tuple, BenchmarkIndex]" = weakref.WeakValueDictionary()
 
 
 @dataclass
@@ -240,11 +243,14 @@ class IndexFiles:
     folder: str
     items: list
     sizes: dict
+    token: str = ""  # this writing's own: a rerun into the same folder never gets an older index
 
     def load(self, open_file=None) -> BenchmarkIndex:
         """Local files are memory-mapped (worker processes on a machine share one copy in the page
         cache); others are read once per process through `open_file`."""
-        if self.folder not in _LOADED:
+        key = (self.folder, self.token)
+        index = _LOADED.get(key)
+        if index is None:
             arrays = {}
             for name in ("hashes", "item"):
                 path = f"{self.folder}/{name}.npy"
@@ -253,9 +259,9 @@ class IndexFiles:
                 else:
                     with (open_file or _open_binary)(path) as fh:
                         arrays[name] = np.load(io.BytesIO(fh.read()), allow_pickle=False)
-            _LOADED[self.folder] = BenchmarkIndex(self.ngram, arrays["hashes"], arrays["item"], self.items,
-                                                  self.sizes)
-        return _LOADED[self.folder]
+            index = BenchmarkIndex(self.ngram, arrays["hashes"], arrays["item"], self.items, self.sizes)
+            _LOADED[key] = index
+        return index
 
 
 def build_index(params: DecontaminateParams, open_file=_open_binary) -> BenchmarkIndex:

@@ -93,3 +93,11 @@ def test_params_are_validated():
         QualityClassifierParams(enabled=True).validate("stages.quality_classifier")
     with pytest.raises(ConfigError, match="keep_top"):
         QualityClassifierParams(keep_top=1.5).validate("stages.quality_classifier")
+
+
+def test_a_worker_process_loads_a_model_once(trained):
+    from thresher.transforms.classifier import scorer
+
+    path, _ = trained
+    a, b = scorer(str(path), "__label__hq", False), scorer(str(path), "__label__hq", False)
+    assert a is b and scorer(str(path), "__label__cc", False) is not a

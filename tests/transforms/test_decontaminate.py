@@ -159,3 +159,18 @@ def test_the_index_travels_as_files_and_workers_memory_map_it(stage, tmp_path, p
     p = problems[5]
     out = Decontaminate(loaded, 1, False)({"id": "d", "text": PROSE + p["prompt"] + p["canonical_solution"]})
     assert isinstance(out, Drop) and out.detail.startswith(f"humaneval {p['task_id']}:")
+
+
+def test_a_rerun_into_the_same_folder_gets_its_own_index(tmp_path):
+    import os
+
+    def write(path, data):  # as the pipeline writes: a new file renamed into place
+        with open(path + ".tmp", "wb") as fh:
+            fh.write(data)
+        os.replace(path + ".tmp", path)
+
+    first = BenchmarkIndex.build([("b", [("1", "one two three four five six seven")])], ngram=3)
+    second = BenchmarkIndex.build([("b", [("1", "eight nine ten eleven twelve")])], ngram=3)
+    a = first.to_files(str(tmp_path), write).load()
+    b = second.to_files(str(tmp_path), write).load()
+    assert a is not b and np.array_equal(b.hashes, second.hashes) and np.array_equal(a.hashes, first.hashes)
