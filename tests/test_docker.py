@@ -105,7 +105,7 @@ def test_flex_template_launcher_and_metadata():
     from thresher.pipeline.cli import parse
 
     parsed, rest = parse(args)
-    assert parsed.config == "gs://b/c.yaml" and parsed.input == ["gs://b/in/*.warc.gz"]
+    assert parsed.config == ["gs://b/c.yaml"] and parsed.input == ["gs://b/in/*.warc.gz"]
     assert rest == ["--project=p", "--region=r"]  # Beam options pass through
 
 

@@ -5,6 +5,7 @@ byte-identical output to the local runner. Needs Java and Maven (the first run r
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -55,9 +56,12 @@ def test_default_recipe_on_an_engine_matches_the_local_runner(engine, local_run,
     for name, st in s1["stages"].items():
         assert {k: v for k, v in st.items() if k != "seconds"} == {k: v for k, v in s2["stages"][name].items()
                                                                    if k != "seconds"}, name
-    # nothing left running: no job server, no worker pool
+    # nothing of this run left running: its job server, its worker pool (other tests may run theirs)
+    job_port = re.search(rf"{engine} job server on localhost:(\d+)", proc.stderr).group(1)
+    pool_port = re.search(r"worker pool on localhost:(\d+)", proc.stderr)
     ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
-    assert "JobServerDriver" not in ps and "worker_pool_main" not in ps
+    assert f"--job-port={job_port}" not in ps
+    assert pool_port is None or f"--service_port={pool_port.group(1)}" not in ps
 
 
 def test_a_worker_pool_interpreter_that_cannot_run_thresher_fails_fast(tmp_path):

@@ -69,11 +69,13 @@ def test_polars_and_duckdb(out):
     assert by_lang == dict(Counter(docs["lang"].to_list()))
 
 
-def test_hugging_face_datasets_loads_the_run_directory(out):
+def test_hugging_face_datasets_loads_the_run_directory(out, tmp_path):
     import datasets
 
-    docs = datasets.load_dataset("thresher-out", split="train")
-    rejected = datasets.load_dataset("thresher-out", "rejected", split="train")
+    # a cache of this test's own: datasets keys its cache by the folder's name, and a run of another
+    # version of the recipe left under ~/.cache would be "verified" against this one
+    docs = datasets.load_dataset("thresher-out", split="train", cache_dir=str(tmp_path))
+    rejected = datasets.load_dataset("thresher-out", "rejected", split="train", cache_dir=str(tmp_path))
     shards = datasets.concatenate_datasets(
         [datasets.Dataset.from_file(f) for f in sorted(glob.glob("thresher-out/shards/*.arrow"))])
     assert docs.num_rows == out["totals"]["kept"]
