@@ -32,6 +32,7 @@ import pyarrow as pa
 
 from thresher.transforms.dedup import Normalisation, ngram_hashes, normalise, tokens
 from thresher.transforms.document import Drop
+from thresher.transforms.filters.base import Counting
 from thresher.transforms.stage import ConfigError, Stage, check, register
 
 STAGE = "decontaminate"
@@ -286,20 +287,14 @@ def build_index(params: DecontaminateParams, open_file=_open_binary) -> Benchmar
     return BenchmarkIndex.build(loaded, params.ngram)
 
 
-class Decontaminate:
+class Decontaminate(Counting):
     """doc -> doc | Drop("contaminated"): the benchmark n-grams it contains."""
 
     def __init__(self, index: BenchmarkIndex, min_hits: int, annotate: bool):
+        super().__init__()
         self.index = index
         self.min_hits = min_hits
         self.annotate = annotate
-        from collections import Counter
-
-        self.counters = Counter()
-
-    def pop_counters(self) -> dict:
-        out, self.counters = dict(self.counters), type(self.counters)()
-        return out
 
     def __call__(self, doc: dict):
         toks = benchmark_tokens(doc.get("text") or "")
