@@ -159,6 +159,21 @@ def _build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--output", required=True, help="the model folder to write")
     ex.add_argument("--tokenizer", metavar="tokenizer.json",
                     help="the data's tokenizer, when it is neither the default nor at the path the run recorded")
+
+    sv = sub.add_parser("serve", help="the service: submit, watch, inspect and compare runs in a browser and over HTTP",
+                        description="Start the service (pip install 'thresher[serve]'): a job queue running `thresher "
+                        "run` processes, a JSON API (/openapi.json) and web pages. Jobs and runs live under --home.")
+    sv.add_argument("--host", default="127.0.0.1",
+                    help="address to bind (default: %(default)s, this machine only; any other needs a token)")
+    sv.add_argument("--port", type=int, default=8080, help="(default: %(default)s)")
+    sv.add_argument("--home", default="thresher-home", metavar="DIR",
+                    help="the jobs database, logs and run directories (default: ./%(default)s)")
+    sv.add_argument("--root", action="append", default=[], metavar="DIR",
+                    help="a folder (or gs://, s3:// prefix) jobs may read inputs from and write runs to, besides "
+                         "--home (repeatable); paths elsewhere are refused")
+    sv.add_argument("--token-file", metavar="FILE",
+                    help="a file holding the access token (or set THRESHER_TOKEN); required to bind beyond loopback")
+    sv.add_argument("--max-jobs", type=int, default=2, metavar="N", help="jobs running at once (default: %(default)s)")
     return parser
 
 
@@ -493,6 +508,25 @@ def parse(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
     return args, rest
 
 
+def cmd_serve(args) -> int:
+    import importlib.util
+
+    if not all(importlib.util.find_spec(m) for m in ("fastapi", "uvicorn")):
+        raise ConfigError("thresher serve needs the [serve] extra: pip install 'thresher[serve]'")
+    from thresher.pipeline.service import serve
+    from thresher.pipeline.service.app import Settings
+
+    token = os.environ.get("THRESHER_TOKEN", "")
+    if args.token_file:
+        try:
+            with open(args.token_file, encoding="utf-8") as fh:
+                token = fh.read().strip()
+        except OSError as e:
+            raise ConfigError(f"--token-file: {e}") from None
+    return serve(Settings(home=args.home, host=args.host, port=args.port, token=token, roots=args.root,
+                          max_jobs=args.max_jobs))
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     debug, verbose = "--debug" in argv, "--verbose" in argv
@@ -525,6 +559,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_export(args)
         if args.command == "ablate":
             return cmd_ablate(args)
+        if args.command == "serve":
+            return cmd_serve(args)
     except ConfigError as e:
         print(f"thresher: error: {e}", file=sys.stderr)
         return 2

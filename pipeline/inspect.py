@@ -6,6 +6,7 @@ import glob
 import html
 import json
 import os
+import re
 from collections import Counter
 from importlib import resources
 from urllib.parse import urlsplit
@@ -308,8 +309,16 @@ def render_console(r: dict) -> str:
 def render_html(report: dict) -> str:
     """One self-contained page (no network): the report as JSON, drawn by the page's own script.
     A report with a ``compare`` key is drawn as the comparison of two runs."""
-    page = (resources.files("thresher.pipeline") / "data" / "report.html").read_text(encoding="utf-8")
-    # "</" cannot appear inside a <script> element; JSON allows escaping the slash
-    data = json.dumps(report).replace("</", "<\\/")
+    data = resources.files("thresher.pipeline") / "data"
+    page = (data / "report.html").read_text(encoding="utf-8")
     title = report["compare"]["a"] + " vs " + report["compare"]["b"] if "compare" in report else report["dir"]
-    return page.replace("@@TITLE@@", html.escape(title)).replace("@@DATA@@", data)
+    values = {"TITLE": html.escape(title), "SCRIPT": (data / "report.js").read_text(encoding="utf-8"),
+              "STYLE": (data / "report.css").read_text(encoding="utf-8"), "DATA": script_json(report)}
+    # one pass: a document's text holding "@@SCRIPT@@" stays text
+    return re.sub(r"@@(TITLE|STYLE|SCRIPT|DATA)@@", lambda m: values[m.group(1)], page)
+
+
+def script_json(value) -> str:
+    """JSON to embed in a <script type="application/json"> element: no "<" at all, so neither
+    "</script" nor "<!--" can end or change the element (JSON reads the escape as the same text)."""
+    return json.dumps(value).replace("<", "\\u003c")

@@ -91,7 +91,7 @@ def row_details(run_dir: str, stats: dict, seed: int = 0) -> dict:
             langs = [None] * t.num_rows
         keys = [f"{s}.{r}" for s, r in zip(_strings(t.column("stage")), _strings(t.column("reason")))]
         not_pages = [k == "ingest.not_response" for k in keys]
-        dropped_tables.append(t.filter(pa.array([not x for x in not_pages])))
+        dropped_tables.append(t.filter(pa.array([not x for x in not_pages], pa.bool_())))
         for i, (key, lang) in enumerate(zip(keys, langs)):
             if not_pages[i]:
                 continue

@@ -154,7 +154,48 @@ def _dry_run(cfg: Config, stages, files, runner, options) -> RunResult:
     result = pipeline.run()
     stats = {"dry_run": True, "runner": cfg.runner.name, "stages": [s.name for s in stages],
              "inputs": [f.path for f in files]}
+    if os.environ.get(PROGRESS_ENV):
+        write_run_meta(os.environ[PROGRESS_ENV], {"dry_run": True, "runner": cfg.runner.name})
     return RunResult(output, stats, time.perf_counter() - t0, job=getattr(result, "job", None))
+
+
+PROGRESS_ENV = "THRESHER_PROGRESS_DIR"
+RUN_META = "run.meta"  # in the watched progress folder: input size, stages, the remote job's id
+
+
+def write_run_meta(folder: str, update: dict) -> None:
+    os.makedirs(folder, exist_ok=True)
+    path = os.path.join(folder, RUN_META)
+    try:
+        with open(path, encoding="utf-8") as fh:
+            meta = json.load(fh)
+    except (OSError, ValueError):
+        meta = {}
+    meta.update(update)
+    with open(path + ".tmp", "w", encoding="utf-8") as fh:
+        json.dump(meta, fh)
+    os.replace(path + ".tmp", path)
+
+
+def remote_job_id(result) -> str | None:
+    """The id a job service or Dataflow gave the job (None on the local runner)."""
+    job_id = getattr(result, "job_id", None)
+    if callable(job_id):
+        try:
+            return str(job_id())
+        except Exception:  # noqa: BLE001 - a result without an id yet
+            return None
+    return getattr(result, "_job_id", None)
+
+
+def announce_job(result, runner: str, watched: str | None) -> None:
+    """Say which remote job this run is (on stderr, and in the watched folder's run.meta)."""
+    job_id = None if is_local(runner) else remote_job_id(result)
+    if not job_id:
+        return
+    print(f"thresher run: submitted job {job_id} to {runner}", file=sys.stderr, flush=True)
+    if watched:
+        write_run_meta(watched, {"remote_job_id": job_id, "runner": runner})
 
 
 @contextlib.contextmanager
@@ -203,7 +244,13 @@ def run(cfg: Config, beam_flags: list[str] | None = None, show_progress: bool = 
     folders = output_folders(stages)
     staging = rundir.prepare(output, folders)
     resources = stage_resources(resources, staging)
-    progress_dir = tempfile.mkdtemp(prefix="thresher-progress-") if is_local(cfg.runner.name) else None
+    # THRESHER_PROGRESS_DIR: a folder the caller watches (`thresher serve` does); it is left in place
+    watched = os.environ.get(PROGRESS_ENV) or None
+    progress_dir = None
+    if is_local(cfg.runner.name):
+        progress_dir = watched or tempfile.mkdtemp(prefix="thresher-progress-")
+        if watched:
+            write_run_meta(watched, {"input_bytes": sum(f.size for f in files), "stages": [s.name for s in stages]})
     ctx = PipelineContext(cfg, staging, progress_dir, resources, cfg.runner.spill_files())
 
     started = dt.datetime.now(dt.timezone.utc)
@@ -214,11 +261,13 @@ def run(cfg: Config, beam_flags: list[str] | None = None, show_progress: bool = 
                 runner, options = make_runner_and_options("portable", 1, beam_flags + engine_flags)
             pipeline = beam.Pipeline(runner=runner, options=options)
             _ = pipeline | "Curate" >> Curate(ctx, [(f.path, f.source, f.size) for f in files], stages)
+            result = pipeline.run()
+            announce_job(result, cfg.runner.name, watched)
             if show_progress and progress_dir:
                 with ProgressDisplay(progress_dir, sum(f.size for f in files), [s.name for s in stages]):
-                    pipeline.run().wait_until_finish()
+                    result.wait_until_finish()
             else:
-                pipeline.run().wait_until_finish()
+                result.wait_until_finish()
     except BaseException as e:  # the job failed or was interrupted: the previous output was never touched
         try:
             rundir.finish(staging)  # and no half-written staging folder stays behind (a rerun starts afresh)
@@ -231,7 +280,7 @@ def run(cfg: Config, beam_flags: list[str] | None = None, show_progress: bool = 
                               f"(`thresher jobserver {engine}` starts one to submit to)") from e
         raise
     finally:
-        if progress_dir:
+        if progress_dir and progress_dir != watched:
             shutil.rmtree(progress_dir, ignore_errors=True)
     seconds = time.perf_counter() - t0
 
