@@ -174,6 +174,8 @@ def _build_parser() -> argparse.ArgumentParser:
     sv.add_argument("--token-file", metavar="FILE",
                     help="a file holding the access token (or set THRESHER_TOKEN); required to bind beyond loopback")
     sv.add_argument("--max-jobs", type=int, default=2, metavar="N", help="jobs running at once (default: %(default)s)")
+    sv.add_argument("--run-sample", action="store_true",
+                    help="queue a run of the embedded sample on the first start (a home without jobs)")
     return parser
 
 
@@ -524,7 +526,7 @@ def cmd_serve(args) -> int:
         except OSError as e:
             raise ConfigError(f"--token-file: {e}") from None
     return serve(Settings(home=args.home, host=args.host, port=args.port, token=token, roots=args.root,
-                          max_jobs=args.max_jobs))
+                          max_jobs=args.max_jobs, run_sample=args.run_sample))
 
 
 def main(argv: list[str] | None = None) -> int:

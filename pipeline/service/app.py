@@ -44,6 +44,7 @@ class Settings:
     roots: list[str] = field(default_factory=list)  # besides home
     max_jobs: int = 2
     max_body: int = MAX_RECIPE_BYTES + 64 * 1024
+    run_sample: bool = False  # queue a run of the embedded sample when the home holds no job yet
 
     def loopback(self) -> bool:
         return self.host in LOOPBACK
@@ -118,6 +119,8 @@ def create_app(settings: Settings) -> FastAPI:
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI):
         queue.start()
+        if settings.run_sample and not store.list(limit=1):
+            submit(JobSpec(name="embedded sample"))
         try:
             yield
         finally:  # a clean stop (Ctrl-C, SIGTERM): running jobs are stopped and marked interrupted

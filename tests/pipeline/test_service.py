@@ -272,7 +272,7 @@ def test_a_non_loopback_bind_needs_a_token(tmp_path):
                               "0.0.0.0", "--port", "0"], capture_output=True, text=True, timeout=60, env=env)
     assert refused.returncode == 2 and "token" in refused.stderr
     token = "s3cret-token-0123456789"
-    s = Server(tmp_path / "home", host="0.0.0.0", env={"THRESHER_TOKEN": token}).start()
+    s = Server(tmp_path / "home", "--run-sample", host="0.0.0.0", env={"THRESHER_TOKEN": token}).start()
     try:
         assert s.get("/api/jobs").status == 401
         assert s.get("/openapi.json").status == 401
@@ -284,7 +284,8 @@ def test_a_non_loopback_bind_needs_a_token(tmp_path):
         login = s.post("/api/login", {"token": token})
         cookie = login.headers["set-cookie"].split(";", 1)[0]
         assert token not in cookie and "HttpOnly" in login.headers["set-cookie"]
-        assert s.get("/api/jobs", headers={"Cookie": cookie}).status == 200
+        jobs = s.get("/api/jobs", headers={"Cookie": cookie}).json()["jobs"]
+        assert [j["name"] for j in jobs] == ["embedded sample"]  # --run-sample queued it on the first start
     finally:
         s.stop()
 
