@@ -27,7 +27,7 @@ from thresher.pipeline.inspect import script_json
 from thresher.pipeline.service import runs
 from thresher.pipeline.service.jobs import JobQueue, tail
 from thresher.pipeline.service.specs import MAX_RECIPE_BYTES, JobSpec, Roots, check
-from thresher.pipeline.service.store import STATES, SUCCEEDED, JobStore
+from thresher.pipeline.service.store import QUEUED, RUNNING, STATES, SUCCEEDED, JobStore
 
 COOKIE = "thresher_session"
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
@@ -70,6 +70,13 @@ class JobRequest(BaseModel):
 
 class Login(BaseModel):
     token: str = Field(..., max_length=1000)
+
+
+def _hostname(host: str) -> str:
+    """The name in a Host header: ``[::1]:8080`` -> ``::1``, ``localhost:8080`` -> ``localhost``."""
+    if host.startswith("["):
+        return host[1:].split("]", 1)[0]
+    return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
 
 
 def _session(token: str) -> str:
@@ -145,8 +152,7 @@ def create_app(settings: Settings) -> FastAPI:
     @app.middleware("http")
     async def guard(request: Request, call_next):
         path = request.url.path
-        host = (request.headers.get("host") or "").rsplit(":", 1)[0].strip("[]")
-        if settings.loopback() and host not in LOOPBACK:  # DNS rebinding: a page of another site named like us
+        if settings.loopback() and _hostname(request.headers.get("host") or "") not in LOOPBACK:  # DNS rebinding: a page of another site named like us
             return PlainTextResponse("unknown host", status_code=421)
         if request.method in ("POST", "PUT", "PATCH", "DELETE"):
             length = request.headers.get("content-length")
@@ -203,6 +209,10 @@ def create_app(settings: Settings) -> FastAPI:
             check(spec, roots)
         except ConfigError as e:
             raise bad_request(e) from None
+        if spec.output:  # two jobs writing one run directory would replace each other's files
+            busy = [j["id"] for state in (QUEUED, RUNNING) for j in store.in_state(state) if j["output"] == spec.output]
+            if busy:
+                raise HTTPException(409, f"job {busy[0]} is already writing {spec.output}")
         job = store.create(spec.name or "run", spec.to_dict(),
                            lambda job_id: spec.output or queue.default_output(job_id), rerun_of=rerun_of)
         os.makedirs(queue.job_dir(job["id"]), exist_ok=True)

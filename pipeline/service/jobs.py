@@ -124,8 +124,22 @@ class JobQueue:
             pid = job.get("pid")
             if pid and job.get("pid_start") and _proc_start(pid) == job["pid_start"]:
                 _stop_group(pid, signal.SIGKILL)
+            elif self._finished_alone(job):  # it ran to the end while no server watched
+                self.store.transition(job["id"], (RUNNING,), state=SUCCEEDED, finished=time.time(), pid=None,
+                                      error=None, returncode=None)
+                continue
             self.store.transition(job["id"], (RUNNING,), state=INTERRUPTED, finished=time.time(), pid=None,
                                   error="the server stopped while the job ran: resume it to finish the run")
+
+    @staticmethod
+    def _finished_alone(job: dict) -> bool:
+        """The job's run directory was published after this attempt started: stats.json is written
+        last, and only by a run whose accounting held."""
+        stats = os.path.join(job["output"], "stats.json")
+        try:
+            return "://" not in job["output"] and os.path.getmtime(stats) > (job["started"] or 0)
+        except OSError:
+            return False
 
     def wake(self) -> None:
         self._wake.set()
@@ -203,10 +217,10 @@ class JobQueue:
         self._procs.pop(job_id, None)
         self._term_sent.pop(job_id, None)
         fields = {"finished": time.time(), "returncode": rc, "pid": None}
-        if job["cancel_requested"]:
-            fields.update(state=CANCELLED, error="cancelled while running")
-        elif rc == 0:
+        if rc == 0:  # a run that finished before a cancel reached it
             fields.update(state=SUCCEEDED)
+        elif job["cancel_requested"]:
+            fields.update(state=CANCELLED, error="cancelled while running")
         else:
             fields.update(state=FAILED, error=error_lines(tail(self.log_path(job_id))) or f"exit status {rc}")
         meta = self.run_meta(job_id)

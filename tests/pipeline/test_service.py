@@ -6,6 +6,7 @@ import hashlib
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -151,6 +152,13 @@ def test_paths_outside_the_roots_are_refused(server, data):
     r = server.post("/api/jobs", {"inputs": [str(data / "etc-link" / "hostname")]})
     assert r.status == 400 and "roots" in r.json()["detail"]  # a link out of a root is outside it
     assert server.post("/api/jobs", {"inputs": [str(data / "missing.warc.gz")]}).status == 400
+    # one run directory, one writer at a time
+    spec = {"inputs": [str(data / "docs.warc.gz")], "only": FAST, "output": str(data / "out")}
+    first = server.submit(**spec)
+    busy = server.post("/api/jobs", spec)
+    assert busy.status == 409 and first["id"] in busy.json()["detail"]
+    server.post(f"/api/jobs/{first['id']}/cancel")
+    server.wait(first["id"])
     # job ids and file names are looked up, never joined into paths
     for path in ("/api/runs/..%2F..%2F..%2Fetc/report", "/api/runs/../../etc/passwd", "/static/..%2F..%2Fapp.py",
                  "/static/app.py", "/api/jobs/..%2Fthresher.db/log"):
@@ -258,12 +266,17 @@ def test_signal_distribution_of_an_annotate_run(server, data):
 
 
 def test_guards_size_content_type_and_host(server):
-    big = b'{"recipe": "' + b"x" * (2 * 1024 * 1024) + b'"}'
-    assert server.request("POST", "/api/jobs", data=big, headers={"Content-Type": "application/json"}).status == 413
+    # a body announced larger than the limit is refused before a byte of it is read
+    with socket.create_connection(("127.0.0.1", server.port), timeout=30) as conn:
+        conn.sendall(f"POST /api/jobs HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                     f"Content-Length: {2 * 1024 * 1024}\r\n\r\n".encode())
+        assert conn.recv(100).startswith(b"HTTP/1.1 413")
     form = server.request("POST", "/api/jobs", data=b"name=x", headers={"Content-Type": "application/x-www-form-urlencoded"})
     assert form.status == 415  # a form on another site cannot post to us
     assert server.get("/api/health", headers={"Host": "evil.example.com"}).status == 421  # DNS rebinding
     assert server.get("/api/health", headers={"Host": f"localhost:{server.port}"}).status == 200
+    assert server.get("/api/health", headers={"Host": f"[::1]:{server.port}"}).status == 200
+    assert server.get("/api/health", headers={"Host": "127.0.0.1.evil.example.com"}).status == 421
 
 
 def test_a_non_loopback_bind_needs_a_token(tmp_path):
@@ -319,6 +332,24 @@ def test_server_killed_mid_run_restarts_with_nothing_lost(tmp_path, data):
         # the resumed run is the same run, byte for byte
         assert _tree(j1["output"]) == _tree(j2["output"])
         assert verify_run(j1["output"]) == []
+    finally:
+        s.stop()
+
+
+def test_a_job_that_finished_while_no_server_watched_is_succeeded(tmp_path, data):
+    s = Server(tmp_path / "home", "--root", str(data)).start()
+    job = s.submit(name="alone", inputs=[str(data / "docs.warc.gz")], only=FAST)
+    s.wait(job["id"], until=lambda j: j["state"] == "running" and "thresher run:" in s.get(f"/api/jobs/{j['id']}/log").text)
+    orphans = _process_group(job["id"])
+    s.kill()
+    deadline = time.monotonic() + 120
+    while any(pid_alive(p) for p in orphans) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    s = Server(tmp_path / "home", "--root", str(data)).start()
+    try:
+        done = s.job(job["id"])
+        assert done["state"] == "succeeded" and done["run"]
+        assert verify_run(done["output"]) == []
     finally:
         s.stop()
 

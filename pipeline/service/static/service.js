@@ -258,7 +258,7 @@ function loginPage() {
     try {
       await post("/api/login", {token: token.value});
       const next = new URLSearchParams(location.search).get("next") || "/";
-      location.href = next.startsWith("/") && !next.startsWith("//") ? next : "/";
+      location.href = /^\/(?![\/\\])/.test(next) ? next : "/";  // this server's pages only
     } catch (e) { err.textContent = e.message; }
   });
   root.appendChild(form);
