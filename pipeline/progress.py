@@ -17,6 +17,26 @@ import uuid
 from collections import Counter
 
 
+PROGRESS_ENV = "THRESHER_PROGRESS_DIR"
+# A caller that watches a run (`thresher serve`) names the folder in this variable; the run leaves it in
+# place and writes RUN_META there: the input size, the stages, the remote job's id.
+RUN_META = "run.meta"  # not *.json: read_totals sums those
+
+
+def write_run_meta(folder: str, update: dict) -> None:
+    os.makedirs(folder, exist_ok=True)
+    path = os.path.join(folder, RUN_META)
+    try:
+        with open(path, encoding="utf-8") as fh:
+            meta = json.load(fh)
+    except (OSError, ValueError):
+        meta = {}
+    meta.update(update)
+    with open(path + ".tmp", "w", encoding="utf-8") as fh:
+        json.dump(meta, fh)
+    os.replace(path + ".tmp", path)
+
+
 class ProgressWriter:
     """Per-DoFn-instance running totals, flushed at most every `interval` seconds."""
 

@@ -20,7 +20,7 @@ from apache_beam.io.filesystems import FileSystems
 from thresher.pipeline import card, rundir
 from thresher.pipeline.config import Config, ConfigError
 from thresher.pipeline.graph import Curate
-from thresher.pipeline.progress import ProgressDisplay
+from thresher.pipeline.progress import PROGRESS_ENV, ProgressDisplay, write_run_meta
 from thresher.pipeline.runners import is_dry_run, is_local, make_runner_and_options
 from thresher.pipeline.stages import PipelineContext, enabled_stages
 from thresher.pipeline.stats import AccountingError, accounting_problems
@@ -157,24 +157,6 @@ def _dry_run(cfg: Config, stages, files, runner, options) -> RunResult:
     if os.environ.get(PROGRESS_ENV):
         write_run_meta(os.environ[PROGRESS_ENV], {"dry_run": True, "runner": cfg.runner.name})
     return RunResult(output, stats, time.perf_counter() - t0, job=getattr(result, "job", None))
-
-
-PROGRESS_ENV = "THRESHER_PROGRESS_DIR"
-RUN_META = "run.meta"  # in the watched progress folder: input size, stages, the remote job's id
-
-
-def write_run_meta(folder: str, update: dict) -> None:
-    os.makedirs(folder, exist_ok=True)
-    path = os.path.join(folder, RUN_META)
-    try:
-        with open(path, encoding="utf-8") as fh:
-            meta = json.load(fh)
-    except (OSError, ValueError):
-        meta = {}
-    meta.update(update)
-    with open(path + ".tmp", "w", encoding="utf-8") as fh:
-        json.dump(meta, fh)
-    os.replace(path + ".tmp", path)
 
 
 def remote_job_id(result) -> str | None:

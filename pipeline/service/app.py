@@ -152,7 +152,8 @@ def create_app(settings: Settings) -> FastAPI:
     @app.middleware("http")
     async def guard(request: Request, call_next):
         path = request.url.path
-        if settings.loopback() and _hostname(request.headers.get("host") or "") not in LOOPBACK:  # DNS rebinding: a page of another site named like us
+        # DNS rebinding: a page of another site whose name resolves to 127.0.0.1
+        if settings.loopback() and _hostname(request.headers.get("host") or "") not in LOOPBACK:
             return PlainTextResponse("unknown host", status_code=421)
         if request.method in ("POST", "PUT", "PATCH", "DELETE"):
             length = request.headers.get("content-length")

@@ -21,8 +21,7 @@ import sys
 import threading
 import time
 
-from thresher.pipeline.progress import read_totals
-from thresher.pipeline.run import PROGRESS_ENV, RUN_META
+from thresher.pipeline.progress import PROGRESS_ENV, RUN_META, read_totals
 from thresher.pipeline.service.store import (CANCELLED, FAILED, FINISHED, INTERRUPTED, QUEUED, RUNNING, SUCCEEDED,
                                              JobStore)
 

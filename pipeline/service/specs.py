@@ -79,7 +79,6 @@ def _paths_in(node, key: str | None = None):
 def check(spec: JobSpec, roots: Roots) -> JobSpec:
     """The spec, checked (ConfigError says what is wrong, as the CLI would)."""
     from thresher.pipeline.cli import _apply_overrides
-    from thresher.pipeline.runners import unknown_beam_flags
 
     if len(spec.name) > 200:
         raise ConfigError("name: at most 200 characters")
@@ -122,7 +121,12 @@ def check(spec: JobSpec, roots: Roots) -> JobSpec:
     spec.inputs = [p if "://" in p else os.path.abspath(p) for p in cfg.input]
     if spec.output and "://" not in spec.output:
         spec.output = os.path.abspath(spec.output)
-    bad = unknown_beam_flags(spec.options)
+    if spec.options:  # Beam's option classes say which exist (Beam loads in seconds: only when needed)
+        from thresher.pipeline.runners import unknown_beam_flags
+
+        bad = unknown_beam_flags(spec.options)
+    else:
+        bad = []
     if bad:
         raise ConfigError(f"unknown option(s): {' '.join(bad)} (not a Beam pipeline option)")
     return spec
