@@ -31,12 +31,16 @@ ERROR_LINES = 15
 
 def _proc_start(pid: int) -> str | None:
     """The process's start time in clock ticks since boot (/proc/PID/stat field 22): a pid that
-    was reused by another process has another start time."""
+    was reused by another process has another start time. None when no such process runs: a
+    zombie (exited, waiting for a parent that may never reap it) does not run."""
     try:
         with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as fh:
-            return fh.read().rsplit(")", 1)[1].split()[19]
-    except (OSError, IndexError):
+            fields = fh.read().rsplit(")", 1)[1].split()
+    except OSError:
         return None
+    if len(fields) < 20 or fields[0] in ("Z", "X"):
+        return None
+    return fields[19]
 
 
 def _stop_group(pid: int, sig: int) -> None:
