@@ -37,7 +37,7 @@ class Change:
     new_share: float
 
 
-def _filters(cfg) -> list[tuple[str, Filter]]:
+def enabled_filters(cfg) -> list[tuple[str, Filter]]:
     """(stage, params) of the enabled filters with calibratable rules."""
     out = []
     for s in registry.stages():
@@ -52,7 +52,7 @@ def read_rows(run_dir: str, url_contains: str | None = None) -> tuple[list[dict]
     if not os.path.exists(os.path.join(run_dir, "stats.json")):
         raise ConfigError(f"{run_dir}: no stats.json (is it a run directory?)")
     cfg = load(os.path.join(run_dir, "config.yaml"))
-    filters = _filters(cfg)
+    filters = enabled_filters(cfg)
     not_annotated = [name for name, p in filters if not p.annotate]
     if not_annotated:
         raise ConfigError(f"{run_dir}: calibration needs an annotate-mode run (every document scored by every "
@@ -142,7 +142,7 @@ def calibrate(rows: list[dict], cfg, reference: str = "en", min_docs: int = 50, 
     (benchmarks/calibration.py)."""
     if method not in METHODS:
         raise ConfigError(f"method must be one of {', '.join(METHODS)}, not {method!r}")
-    filters = _filters(cfg)
+    filters = enabled_filters(cfg)
     by_lang: dict[str, list[dict]] = {}
     for r in rows:
         by_lang.setdefault(r.get("lang"), []).append(r)

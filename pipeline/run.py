@@ -228,11 +228,12 @@ def run(cfg: Config, beam_flags: list[str] | None = None, show_progress: bool = 
     resources = stage_resources(resources, staging)
     # THRESHER_PROGRESS_DIR: a folder the caller watches (`thresher serve` does); it is left in place
     watched = os.environ.get(PROGRESS_ENV) or None
+    input_bytes, stage_names = sum(f.size for f in files), [s.name for s in stages]
     progress_dir = None
     if is_local(cfg.runner.name):
         progress_dir = watched or tempfile.mkdtemp(prefix="thresher-progress-")
         if watched:
-            write_run_meta(watched, {"input_bytes": sum(f.size for f in files), "stages": [s.name for s in stages]})
+            write_run_meta(watched, {"input_bytes": input_bytes, "stages": stage_names})
     ctx = PipelineContext(cfg, staging, progress_dir, resources, cfg.runner.spill_files())
 
     started = dt.datetime.now(dt.timezone.utc)
@@ -246,7 +247,7 @@ def run(cfg: Config, beam_flags: list[str] | None = None, show_progress: bool = 
             result = pipeline.run()
             announce_job(result, cfg.runner.name, watched)
             if show_progress and progress_dir:
-                with ProgressDisplay(progress_dir, sum(f.size for f in files), [s.name for s in stages]):
+                with ProgressDisplay(progress_dir, input_bytes, stage_names):
                     result.wait_until_finish()
             else:
                 result.wait_until_finish()

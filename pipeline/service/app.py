@@ -12,6 +12,7 @@ import contextlib
 import hashlib
 import hmac
 import html
+import json
 import os
 from dataclasses import dataclass, field
 from importlib import resources
@@ -289,8 +290,6 @@ def create_app(settings: Settings) -> FastAPI:
 
     @app.get("/api/runs/{job_id}/stats", tags=["runs"])
     def run_stats(job_id: str) -> dict:
-        import json
-
         with open(os.path.join(run_dir(job_id), "stats.json"), encoding="utf-8") as fh:
             return json.load(fh)
 
@@ -317,8 +316,6 @@ def create_app(settings: Settings) -> FastAPI:
 
     @app.get("/api/runs/{job_id}/shards", tags=["runs"])
     def run_shards(job_id: str) -> dict:
-        import json
-
         d = run_dir(job_id)
         manifest = os.path.join(d, "shards", "manifest.json")
         if not os.path.exists(manifest):

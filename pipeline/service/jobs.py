@@ -27,6 +27,7 @@ from thresher.pipeline.service.store import (CANCELLED, FAILED, FINISHED, INTERR
 
 STOP_GRACE_S = 5.0  # SIGTERM, then SIGKILL after this long
 ERROR_LINES = 15
+INTERRUPTED_ERROR = "the server stopped while the job ran: resume it to finish the run"
 
 
 def _proc_start(pid: int) -> str | None:
@@ -117,7 +118,7 @@ class JobQueue:
                 _stop_group(proc.pid, signal.SIGKILL)
                 proc.wait()
             self.store.transition(job_id, (RUNNING,), state=INTERRUPTED, finished=time.time(), pid=None,
-                                  error="the server stopped while the job ran: resume it to finish the run")
+                                  error=INTERRUPTED_ERROR)
         self._procs.clear()
 
     def recover(self) -> None:
@@ -132,7 +133,7 @@ class JobQueue:
                                       error=None, returncode=None)
                 continue
             self.store.transition(job["id"], (RUNNING,), state=INTERRUPTED, finished=time.time(), pid=None,
-                                  error="the server stopped while the job ran: resume it to finish the run")
+                                  error=INTERRUPTED_ERROR)
 
     @staticmethod
     def _finished_alone(job: dict) -> bool:

@@ -17,12 +17,11 @@ import numpy as np
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from thresher.pipeline.calibrate import enabled_filters
 from thresher.pipeline.config import ConfigError, load
 from thresher.pipeline.inspect import NOT_PAGES, build_report
 from thresher.pipeline.layout import partition_values
 from thresher.pipeline.report import _read, _strings, files, fired_signal
-from thresher.transforms import stage as registry
-from thresher.transforms.filters.base import Filter
 
 TEXT_CHARS = 5000  # of a document's text in a page of documents
 MAX_PAGE = 100
@@ -128,16 +127,6 @@ def _row(r: dict, kind: str, text_chars: int) -> dict:
 # signals and thresholds
 
 
-def _filters(run_dir: str) -> list[tuple[str, Filter]]:
-    cfg = load(os.path.join(run_dir, "config.yaml"))
-    out = []
-    for s in registry.stages():
-        params = getattr(cfg.stages, s.name, None)
-        if isinstance(params, Filter) and params.RULES and s.enabled(params):
-            out.append((s.name, params))
-    return out
-
-
 def _columns(run_dir: str) -> set[str]:
     cols: set[str] = set()
     for f in files(run_dir, "documents"):
@@ -149,7 +138,7 @@ def signal_rules(run_dir: str) -> list[dict]:
     """Each calibratable rule of the run's filters whose signal the documents carry."""
     cols = _columns(run_dir)
     out = []
-    for stage, params in _filters(run_dir):
+    for stage, params in enabled_filters(load(os.path.join(run_dir, "config.yaml"))):
         for field, rule in params.RULES.items():
             signal, op = rule[0], rule[1]
             column = f"{stage}_{signal}"
