@@ -145,17 +145,18 @@ def is_punctuation(token: str) -> bool:
 class NGrams:
     """A document's word n-grams as 64-bit hashes (numpy), for the repetition measures.
 
-    Words become integer ids (in order of first appearance); the n-gram at i hashes ids[i..i+n)
-    polynomially (wrapping uint64 arithmetic). With 64 bits a collision in one document is
-    practically impossible, and the hashes let the counts run in numpy instead of over Python
-    tuples. Each size is computed once, from the size below it.
+    A word's id is its Python hash (64 bits, cached on the string: no table of the distinct words
+    to build); the n-gram at i hashes ids[i..i+n) polynomially (wrapping uint64 arithmetic). With
+    64 bits a collision in one document is practically impossible, and the hashes let the counts
+    run in numpy instead of over Python tuples. Only equality of hashes is used (which n-grams
+    repeat, and where first), so the results do not depend on the process's hash seed. Each size
+    is computed once, from the size below it.
     """
 
     _P = np.uint64(1_000_003)
 
     def __init__(self, words: list[str]):
-        index = {w: i for i, w in enumerate(dict.fromkeys(words), 1)}
-        self.ids = np.fromiter(map(index.__getitem__, words), dtype=np.uint64, count=len(words))
+        self.ids = np.fromiter(map(hash, words), dtype=np.int64, count=len(words)).view(np.uint64)
         self.cum = np.zeros(len(words) + 1, dtype=np.int64)
         np.cumsum(np.fromiter(map(len, words), dtype=np.int64, count=len(words)), out=self.cum[1:])
         self._hashes = {1: self.ids}
@@ -264,8 +265,6 @@ def _split_chars(piece: str) -> list[str]:
 
 def _tokenize_chunk(chunk: str) -> tuple[str, ...]:
     """The tokens of one whitespace-separated chunk (they depend on the chunk alone)."""
-    if chunk.isalnum() and (chunk.isascii() or not _NO_SPACE.search(chunk)) and chunk not in _SPECIAL:
-        return (chunk,)  # the common case: a plain word
     out: list[str] = []
     _chunk_tokens(chunk, out)
     # like spaCy's special cases, an emoticon split by the affix rules is one token again
@@ -277,42 +276,49 @@ def _tokenize_chunk(chunk: str) -> tuple[str, ...]:
     return tuple(out)
 
 
-class _ChunkCache(dict):
-    """chunk -> its tokens, for chunks the affix rules apply to (punctuation, symbols, no-space
-    scripts). Pages share most of them, so the rules run once per distinct chunk. Bounded:
-    emptied when full, so a worker's memory stays flat whatever it reads."""
-
-    limit = 200_000
-
-    def __missing__(self, chunk: str) -> tuple[str, ...]:
-        if len(self) >= self.limit:
-            self.clear()
-        tokens = self[chunk] = _tokenize_chunk(chunk)
-        return tokens
-
-
-_CHUNKS = _ChunkCache()
 _SPECIAL_KEYS = frozenset(_SPECIAL)
+
+
+def _classify(chunks: set[str]) -> dict[str, tuple[str, ...]]:
+    """chunk -> its tokens, for distinct chunks: plain words (letters and digits only, outside the
+    no-space scripts) are themselves, sorted out by C-level filters; the affix rules run on the rest."""
+    plain = set(filter(str.isalnum, chunks))
+    other_scripts = plain.difference(filter(str.isascii, plain))
+    if other_scripts:
+        plain.difference_update([c for c in other_scripts if _NO_SPACE.search(c)])
+    plain -= _SPECIAL_KEYS
+    tokens = dict(zip(plain, zip(plain)))  # chunk -> (chunk,)
+    if len(plain) < len(chunks):
+        for chunk in chunks - plain:
+            tokens[chunk] = _tokenize_chunk(chunk)
+    return tokens
+
+
+# chunk -> its tokens, across texts: pages share most of their chunks (and a text a filter rewrote,
+# like C4's kept lines, shares nearly all of its source's), so each distinct chunk is classified
+# once. Bounded: emptied when full, so a worker's memory stays flat whatever it reads. (A plain dict:
+# set.difference takes its fast path, a lookup per chunk of the text, only with exact dicts.)
+_CHUNKS: dict[str, tuple[str, ...]] = {}
+CHUNK_MEMO_LIMIT = 200_000
 
 
 def tokenize(text: str) -> list[str]:
     """Words and punctuation tokens, as spaCy's English rules split them (any script).
 
-    Built for speed with the same result as ``_tokenize_chunk`` on every chunk: the distinct chunks
-    of the text are sorted into plain words (letters and digits only, outside the no-space
-    scripts: themselves) and the rest (the affix rules, cached) by C-level filters; the output is
-    then one lookup per chunk."""
+    The tokens of a text are those of its whitespace-separated chunks, one after another, and a
+    chunk's tokens depend on the chunk alone: only the chunks not yet in the memo are classified,
+    then the output is one lookup per chunk."""
     chunks = text.split()
-    distinct = dict.fromkeys(chunks)
-    plain = set(filter(str.isalnum, distinct))
-    if _NO_SPACE.search(text):
-        plain = set(filter(str.isascii, plain)) | {c for c in plain if not _NO_SPACE.search(c)}
-    plain -= _SPECIAL_KEYS
-    tokens = dict(zip(plain, zip(plain)))  # chunk -> (chunk,)
-    if len(plain) < len(distinct):
-        for chunk in distinct.keys() - plain:
-            tokens[chunk] = _CHUNKS[chunk]
-    return list(chain.from_iterable(map(tokens.__getitem__, chunks)))
+    memo = _CHUNKS
+    missing = set(chunks).difference(memo)
+    if missing:
+        if len(memo) + len(missing) > CHUNK_MEMO_LIMIT:
+            memo.clear()
+            missing = set(chunks)
+            if len(missing) > CHUNK_MEMO_LIMIT:  # one text with more distinct chunks than the memo holds
+                return list(chain.from_iterable(map(_classify(missing).__getitem__, chunks)))
+        memo.update(_classify(missing))
+    return list(chain.from_iterable(map(memo.__getitem__, chunks)))
 
 
 def has_no_space_script(text: str) -> bool:

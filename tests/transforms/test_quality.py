@@ -224,17 +224,36 @@ def _reference_dup(words, n):
 @given(st.lists(st.sampled_from(["a", "bb", "ccc", "the", "word", "x", "yy"]), max_size=80), st.integers(2, 10),
        st.integers(0, 8))
 def test_ngram_measures_equal_the_plain_definitions(words, n, more):
-    """Each size, and each size computed after smaller ones (which narrow the positions looked at)."""
-    from thresher.transforms.filters.gopher import repetition
+    """Each size, and each size computed after smaller ones (which narrow the positions looked at):
+    the compiled measures and the numpy ones."""
+    from thresher.transforms.filters import gopher
     from thresher.transforms.text import NGrams
 
     sizes = tuple(range(n, min(10, n + more) + 1))
-    top, dup = repetition(NGrams(words), sizes, sizes)
-    assert top == {k: _reference_top(words, k) for k in sizes}
-    assert dup == {k: _reference_dup(words, k) for k in sizes}
-    top, dup = repetition(NGrams(words), sizes[:1], sizes[1:] or sizes)  # tops and dups apart
-    assert top == {sizes[0]: _reference_top(words, sizes[0])}
-    assert dup == {k: _reference_dup(words, k) for k in (sizes[1:] or sizes)}
+    for repetition in (gopher.repetition, lambda w, *a: gopher.repetition_numpy(NGrams(w), *a)):
+        top, dup = repetition(words, sizes, sizes)
+        assert top == {k: _reference_top(words, k) for k in sizes}
+        assert dup == {k: _reference_dup(words, k) for k in sizes}
+        top, dup = repetition(words, sizes[:1], sizes[1:] or sizes)  # tops and dups apart
+        assert top == {sizes[0]: _reference_top(words, sizes[0])}
+        assert dup == {k: _reference_dup(words, k) for k in (sizes[1:] or sizes)}
+
+
+def test_the_compiled_ngram_measures_are_built_where_a_c_compiler_is():
+    """The extension is optional (an install without a compiler runs numpy): where the machine has
+    one, a missing extension is a broken build, not a fallback to keep quiet about."""
+    import shutil
+    import sysconfig
+
+    from thresher.transforms.filters import gopher
+
+    if not (shutil.which(sysconfig.get_config_var("CC").split()[0] if sysconfig.get_config_var("CC") else "cc")):
+        pytest.skip("no C compiler here: the numpy measures run")
+    assert gopher._compiled_repetition is not None
+    with pytest.raises(TypeError):
+        gopher._compiled_repetition(["a", 1], (2,), ())
+    with pytest.raises(ValueError):
+        gopher._compiled_repetition(["a"], (0,), ())
 
 
 def _plain_gopher_quality(flt, text, lang):

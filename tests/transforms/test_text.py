@@ -109,9 +109,14 @@ def test_fast_tokenizer_equals_the_plain_rules_on_tricky_text_and_when_its_cache
     from thresher.transforms import text as t
 
     assert tokenize(TRICKY) == _plain_tokenize(TRICKY)
-    monkeypatch.setattr(t._ChunkCache, "limit", 3)  # emptied again and again within one text
-    assert tokenize(TRICKY * 3) == _plain_tokenize(TRICKY * 3)
+    monkeypatch.setattr(t, "CHUNK_MEMO_LIMIT", 3)
+    assert tokenize(TRICKY * 3) == _plain_tokenize(TRICKY * 3)  # more distinct chunks than the memo holds
     assert len(t._CHUNKS) <= 3
+    monkeypatch.setattr(t, "CHUNK_MEMO_LIMIT", 12)  # emptied between texts, again and again
+    for i in range(0, len(TRICKY.split()), 5):
+        piece = " ".join(TRICKY.split()[i:i + 7])
+        assert tokenize(piece) == _plain_tokenize(piece)
+        assert len(t._CHUNKS) <= 12
 
 
 def test_one_analysis_per_text_shared_by_the_filters():
@@ -124,4 +129,8 @@ def test_one_analysis_per_text_shared_by_the_filters():
     for flt in (GopherRepetition(), GopherQuality(), FineWebQuality()):
         flt.score(text, "en")
     assert analyse(text) is view  # the same object every filter asked for
-    assert "counts" in view.__dict__ and "ngrams" in view.__dict__  # computed once, kept on the view
+    assert "counts" in view.__dict__  # computed once, kept on the view
+    from thresher.transforms.filters import gopher
+
+    # the numpy repetition measures keep the n-gram hashes on the view; the compiled ones need none
+    assert ("ngrams" in view.__dict__) == (gopher._compiled_repetition is None)
