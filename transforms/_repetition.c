@@ -25,19 +25,26 @@
 typedef struct {
     uint64_t key;
     Py_ssize_t first; /* first position of the n-gram */
-    Py_ssize_t count; /* 0: empty slot */
+    Py_ssize_t count;
+    uint32_t pass; /* the pass that filled the slot: a slot of an earlier pass is empty */
 } Slot;
 
 static inline size_t slot_of(uint64_t key, size_t mask) {
     return (size_t)((key * 0x9E3779B97F4A7C15ULL) >> 17) & mask;
 }
 
-/* The slot holding key, or the empty slot where it goes. */
-static inline Slot *find(Slot *table, size_t mask, uint64_t key) {
+/* The slot holding key in this pass, or the empty slot where it goes (then claimed, count 0). */
+static inline Slot *find(Slot *table, size_t mask, uint64_t key, uint32_t pass) {
     size_t i = slot_of(key, mask);
-    while (table[i].count && table[i].key != key)
+    while (table[i].pass == pass && table[i].key != key)
         i = (i + 1) & mask;
-    return &table[i];
+    Slot *s = &table[i];
+    if (s->pass != pass) {
+        s->pass = pass;
+        s->key = key;
+        s->count = 0;
+    }
+    return s;
 }
 
 static int in_sizes(PyObject *sizes, long n) {
@@ -98,7 +105,8 @@ static PyObject *repetition(PyObject *self, PyObject *args) {
     size_t cap = 16;
     while (cap < 2 * (size_t)len) cap <<= 1;
     size_t mask = cap - 1;
-    table = PyMem_Malloc(cap * sizeof(Slot));
+    table = PyMem_Calloc(cap, sizeof(Slot)); /* pass 0: empty */
+    uint32_t pass = 0;
     top_at = PyMem_Calloc((size_t)nmax + 1, sizeof(long long));
     dup_at = PyMem_Calloc((size_t)nmax + 1, sizeof(long long));
     if (!table || !top_at || !dup_at) {
@@ -115,33 +123,29 @@ static PyObject *repetition(PyObject *self, PyObject *args) {
             continue;
         long long top = 0, dup = 0;
         if (m > 0 && in_sizes(tops, n)) {
-            memset(table, 0, cap * sizeof(Slot));
+            pass++;
+            Py_ssize_t best = 0, at = 0; /* the highest count; the first position of those that have it */
             for (Py_ssize_t i = 0; i < m; i++) {
-                Slot *s = find(table, mask, h[i]);
-                if (!s->count) {
-                    s->key = h[i];
+                Slot *s = find(table, mask, h[i], pass);
+                if (!s->count)
                     s->first = i;
-                }
                 s->count++;
-            }
-            Py_ssize_t best = 0, at = 0;
-            for (size_t j = 0; j < cap; j++)
-                if (table[j].count > best || (table[j].count == best && best && table[j].first < at)) {
-                    best = table[j].count;
-                    at = table[j].first;
+                if (s->count > best || (s->count == best && s->first < at)) {
+                    best = s->count;
+                    at = s->first;
                 }
+            }
             top = (long long)(cum[at + n] - cum[at] + n - 1) * best;
         }
         if (m > 0 && in_sizes(dups, n)) {
-            memset(table, 0, cap * sizeof(Slot));
+            pass++;
             Py_ssize_t i = 0;
             while (i < m) {
-                Slot *s = find(table, mask, h[i]);
+                Slot *s = find(table, mask, h[i], pass);
                 if (s->count) {
                     dup += cum[i + n] - cum[i];
                     i += n;
                 } else {
-                    s->key = h[i];
                     s->count = 1;
                     i += 1;
                 }
