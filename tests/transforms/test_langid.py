@@ -147,3 +147,31 @@ def test_the_second_opinion_does_not_turn_latin_serbian_into_croatian():
     assert sum(ident.predict(t).lang == "sr" for t in serbian_first) >= len(serbian_first) - 1
     for text in CROATIAN:
         assert ident.predict(text).lang == "hr", text
+
+
+def test_the_second_opinion_is_read_from_a_cache_that_equals_langid_py(tmp_path, monkeypatch):
+    """Decoding langid.py's model takes seconds per worker: its features are cached on disk, and
+    what comes back is the same arrays (and a broken cache file is rebuilt, not trusted)."""
+    import glob
+
+    import numpy as np
+
+    from thresher.transforms.langid import LangidFeatures
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    built = LangidFeatures.shipped()  # no cache yet: built from the model, then written
+    files = glob.glob(str(tmp_path / "thresher" / "langid" / "features-*.npz"))
+    assert len(files) == 1 and not glob.glob(str(tmp_path / "thresher" / "langid" / "*.tmp"))
+    read = LangidFeatures.shipped()
+    assert read.classes == built.classes and read.features == built.features
+    assert np.array_equal(read.ptc, built.ptc) and read.ptc.dtype == built.ptc.dtype
+    assert np.array_equal(read.pc, built.pc) and read.pc.dtype == built.pc.dtype
+    assert read.tables.keys() == built.tables.keys()
+    model = _identifier().second  # langid.py itself
+    for text in SAMPLES:
+        _assert_same_as_langid_py(read, model, text)
+    with open(files[0], "wb") as f:
+        f.write(b"not a numpy file")
+    again = LangidFeatures.shipped()
+    assert np.array_equal(again.ptc, built.ptc)
+    assert np.array_equal(LangidFeatures._read(files[0]).ptc, built.ptc)  # rewritten whole
