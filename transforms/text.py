@@ -20,7 +20,7 @@ import re
 from dataclasses import dataclass
 from collections import Counter
 from functools import cached_property, lru_cache
-from itertools import chain
+from itertools import chain, islice
 
 import numpy as np
 
@@ -296,8 +296,9 @@ def _classify(chunks: set[str]) -> dict[str, tuple[str, ...]]:
 
 # chunk -> its tokens, across texts: pages share most of their chunks (and a text a filter rewrote,
 # like C4's kept lines, shares nearly all of its source's), so each distinct chunk is classified
-# once. Bounded: emptied when full, so a worker's memory stays flat whatever it reads. (A plain dict:
-# set.difference takes its fast path, a lookup per chunk of the text, only with exact dicts.)
+# once. Bounded: when full the older half goes, so a worker's memory stays flat whatever it reads.
+# (A plain dict: set.difference takes its fast path, a lookup per chunk of the text, only with
+# exact dicts.)
 _CHUNKS: dict[str, tuple[str, ...]] = {}
 CHUNK_MEMO_LIMIT = 200_000
 
@@ -313,10 +314,14 @@ def tokenize(text: str) -> list[str]:
     missing = set(chunks).difference(memo)
     if missing:
         if len(memo) + len(missing) > CHUNK_MEMO_LIMIT:
-            memo.clear()
-            missing = set(chunks)
-            if len(missing) > CHUNK_MEMO_LIMIT:  # one text with more distinct chunks than the memo holds
-                return list(chain.from_iterable(map(_classify(missing).__getitem__, chunks)))
+            for chunk in list(islice(memo, len(memo) // 2)):  # the older half goes (dicts keep order)
+                del memo[chunk]
+            missing = set(chunks).difference(memo)
+            if len(memo) + len(missing) > CHUNK_MEMO_LIMIT:  # a text with more distinct chunks than half the memo
+                memo.clear()
+                missing = set(chunks)
+                if len(missing) > CHUNK_MEMO_LIMIT:
+                    return list(chain.from_iterable(map(_classify(missing).__getitem__, chunks)))
         memo.update(_classify(missing))
     return list(chain.from_iterable(map(memo.__getitem__, chunks)))
 
