@@ -239,6 +239,22 @@ def test_ngram_measures_equal_the_plain_definitions(words, n, more):
         assert dup == {k: _reference_dup(words, k) for k in (sizes[1:] or sizes)}
 
 
+def test_gopher_repetition_gives_the_same_signals_without_the_extension(monkeypatch):
+    """An install without a C compiler runs the numpy measures: same signals, same decision."""
+    from thresher.transforms.filters import gopher
+
+    texts = [TRICKY_REPEATS, "word " * 300, "one two three four five six seven. " * 40 + "\n\nend of it",
+             "Der Hund bellt. Die Katze schläft. " * 12, "日本語のテキストです。" * 30, "x", ""]
+    flt = gopher.GopherRepetition()
+    compiled = [flt.score(t, "en") for t in texts]
+    monkeypatch.setattr(gopher, "_compiled_repetition", None)
+    assert [flt.score(t, "en") for t in texts] == compiled
+    assert [flt.keep(s, "en") for s in compiled] == [flt.keep(flt.score(t, "en"), "en") for t in texts]
+
+
+TRICKY_REPEATS = ("the cat sat on the mat and the cat sat on the hat, " * 5 + "then a dog came by.\n") * 3
+
+
 def test_the_compiled_ngram_measures_are_built_where_a_c_compiler_is():
     """The extension is optional (an install without a compiler runs numpy): where the machine has
     one, a missing extension is a broken build, not a fallback to keep quiet about."""
