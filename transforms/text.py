@@ -17,6 +17,7 @@ Everything is computed once per text (``analyse`` is cached), however many filte
 from __future__ import annotations
 
 import re
+import threading
 from dataclasses import dataclass
 from collections import Counter
 from functools import cached_property, lru_cache
@@ -301,6 +302,7 @@ def _classify(chunks: set[str]) -> dict[str, tuple[str, ...]]:
 # exact dicts.)
 _CHUNKS: dict[str, tuple[str, ...]] = {}
 CHUNK_MEMO_LIMIT = 200_000
+_MEMO_LOCK = threading.Lock()
 
 
 def tokenize(text: str) -> list[str]:
@@ -310,20 +312,21 @@ def tokenize(text: str) -> list[str]:
     chunk's tokens depend on the chunk alone: only the chunks not yet in the memo are classified,
     then the output is one lookup per chunk."""
     chunks = text.split()
-    memo = _CHUNKS
-    missing = set(chunks).difference(memo)
-    if missing:
-        if len(memo) + len(missing) > CHUNK_MEMO_LIMIT:
-            for chunk in list(islice(memo, len(memo) // 2)):  # the older half goes (dicts keep order)
-                del memo[chunk]
-            missing = set(chunks).difference(memo)
-            if len(memo) + len(missing) > CHUNK_MEMO_LIMIT:  # a text with more distinct chunks than half the memo
-                memo.clear()
-                missing = set(chunks)
-                if len(missing) > CHUNK_MEMO_LIMIT:
-                    return list(chain.from_iterable(map(_classify(missing).__getitem__, chunks)))
-        memo.update(_classify(missing))
-    return list(chain.from_iterable(map(memo.__getitem__, chunks)))
+    with _MEMO_LOCK:  # Beam runs bundles on several threads of a worker process: they share the memo
+        memo = _CHUNKS
+        missing = set(chunks).difference(memo)
+        if missing:
+            if len(memo) + len(missing) > CHUNK_MEMO_LIMIT:
+                for chunk in list(islice(memo, len(memo) // 2)):  # the older half goes (dicts keep order)
+                    del memo[chunk]
+                missing = set(chunks).difference(memo)
+                if len(memo) + len(missing) > CHUNK_MEMO_LIMIT:  # a text with more distinct chunks than half the memo
+                    memo.clear()
+                    missing = set(chunks)
+                    if len(missing) > CHUNK_MEMO_LIMIT:
+                        return list(chain.from_iterable(map(_classify(missing).__getitem__, chunks)))
+            memo.update(_classify(missing))
+        return list(chain.from_iterable(map(memo.__getitem__, chunks)))
 
 
 def has_no_space_script(text: str) -> bool:

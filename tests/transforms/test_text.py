@@ -119,6 +119,25 @@ def test_fast_tokenizer_equals_the_plain_rules_on_tricky_text_and_when_its_cache
         assert len(t._CHUNKS) <= 12
 
 
+def test_the_chunk_memo_is_safe_when_worker_threads_share_it(monkeypatch):
+    """Beam runs bundles on several threads of one worker process: texts tokenized at once, with a
+    memo small enough to be evicted all the time, still get exactly their tokens."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from thresher.transforms import text as t
+
+    monkeypatch.setattr(t, "CHUNK_MEMO_LIMIT", 16)
+    monkeypatch.setattr(t, "_CHUNKS", {})
+    words = TRICKY.split()
+    pieces = [" ".join(words[i:i + 9]) for i in range(len(words))] * 20
+
+    def check(piece):
+        return tokenize(piece) == _plain_tokenize(piece)
+
+    with ThreadPoolExecutor(8) as pool:
+        assert all(pool.map(check, pieces))
+
+
 def test_one_analysis_per_text_shared_by_the_filters():
     from thresher.transforms.filters.fineweb import FineWebQuality
     from thresher.transforms.filters.gopher import GopherQuality, GopherRepetition
