@@ -159,6 +159,23 @@ def test_c4_line_filters_rewrite_the_text():
     assert s["lines_removed"] == 4
 
 
+def test_c4_line_rules_count_words_on_the_line_as_it_came():
+    """A line goes for one over-long word (not for being long); words are counted before citation
+    markers are removed, and on no-space-script lines each character is a word."""
+    flt = C4Quality(max_word_length=10, min_words_per_line=3)
+    long_line = "Short words only here, " * 5 + "and it ends."
+    text = "\n".join([
+        "A supercalifragilistic word ends this line.",  # 20 letters: too_long_word
+        long_line,  # longer than 10 characters, no word is: kept
+        "Two words[1] [2] [3].",  # three words with the markers, two without: kept
+        "東京は大きい。",  # six characters, six words: kept
+    ])
+    s = flt.score(text)
+    assert s["lines_removed"] == 1
+    assert s["text"].split("\n") == [long_line, "Two words  .", "東京は大きい。"]
+    assert C4Quality(max_word_length=10, min_words_per_line=7).score("東京は大きい。")["lines_removed"] == 1
+
+
 @pytest.mark.parametrize("reason,text,kw", [
     ("lorem_ipsum", PROSE + "\nLorem ipsum dolor sit amet, consectetur adipiscing elit.", {}),
     ("curly_bracket", PROSE + "\nThe function returns {a: 1} when it is called.", {}),

@@ -51,17 +51,20 @@ class C4Quality(Filter):
         no_space_script = has_no_space_script(text)  # else no line is written without spaces
         for line in text.splitlines():
             line = line.strip()
+            source = line  # words are counted on the line as it came, before citations go
             chars = no_space_script and is_char_words(line)
-            tokens = tokenize(line) if chars else line.split()
-            if self.max_word_length != -1 and tokens and max(map(len, tokens)) > self.max_word_length:
+            # Words are split only where a rule reads them: no word is longer than its line, and
+            # most lines end without terminal punctuation.
+            if self.max_word_length != -1 and len(line) > self.max_word_length and max(
+                    map(len, tokenize(line) if chars else line.split()), default=0) > self.max_word_length:
                 removed["too_long_word"] += 1
                 continue
-            if self.remove_citations:
+            if self.remove_citations and "[" in line:
                 line = CITATION.sub("", line)
             if self.filter_no_terminal_punct and (not line.endswith(C4_END) or line.endswith("...")):
                 removed["no_terminal_punct"] += 1
                 continue
-            n_words = sum(not is_punctuation(t) for t in tokens) if chars else len(tokens)
+            n_words = sum(not is_punctuation(t) for t in tokenize(source)) if chars else len(source.split())
             if n_words < self.min_words_per_line:
                 removed["too_few_words"] += 1
                 continue
