@@ -74,7 +74,7 @@ class CountingDoFn(beam.DoFn):
         self.progress_dir = progress_dir
 
     def setup(self):
-        self.progress = ProgressWriter(self.progress_dir)
+        self.progress = ProgressWriter.shared(self.progress_dir)
 
     def start_bundle(self):
         self._counts: Counter = Counter()

@@ -38,7 +38,15 @@ def write_run_meta(folder: str, update: dict) -> None:
 
 
 class ProgressWriter:
-    """Per-DoFn-instance running totals, flushed at most every `interval` seconds."""
+    """Running totals of one process, flushed at most every `interval` seconds.
+
+    The stages of a worker share one (`shared`): a file per process instead of one per DoFn
+    instance, so a run renames a few files a second, not one per stage (1,427 renames, 1.5 s, in a
+    one-worker run of the crawl before). Adds and flushes hold a lock: Beam runs bundles on
+    several threads of a worker."""
+
+    _shared: dict = {}
+    _shared_lock = threading.Lock()
 
     def __init__(self, folder: str | None, interval: float = 0.5):
         self.folder = folder
@@ -46,19 +54,42 @@ class ProgressWriter:
         self.totals: Counter = Counter()
         self._name = f"{os.getpid()}-{uuid.uuid4().hex[:8]}.json"
         self._last = 0.0
+        self._lock = threading.Lock()
+
+    @classmethod
+    def shared(cls, folder: str | None) -> "ProgressWriter":
+        """This process's writer for `folder` (a forked child gets its own)."""
+        key = (os.getpid(), folder)
+        with cls._shared_lock:
+            if key not in cls._shared:
+                cls._shared[key] = cls(folder)
+            return cls._shared[key]
+
+    @classmethod
+    def release(cls, folder: str) -> None:
+        """Forget this process's shared writer for `folder` (a new run there starts from zero)."""
+        with cls._shared_lock:
+            cls._shared.pop((os.getpid(), folder), None)
 
     def add(self, key: str, n: float = 1) -> None:
         if self.folder is None:
             return
-        self.totals[key] += n
-        now = time.monotonic()
-        if now - self._last >= self.interval:
-            self.flush(now)
+        with self._lock:
+            self.totals[key] += n
+            now = time.monotonic()
+            if now - self._last >= self.interval:
+                self._flush(now)
 
     def flush(self, now: float | None = None) -> None:
-        if self.folder is None or not self.totals:
+        if self.folder is None:
             return
-        self._last = time.monotonic() if now is None else now
+        with self._lock:
+            self._flush(time.monotonic() if now is None else now)
+
+    def _flush(self, now: float) -> None:
+        if not self.totals:
+            return
+        self._last = now
         path = os.path.join(self.folder, self._name)
         try:
             with open(path + ".tmp", "w") as fh:

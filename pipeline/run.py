@@ -20,7 +20,7 @@ from apache_beam.io.filesystems import FileSystems
 from thresher.pipeline import card, rundir
 from thresher.pipeline.config import Config, ConfigError
 from thresher.pipeline.graph import Curate
-from thresher.pipeline.progress import PROGRESS_ENV, ProgressDisplay, write_run_meta
+from thresher.pipeline.progress import PROGRESS_ENV, ProgressDisplay, ProgressWriter, write_run_meta
 from thresher.pipeline.runners import is_dry_run, is_local, make_runner_and_options
 from thresher.pipeline.stages import PipelineContext, enabled_stages
 from thresher.pipeline.stats import AccountingError, accounting_problems
@@ -232,6 +232,7 @@ def run(cfg: Config, beam_flags: list[str] | None = None, show_progress: bool = 
     progress_dir = None
     if is_local(cfg.runner.name):
         progress_dir = watched or tempfile.mkdtemp(prefix="thresher-progress-")
+        ProgressWriter.release(progress_dir)  # an earlier run in this process starts no totals of this one
         if watched:
             write_run_meta(watched, {"input_bytes": input_bytes, "stages": stage_names})
     ctx = PipelineContext(cfg, staging, progress_dir, resources, cfg.runner.spill_files())

@@ -38,7 +38,7 @@ class WriteTokenShard(beam.DoFn):
         self.progress_dir = progress_dir
 
     def setup(self):
-        self.progress = ProgressWriter(self.progress_dir)
+        self.progress = ProgressWriter.shared(self.progress_dir)
 
     def process(self, element):
         index, items = element  # (SpillRef of a bucket, or a row; shard count): a bucket can span two shards

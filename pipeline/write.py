@@ -99,7 +99,7 @@ class WriteShard(beam.DoFn):
         self.progress_dir = progress_dir
 
     def setup(self):
-        self.progress = ProgressWriter(self.progress_dir)
+        self.progress = ProgressWriter.shared(self.progress_dir)
 
     def process(self, element):
         n, files = self._write(*element)

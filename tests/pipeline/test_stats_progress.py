@@ -1,4 +1,5 @@
 import io
+import os
 
 from thresher.pipeline.progress import ProgressDisplay, ProgressWriter, read_totals
 from thresher.pipeline.stats import accounting_problems, assemble
@@ -39,6 +40,22 @@ def test_progress_files_are_summed(tmp_path):
     assert read_totals(str(tmp_path)) == {"read_bytes": 1_500_000, "stage:extract": 7}
     line = ProgressDisplay(str(tmp_path), 3_000_000, ["extract"], stream=io.StringIO()).line()
     assert "read 1.5/3.0 MB (50%)" in line and "extract 7" in line
+
+
+def test_the_stages_of_a_worker_share_one_progress_file(tmp_path):
+    """One file per process, not per DoFn instance; adds from several threads all count."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    folder = str(tmp_path)
+    writer = ProgressWriter.shared(folder)
+    assert ProgressWriter.shared(folder) is writer
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(lambda i: ProgressWriter.shared(folder).add(f"stage:s{i % 3}"), range(3000)))
+    writer.flush()
+    assert len(os.listdir(folder)) == 1
+    assert read_totals(folder) == {"stage:s0": 1000, "stage:s1": 1000, "stage:s2": 1000}
+    ProgressWriter.release(folder)  # a new run in this folder starts from zero
+    assert ProgressWriter.shared(folder) is not writer and not ProgressWriter.shared(folder).totals
 
 
 def test_progress_without_folder_is_a_no_op():
