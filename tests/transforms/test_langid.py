@@ -175,3 +175,113 @@ def test_the_second_opinion_is_read_from_a_cache_that_equals_langid_py(tmp_path,
     again = LangidFeatures.shipped()
     assert np.array_equal(again.ptc, built.ptc)
     assert np.array_equal(LangidFeatures._read(files[0]).ptc, built.ptc)  # rewritten whole
+
+
+# --- lid.176 in C (transforms/_fasttext.c) --------------------------------------------------------
+
+def _fasttext_pair():
+    import fasttext
+
+    from thresher.transforms.langid import _compiled_model
+
+    compiled = _compiled_model(model_path())
+    if compiled is None:
+        pytest.skip("the _fasttext extension is not built here: fasttext predicts")
+    return compiled, fasttext.load_model(model_path())
+
+
+def _reference(model, text: str, k: int):
+    labels, probs = model.predict(text, k=k)
+    return [(float(p), label) for p, label in zip(probs, labels)]
+
+
+@functools.cache
+def _sample_texts() -> list[str]:
+    """The shipped sample crawl's pages, extracted: real documents of many languages and lengths."""
+    from importlib import resources
+
+    from fastwarc.warc import ArchiveIterator, WarcRecordType
+
+    from thresher.transforms.extract import HtmlExtractor
+
+    extract = HtmlExtractor("resiliparse", True)
+    texts = []
+    with resources.files("thresher.pipeline").joinpath("data/sample.warc.gz").open("rb") as fh:
+        for record in ArchiveIterator(fh, record_types=WarcRecordType.response, parse_http=True):
+            body = record.reader.read().decode("utf-8", "replace")
+            if "<html" in body[:2000].lower():
+                texts.append(extract(body).replace("\n", " "))
+    return [t for t in texts if t.strip()]
+
+
+def test_compiled_lid176_gives_fasttexts_probabilities_bit_for_bit_on_real_pages():
+    compiled, reference = _fasttext_pair()
+    texts = _sample_texts() + SAMPLES + SERBIAN_LATIN + CROATIAN
+    assert len(texts) > 50 and len({_reference(reference, t, 1)[0][1] for t in texts}) > 5  # many languages
+    for text in texts:
+        for k in (1, 3):
+            assert compiled.predict(text, k) == _reference(reference, text, k), text[:80]
+    assert compiled.predict(texts[0], -1) == _reference(reference, texts[0], -1)  # every label, in order
+    assert len(compiled.predict(texts[0], -1)) > 100  # (fastText stops below a probability of 1e-5)
+
+
+_PIECES = ["a", "é", "東京", "ß", "мир", "😀", "the", "hello", "x" * 40, " ", "  ", "\t", "\r", "\v", "\f", "\x00",
+           "</s>", "__label__en", "__label__zz", "<", ">", "-", "'s", "1999"]
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.sampled_from(_PIECES) | st.text(max_size=6).filter(lambda s: "\n" not in s), max_size=30)
+       .map("".join), st.sampled_from([1, 2, 3, 7, -1]))
+def test_compiled_lid176_gives_fasttexts_probabilities_on_any_line(text, k):
+    """Separators (fastText's seven), its end-of-sentence token and label prefixes inside the text,
+    words in and out of the vocabulary, any script; lone surrogates are left to fasttext."""
+    compiled, reference = _fasttext_pair()
+    try:
+        expected = _reference(reference, text, k)
+    except TypeError:  # a string pybind11 cannot encode (a lone surrogate): the wrapper falls back
+        with pytest.raises(UnicodeEncodeError):
+            compiled.predict(text, k)
+        return
+    assert compiled.predict(text, k) == expected
+
+
+def test_language_id_is_the_same_without_the_compiled_model(lid, monkeypatch):
+    """An install without a C compiler predicts with fasttext: same languages, same scores."""
+    texts = _sample_texts()[:40] + SAMPLES + ["\ud800 a lone surrogate falls back to fasttext"]
+    compiled = [lid.raw(t, 3) for t in texts[:-1]]
+    monkeypatch.setattr(lid, "_fast", None)
+    assert [lid.raw(t, 3) for t in texts[:-1]] == compiled
+    monkeypatch.undo()
+    with pytest.raises(TypeError):  # fasttext's own answer to it, with or without the extension
+        lid.raw(texts[-1])
+
+
+def test_compiled_lid176_refuses_what_it_cannot_read():
+    from thresher.transforms.langid import _compiled_model
+
+    if _compiled_model(model_path()) is None:
+        pytest.skip("the _fasttext extension is not built here")
+    from thresher.transforms import _fasttext
+
+    data = open(model_path(), "rb").read()
+    for broken in (b"", b"not a model", data[:1000], data[:-10]):
+        with pytest.raises(ValueError):
+            _fasttext.Model(broken)
+    with pytest.raises(ValueError):
+        _fasttext.Model(data).predict("a\nb", 1)  # one line at a time, as fasttext
+    with pytest.raises(ValueError):
+        _fasttext.Model(data).predict("a", 0)
+
+
+def test_compiled_lid176_is_built_where_a_c_compiler_is():
+    """Optional like the n-gram measures: where the machine has a compiler, it must have been built
+    and must be what the identifier predicts with."""
+    import shutil
+    import sysconfig
+
+    cc = sysconfig.get_config_var("CC")
+    if not shutil.which(cc.split()[0] if cc else "cc"):
+        pytest.skip("no C compiler here: fasttext predicts")
+    from thresher.transforms import _fasttext
+
+    assert isinstance(_identifier()._fast, _fasttext.Model)
