@@ -92,8 +92,9 @@ static int read_pq(Reader *r, PQ *pq) {
     take(r, &pq->nsubq, 4);
     take(r, &pq->dsub, 4);
     take(r, &pq->lastdsub, 4);
-    if (r->failed || pq->dim <= 0 || pq->nsubq <= 0 || pq->dsub <= 0 || pq->lastdsub <= 0)
-        return 0;
+    if (r->failed || pq->dim <= 0 || pq->nsubq <= 0 || pq->dsub <= 0 || pq->lastdsub <= 0 ||
+        (int64_t)pq->dsub * (pq->nsubq - 1) + pq->lastdsub != pq->dim)
+        return 0; /* the sub-quantizers cover the dimensions exactly: every centroid read is in range */
     size_t count = (size_t)pq->dim * KSUB;
     pq->centroids = PyMem_Malloc(count * sizeof(float));
     if (!pq->centroids)
