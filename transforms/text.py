@@ -278,6 +278,33 @@ def _tokenize_chunk(chunk: str) -> tuple[str, ...]:
 
 
 _SPECIAL_KEYS = frozenset(_SPECIAL)
+_EDGE = frozenset(_PUNCT + _QUOTES)  # a one-character prefix or suffix by itself
+
+
+def _one_mark(chunk: str) -> tuple[str, ...] | None:
+    """The tokens of a word with one punctuation mark before it, after it, or both ("word,",
+    "(word", "(word)", "word."): a fifth of the chunks that are not plain words. What the affix
+    rules give them, decided from the characters alone: a letters-and-digits core outside the
+    no-space scripts is never split, the mark is its own token unless the whole chunk, or core and
+    mark, are an emoticon kept whole ("8)", "(8"), and a final period goes only where the rules
+    split it off (not abbreviations). None: the rules decide."""
+    lead = chunk[0] in _EDGE
+    last = chunk[-1]
+    trail = last in _EDGE or last == "."
+    core = chunk[lead:len(chunk) - trail]
+    if not core or not (lead or trail) or not core.isalnum() or chunk in _SPECIAL or chunk in _WHOLE:
+        return None
+    if not core.isascii() and _NO_SPACE.search(core):
+        return None
+    if last == ".":
+        if lead or _ABBREVIATION.match(chunk) or not _stop_splits(chunk):
+            return None
+        return core, "."
+    if lead and trail:
+        if chunk[:-1] in _WHOLE or chunk[1:] in _WHOLE:
+            return None
+        return chunk[0], core, last
+    return (chunk[0], core) if lead else (core, last)
 
 
 def _classify(chunks: set[str]) -> dict[str, tuple[str, ...]]:
@@ -291,7 +318,7 @@ def _classify(chunks: set[str]) -> dict[str, tuple[str, ...]]:
     tokens = dict(zip(plain, zip(plain)))  # chunk -> (chunk,)
     if len(plain) < len(chunks):
         for chunk in chunks - plain:
-            tokens[chunk] = _tokenize_chunk(chunk)
+            tokens[chunk] = _one_mark(chunk) or _tokenize_chunk(chunk)
     return tokens
 
 

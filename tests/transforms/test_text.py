@@ -105,6 +105,31 @@ def test_fast_tokenizer_equals_the_plain_rules(text):
     assert tokenize(text) == _plain_tokenize(text)
 
 
+_MARKS = ["", "", "(", ")", ",", ".", ":", ";", "!", "?", '"', "'", "“", "”", "「", "」", "…", "_", "#", "*", "<", ">",
+          "[", "]", "«", "¿", "。", "，"]
+_CORES = ["word", "8", "D", "P", "p", "o", "s", "S", "US", "C", "A", "cannot", "Cannot", "id", "im", "e", "B", "ABC",
+          "aB", "Mr", "No", "Fig", "x1", "1999", "10km", "東京", "東", "ภาษา", "日本abc", "é", "Ωμέγα", "٣٤", "ß"]
+
+
+def test_words_with_one_mark_take_the_plain_rules():
+    """The shortcut for a word with a punctuation mark before or after it (the commonest chunks
+    that are not plain words) against the plain rules, every combination: emoticons ("8)", "(8"),
+    abbreviations, specials, no-space scripts, periods that stay."""
+    from thresher.transforms import text as t
+
+    shortcuts = 0
+    for before in _MARKS:
+        for core in _CORES:
+            for after in _MARKS:
+                chunk = before + core + after
+                short = t._one_mark(chunk)
+                assert short is None or list(short) == _plain_chunk(chunk), chunk
+                shortcuts += short is not None
+    assert shortcuts > 5000  # (the shortcut is taken, not only declined)
+    text = " ".join(b + c + a for b in _MARKS for c in _CORES for a in _MARKS)
+    assert tokenize(text) == _plain_tokenize(text)
+
+
 def test_fast_tokenizer_equals_the_plain_rules_on_tricky_text_and_when_its_cache_is_emptied(monkeypatch):
     from thresher.transforms import text as t
 
