@@ -677,6 +677,8 @@ static PyObject *Model_predict(Model *md, PyObject *args) {
         PyErr_SetString(PyExc_ValueError, "k needs to be 1 or higher (or -1: every label)");
         return NULL;
     }
+    if (k > md->nlabels)
+        k = md->nlabels; /* the same answer: the heap never holds more than every label */
     Py_ssize_t len;
     const char *t = PyUnicode_AsUTF8AndSize(text, &len);
     if (!t)
