@@ -283,7 +283,8 @@ _EDGE = frozenset(_PUNCT + _QUOTES)  # a one-character prefix or suffix by itsel
 
 def _one_mark(chunk: str) -> tuple[str, ...] | None:
     """The tokens of a word with one punctuation mark before it, after it, or both ("word,",
-    "(word", "(word)", "word."): a fifth of the chunks that are not plain words. What the affix
+    "(word", "(word)", "word."): about a third of the crawl's distinct chunks that are not plain
+    words (95k of 262k). What the affix
     rules give them, decided from the characters alone: a letters-and-digits core outside the
     no-space scripts is never split, the mark is its own token unless the whole chunk, or core and
     mark, are an emoticon kept whole ("8)", "(8"), and a final period goes only where the rules
