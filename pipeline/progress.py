@@ -119,12 +119,14 @@ def read_totals(folder: str) -> Counter:
 class ProgressDisplay:
     """Prints one line of progress to stderr while the job runs (rewritten in place on a TTY)."""
 
-    def __init__(self, folder: str, input_bytes: int, stage_names: list[str], stream=sys.stderr, period: float = 0.5):
+    LOG_PERIOD = 10.0  # seconds between lines where the stream is not a terminal (a log file)
+
+    def __init__(self, folder: str, input_bytes: int, stage_names: list[str], stream=None, period: float = 0.5):
         self.folder = folder
         self.input_bytes = max(1, input_bytes)
         self.stage_names = stage_names
-        self.stream = stream
-        self.period = period if stream.isatty() else 10.0
+        self.stream = stream = sys.stderr if stream is None else stream  # the stderr of the moment, not of the import
+        self.period = period if stream.isatty() else self.LOG_PERIOD
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, daemon=True)
         self._start = time.monotonic()

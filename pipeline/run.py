@@ -245,12 +245,13 @@ def run(cfg: Config, beam_flags: list[str] | None = None, show_progress: bool = 
                 runner, options = make_runner_and_options("portable", 1, beam_flags + engine_flags)
             pipeline = beam.Pipeline(runner=runner, options=options)
             _ = pipeline | "Curate" >> Curate(ctx, [(f.path, f.source, f.size) for f in files], stages)
-            result = pipeline.run()
-            announce_job(result, cfg.runner.name, watched)
-            if show_progress and progress_dir:
-                with ProgressDisplay(progress_dir, input_bytes, stage_names):
-                    result.wait_until_finish()
-            else:
+            # The line runs from submission on: the local Python runner does the whole job inside
+            # pipeline.run(), the job-server runners (Spark, Flink) in wait_until_finish().
+            display = (ProgressDisplay(progress_dir, input_bytes, stage_names) if show_progress and progress_dir
+                       else contextlib.nullcontext())
+            with display:
+                result = pipeline.run()
+                announce_job(result, cfg.runner.name, watched)
                 result.wait_until_finish()
     except BaseException as e:  # the job failed or was interrupted: the previous output was never touched
         try:

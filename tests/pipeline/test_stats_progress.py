@@ -1,6 +1,11 @@
 import io
 import os
+import re
 
+import pytest
+
+from thresher.pipeline.config import Config
+from thresher.pipeline.run import run
 from thresher.pipeline.progress import ProgressDisplay, ProgressWriter, read_totals
 from thresher.pipeline.stats import accounting_problems, assemble
 
@@ -78,3 +83,18 @@ def test_corpus_stages_report_progress_too(tmp_path):
         list(fn.process({"id": f"d{i}", SIGNATURE: b"\0" * 4, TEXT_LENGTH: 10, BAND_KEYS: b"\0" * 8}))
     list(fn.finish_bundle())
     assert read_totals(str(tmp_path))["stage:dedup_minhash"] == 3
+
+
+@pytest.mark.slow
+def test_a_local_run_shows_its_progress_while_it_runs(tmp_path, capsys, monkeypatch):
+    """The local runner does the whole job inside pipeline.run(): the line must already run then
+    (it once started only after, when there was nothing left to show)."""
+    monkeypatch.setattr(ProgressDisplay, "LOG_PERIOD", 0.2)  # stderr is not a terminal here
+    cfg = Config()
+    cfg.output = str(tmp_path / "out")
+    result = run(cfg, show_progress=True)
+    lines = [line for line in capsys.readouterr().err.splitlines() if " records" in line]
+    assert lines, "no progress line while the job ran"
+    counts = [int(m.group(1).replace(",", "")) for m in map(re.compile(r"\| ([\d,]+) records").search, lines) if m]
+    assert counts and max(counts) > 0 and counts == sorted(counts)  # totals grow while it runs
+    assert max(counts) <= result.stats["totals"]["read"]
