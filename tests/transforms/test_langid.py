@@ -279,11 +279,9 @@ def test_compiled_lid176_refuses_what_it_cannot_read():
 def test_compiled_lid176_is_built_where_a_c_compiler_is():
     """Optional like the n-gram measures: where the machine has a compiler, it must have been built
     and must be what the identifier predicts with."""
-    import shutil
-    import sysconfig
+    from tests.compiled import has_c_compiler
 
-    cc = sysconfig.get_config_var("CC")
-    if not shutil.which(cc.split()[0] if cc else "cc"):
+    if not has_c_compiler():
         pytest.skip("no C compiler here: fasttext predicts")
     from thresher.transforms import _fasttext
 

@@ -275,12 +275,10 @@ TRICKY_REPEATS = ("the cat sat on the mat and the cat sat on the hat, " * 5 + "t
 def test_the_compiled_ngram_measures_are_built_where_a_c_compiler_is():
     """The extension is optional (an install without a compiler runs numpy): where the machine has
     one, a missing extension is a broken build, not a fallback to keep quiet about."""
-    import shutil
-    import sysconfig
-
+    from tests.compiled import has_c_compiler
     from thresher.transforms.filters import gopher
 
-    if not (shutil.which(sysconfig.get_config_var("CC").split()[0] if sysconfig.get_config_var("CC") else "cc")):
+    if not has_c_compiler():
         pytest.skip("no C compiler here: the numpy measures run")
     assert gopher._compiled_repetition is not None
     with pytest.raises(TypeError):
