@@ -20,12 +20,14 @@ document entering each stage, and the ratios the targets are stated in:
 - whole chain with resiliparse >= 8x datatrove's pages/s, with trafilatura on both sides >= 2x;
 - 2 local workers >= 1.8x one worker.
 
-    python benchmarks/chain.py [--crawl PATH] [--datatrove-python /tmp/dtvenv/bin/python] [--runs 1]
+    python benchmarks/chain.py [--crawl PATH] [--datatrove-python /tmp/dtvenv/bin/python] [--runs 1] [--scale N]
 
 datatrove's virtualenv: ``python3 -m venv /tmp/dtvenv && /tmp/dtvenv/bin/pip install
 "datatrove[processing]" fasttext-numpy2-wheel spacy lxml_html_clean warcio faust-cchardet python-magic``
 (its WARC reader needs the last three; trafilatura needs ``lxml_html_clean`` with lxml 5.2 and later). ``--skip-datatrove`` runs Thresher only.
-With ``--runs 3`` every configuration runs three times and the median wall is reported.
+With ``--runs 3`` every configuration runs three times and the median wall is reported. ``--scale 4``
+also runs one and two workers on the crawl four times over (links under distinct names), where the
+workers' start-up (a few seconds of imports per process) weighs a quarter as much.
 """
 
 from __future__ import annotations
@@ -66,14 +68,27 @@ DATATROVE_NAMES = {"Trafilatura": "extract", "Language ID": "langid", "Gopher Re
                    "Gopher Quality": "gopher_quality", "C4 Quality": "c4", "FineWeb Quality": "fineweb"}
 
 
-def thresher_run(crawl: str, work: str, backend: str, workers: int) -> dict:
+def copies(crawl: str, work: str, n: int) -> list[str]:
+    """The crawl n times, as links under distinct names (distinct sources: distinct document ids)."""
+    folder = os.path.join(work, f"copies-{n}")
+    os.makedirs(folder, exist_ok=True)
+    paths = []
+    for i in range(n):
+        path = os.path.join(folder, f"copy{i}-{os.path.basename(crawl)}")
+        if not os.path.exists(path):
+            os.symlink(os.path.abspath(crawl), path)
+        paths.append(path)
+    return paths
+
+
+def thresher_run(crawl: str | list[str], work: str, backend: str, workers: int) -> dict:
     """One run of the chain; {wall, pages, stage: (docs in, seconds)}."""
     from thresher.pipeline.config import Config
     from thresher.pipeline.run import run
     from thresher.transforms import stage as registry
 
     cfg = Config()
-    cfg.input = [crawl]
+    cfg.input = [crawl] if isinstance(crawl, str) else crawl
     cfg.output = tempfile.mkdtemp(prefix=f"{backend}-{workers}-", dir=work)
     cfg.runner.workers = workers
     cfg.stages.extract.backend = backend
@@ -133,6 +148,9 @@ def main() -> None:
     ap.add_argument("--datatrove-python", default=os.environ.get("DATATROVE_PYTHON", "/tmp/dtvenv/bin/python"))
     ap.add_argument("--skip-datatrove", action="store_true")
     ap.add_argument("--runs", type=int, default=1)
+    ap.add_argument("--scale", type=int, default=0, metavar="N",
+                    help="also run one and two workers (resiliparse) on the crawl N times over: a job long "
+                         "enough that the workers' start-up weighs less")
     args = ap.parse_args()
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     work = tempfile.mkdtemp(prefix="chain-bench-")
@@ -177,6 +195,12 @@ def main() -> None:
         print(f"| {label} | {value} | {'yes' if ok else 'no'} |")
     walls = {n: round(r["wall"], 1) for n, r in runs.items()}
     print(f"\nwall seconds: {walls} (median of {args.runs})")
+    if args.scale:
+        inputs = copies(args.crawl, work, args.scale)
+        big = {w: median_run(lambda: thresher_run(inputs, work, "resiliparse", w), args.runs) for w in (1, 2)}
+        print(f"\nThe crawl {args.scale} times over ({big[1]['pages']:,} pages), resiliparse: one worker "
+              f"{rate(big[1]):.1f} pages/s ({big[1]['wall']:.1f} s), two workers {rate(big[2]):.1f} pages/s "
+              f"({big[2]['wall']:.1f} s): {rate(big[2]) / rate(big[1]):.2f}x")
 
 
 if __name__ == "__main__":
