@@ -340,7 +340,7 @@ assert all(CHAR_SCRIPTS[i + 1] == "-" for i in range(0, len(CHAR_SCRIPTS), 3))
 try:  # built with the package where a C compiler was found (transforms/_words.c)
     from thresher.transforms import _words
 
-    _words.set_scripts(_SCRIPT_RANGES)
+    _words.configure(_SCRIPT_RANGES, _SPECIAL_KEYS)
     _compiled_tokens = _words.tokens
 except ImportError:
     _compiled_tokens = None
@@ -355,12 +355,12 @@ def tokenize(text: str) -> list[str]:
     its own token without a lookup, and the chunks the memo lacks come back as a set to classify)."""
     with _MEMO_LOCK:  # Beam runs bundles on several threads of a worker process: they share the memo
         if _compiled_tokens is not None:
-            out = _compiled_tokens(text, _CHUNKS, _SPECIAL_KEYS)
+            out = _compiled_tokens(text, _CHUNKS)
             if type(out) is list:
                 return out
             if len(_CHUNKS) + len(out) <= CHUNK_MEMO_LIMIT:  # `out`: the chunks to classify first
                 _CHUNKS.update(_classify(out))
-                return _compiled_tokens(text, _CHUNKS, _SPECIAL_KEYS)  # every chunk is there now
+                return _compiled_tokens(text, _CHUNKS)  # every chunk is there now
         # (the memo is full: the older half goes below, as where the extension was not built)
         chunks = text.split()
         memo = _CHUNKS

@@ -218,7 +218,7 @@ def test_compiled_split_gives_the_python_tokens(text):
     no-space script, not a special case) is its own token; the rest from the memo."""
     t = _compiled()
     assert tokenize(text) == _python_tokenize(text) == _plain_tokenize(text)
-    assert type(t._compiled_tokens(text, {c: t._tokenize_chunk(c) for c in set(text.split())}, t._SPECIAL_KEYS)) is list
+    assert type(t._compiled_tokens(text, {c: t._tokenize_chunk(c) for c in set(text.split())})) is list
 
 
 def test_compiled_split_knows_every_letter_digit_and_space(monkeypatch):
@@ -237,9 +237,9 @@ def test_compiled_split_knows_every_letter_digit_and_space(monkeypatch):
 def test_compiled_split_asks_for_the_chunks_it_lacks():
     t = _compiled()
     memo = {"well-known": ("well", "-", "known")}
-    assert t._compiled_tokens("a well-known (b) cannot x", memo, t._SPECIAL_KEYS) == {"(b)", "cannot"}
+    assert t._compiled_tokens("a well-known (b) cannot x", memo) == {"(b)", "cannot"}
     memo.update({"(b)": ("(", "b", ")"), "cannot": ("can", "not")})
-    assert t._compiled_tokens("a well-known (b) cannot x", memo, t._SPECIAL_KEYS) == \
+    assert t._compiled_tokens("a well-known (b) cannot x", memo) == \
         ["a", "well", "-", "known", "(", "b", ")", "can", "not", "x"]
 
 
