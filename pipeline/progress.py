@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sys
 import threading
 import time
@@ -147,8 +148,17 @@ class ProgressDisplay:
         tty = self.stream.isatty()
         while not self._stop.wait(self.period):
             text = self.line()
-            self.stream.write(("\r" + text + "\x1b[K") if tty else text + "\n")
+            # on a terminal the line is rewritten in place: one wider than the terminal would wrap,
+            # and "\r" returns only to the start of its last row, leaving the others behind
+            self.stream.write(("\r" + text[:self._width() - 1] + "\x1b[K") if tty else text + "\n")
             self.stream.flush()
+
+    def _width(self) -> int:
+        """The terminal's width (read every time: the window may be resized)."""
+        try:
+            return os.get_terminal_size(self.stream.fileno()).columns
+        except (AttributeError, OSError, ValueError):
+            return shutil.get_terminal_size().columns  # COLUMNS, else stdout's terminal, else 80
 
     def __enter__(self):
         self._thread.start()

@@ -98,3 +98,28 @@ def test_a_local_run_shows_its_progress_while_it_runs(tmp_path, capsys, monkeypa
     counts = [int(m.group(1).replace(",", "")) for m in map(re.compile(r"\| ([\d,]+) records").search, lines) if m]
     assert counts and max(counts) > 0 and counts == sorted(counts)  # totals grow while it runs
     assert max(counts) <= result.stats["totals"]["read"]
+
+
+def test_on_a_terminal_the_line_fits_its_width(tmp_path, monkeypatch):
+    """Rewritten in place with a carriage return: a line wider than the terminal would wrap and
+    leave its first rows behind at every update."""
+    import time
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    writer = ProgressWriter(str(tmp_path), interval=0)
+    writer.add("read_bytes", 1_000_000)
+    stages = [f"stage_with_a_long_name_{i}" for i in range(8)]
+    for name in stages:
+        writer.add(f"stage:{name}", 12345)
+    monkeypatch.setenv("COLUMNS", "60")
+    term = Terminal()
+    display = ProgressDisplay(str(tmp_path), 3_000_000, stages, stream=term, period=0.01)
+    assert len(display.line()) > 60  # (the whole line is wider than this terminal)
+    with display:
+        time.sleep(0.1)
+    updates = [u for u in term.getvalue().split("\r") if u and u != "\x1b[K"]
+    assert updates and all(u.endswith("\x1b[K") and len(u) - 3 <= 59 for u in updates)
+    assert all("read 1.0/3.0 MB (33%)" in u for u in updates)  # the start of the line is kept
