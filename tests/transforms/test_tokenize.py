@@ -35,6 +35,17 @@ def test_documents_get_tokens_with_eos():
         assert list(d["tokens"][:-1]) == tok.encode(text, add_special_tokens=False).ids
 
 
+def test_the_stage_gives_the_ids_of_encode_batch_with_the_shipped_tokenizer():
+    # the stage calls encode_batch_fast (no character offsets): the ids must be encode_batch's, also on
+    # empty texts, special tokens written in the text, odd whitespace and scripts the vocabulary lacks
+    texts = [*TEXTS[:4], "", " ", "a<|endoftext|>b <|mask|>", "\u200b\ufeff\r\n\t x", "🙂" * 40,
+             "ﬁne ½ Ⅻ ǅ", "x" * 5000]
+    stage = TokenizeDocuments(Path(default_tokenizer()).read_text(), "tokenizer.json")
+    want = [e.ids + [stage.info.eos_id] for e in stage.tokenizer.encode_batch(texts, add_special_tokens=False)]
+    assert [d["tokens"].tolist() for d in stage([{"id": str(i), "text": t} for i, t in enumerate(texts)])] == want
+    assert any(len(w) > 2 * len(t) for w, t in zip(want, texts) if t)  # the emoji: several byte tokens each
+
+
 def test_tokenizer_without_eos_is_refused(tmp_path):
     tok = train_bpe(TEXTS, 700, eos_token="<eos>")
     with pytest.raises(ValueError, match="no EOS token"):
