@@ -1,7 +1,11 @@
 """The torture corpus (tests/torture.py) through a real run: every case ends as kept documents or
 counted drops and errors with a reason, the rest of each file is still read, the job finishes."""
 
+import os
+import time
+import uuid
 from collections import Counter
+from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
@@ -13,6 +17,8 @@ from thresher.pipeline.stats import accounting_problems
 from tests.torture import make_corpus
 
 pytestmark = pytest.mark.slow
+
+MARK = "THRESHER_TEST_RUN_MARK"
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +34,13 @@ def torture(tmp_path_factory):
     # duplicate-id case repeats a page)
     for name in (*CURATION_FILTERS, "dedup_minhash"):
         getattr(cfg.stages, name).enabled = False
-    stats = run(cfg).stats
+    # a mark every process of this run inherits (workers, their extraction children): none may outlive it
+    os.environ[MARK] = mark = uuid.uuid4().hex
+    try:
+        stats = run(cfg).stats
+    finally:
+        del os.environ[MARK]
+    stats["_mark"] = mark
     out = root / "out"
     docs = pq.read_table(out / "documents").to_pylist()
     rejected = pq.read_table(out / "rejected").to_pylist()
@@ -77,3 +89,26 @@ def test_the_huge_page_is_dropped_unread_and_the_next_page_kept(torture):
     assert huge["reason"] == "oversize" and "max_record_bytes" in huge["detail"]
     assert not huge["text"]  # never loaded
     assert any(d["source"] == "huge-page.warc.gz" and "After the huge page" in d["text"] for d in docs)
+
+
+def _marked(mark: str) -> list[str]:
+    found = []
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            if f"{MARK}={mark}".encode() in (proc / "environ").read_bytes().split(b"\0"):
+                cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+                found.append(f"{proc.name}: {cmdline}")
+        except OSError:  # gone meanwhile, or not ours to read
+            pass
+    return found
+
+
+@pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="reads /proc")
+def test_no_worker_or_extraction_process_outlives_the_run(torture):
+    # the workers end at once when their harness returns (pipeline/worker.py), without the
+    # interpreter's teardown: their extraction children must still end with them
+    _, stats, _, _ = torture
+    deadline = time.monotonic() + 10
+    while (left := _marked(stats["_mark"])) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert left == []
