@@ -1,5 +1,3 @@
-import sys
+from thresher.pipeline.cli import entry
 
-from thresher.pipeline.cli import main
-
-sys.exit(main())
+entry()
