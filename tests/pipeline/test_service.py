@@ -311,6 +311,10 @@ def test_server_killed_mid_run_restarts_with_nothing_lost(tmp_path, data):
     second = s.submit(name="queued", **spec)  # the same job: waits for the first
     s.wait(first["id"], until=lambda j: j["state"] == "running" and "thresher run:" in s.get(f"/api/jobs/{j['id']}/log").text)
     orphans = _process_group(first["id"])
+    # held still, so that it cannot finish while no server watches (a fast run did, on a busy machine)
+    group = {os.getpgid(p) for p in orphans}
+    assert len(group) == 1 and os.getpgid(0) not in group  # the job's own session
+    os.killpg(group.pop(), signal.SIGSTOP)
     s.kill()  # SIGKILL: no shutdown at all; the job's process lives on in its own session
     assert any(pid_alive(p) for p in orphans)
     s = Server(home, "--max-jobs", "1", "--root", str(data)).start()
