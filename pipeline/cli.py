@@ -226,13 +226,16 @@ def _summary(result) -> str:
 
 
 def cmd_run(args, beam_flags: list[str]) -> int:
+    from thresher.pipeline import standby
     from thresher.pipeline.heap import tune_heap
-    from thresher.pipeline.run import run  # Beam is slow to import: only for commands that need it
 
     tune_heap()  # this process is the local runner, which holds every shuffle (pipeline/heap.py)
 
     cfg = load(args.config)
     _apply_overrides(cfg, args)
+    standby.prestart(cfg.runner.name, cfg.runner.workers)  # local workers import while Beam does here
+    from thresher.pipeline.run import run  # Beam is slow to import: only for commands that need it
+
     if not args.quiet:
         print(f"thresher run: {', '.join(cfg.input) if cfg.input else 'embedded sample'} -> {cfg.output} "
               f"({cfg.runner.name}, {cfg.runner.workers} worker{'s' if cfg.runner.workers > 1 else ''})", file=sys.stderr)

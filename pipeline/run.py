@@ -17,7 +17,7 @@ from importlib import resources
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 
-from thresher.pipeline import card, rundir
+from thresher.pipeline import card, rundir, standby
 from thresher.pipeline.config import Config, ConfigError
 from thresher.pipeline.graph import Curate
 from thresher.pipeline.progress import PROGRESS_ENV, ProgressDisplay, ProgressWriter, write_run_meta
@@ -203,7 +203,17 @@ def run(cfg: Config, beam_flags: list[str] | None = None, show_progress: bool = 
     The output folder must be new or empty, or hold a run of this same config (a rerun after a
     crash); another run or other files are replaced only with `overwrite`. `quiet` False: say on
     stderr where a Spark or Flink job server was started."""
-    beam_flags = list(beam_flags or [])
+    # several local workers: their processes start importing now (pipeline/standby.py)
+    pool = standby.pool_for(cfg.runner.name, cfg.runner.workers)
+    try:
+        return _run(cfg, list(beam_flags or []), show_progress, overwrite, quiet, pool.command() if pool else None)
+    finally:
+        if pool is not None:
+            pool.close()
+
+
+def _run(cfg: Config, beam_flags: list[str], show_progress: bool, overwrite: bool, quiet: bool,
+         worker_command: str | None) -> RunResult:
     stages: list[Stage] = enabled_stages(cfg)
     cfg = copy.deepcopy(cfg)
     cfg.input = list(cfg.input or [embedded_sample()])
@@ -211,7 +221,7 @@ def run(cfg: Config, beam_flags: list[str] | None = None, show_progress: bool = 
         cfg.input_root = os.path.abspath(cfg.input_root)
     check_filesystems([*cfg.input, cfg.output])
     files, skipped = resolve_inputs(cfg.input, cfg.input_root)
-    runner, options = make_runner_and_options(cfg.runner.name, cfg.runner.workers, beam_flags)
+    runner, options = make_runner_and_options(cfg.runner.name, cfg.runner.workers, beam_flags, worker_command)
 
     if is_dry_run(options):
         return _dry_run(cfg, stages, files, runner, options)

@@ -40,7 +40,9 @@ def unknown_beam_flags(flags: list[str]) -> list[str]:
     return sorted(f"--{k}" for k in with_unknown if k not in known)
 
 
-def make_runner_and_options(runner: str, workers: int, beam_flags: list[str]):
+def make_runner_and_options(runner: str, workers: int, beam_flags: list[str], command: str | None = None):
+    """Beam's runner and options; `command`: the local runner's worker command (default
+    `worker_command()`; a standby pool's launcher, pipeline/standby.py)."""
     bad = unknown_beam_flags(beam_flags)
     if bad:
         raise ConfigError(f"unknown option(s): {' '.join(bad)} (not a Thresher flag nor a Beam pipeline option)")
@@ -52,7 +54,7 @@ def make_runner_and_options(runner: str, workers: int, beam_flags: list[str]):
         if workers == 1:
             return FnApiRunner(), options
         # Beam's multi_processing mode with our worker entry point (pipeline/worker.py: quiet logs)
-        env = SubprocessSDKEnvironment.from_command_string(worker_command())
+        env = SubprocessSDKEnvironment.from_command_string(command or worker_command())
         return FnApiRunner(default_environment=env), options
     if runner in ("portable", "spark", "flink"):  # spark, flink: the job server's endpoint comes when it starts
         return "PortableRunner", PipelineOptions(beam_flags)

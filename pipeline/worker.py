@@ -1,5 +1,8 @@
 """The SDK worker process for local multi-process runs: Beam's own, with quiet logging and a tuned
-C heap (pipeline/heap.py), and a quick exit.
+C heap (pipeline/heap.py), and a quick exit. Three ways to start it: plain (Beam's harness, here),
+``--standby BASE`` (import everything, then wait for a job on ``BASE.sock``) and ``--attach FOLDER``
+(Beam's command with a standby pool: hand the job to a waiting process, or run it here if none
+waits); pipeline/standby.py has the pool.
 
 Beam's worker logs every start-up step at INFO to the terminal it inherits; users of
 `thresher run --workers N` should see progress, not gRPC channel set-up. Warnings still show.
@@ -35,7 +38,9 @@ def quick_exit(code: int) -> None:
     os._exit(code)
 
 
-if __name__ == "__main__":
+def harness():
+    """Beam's SDK harness, imported and tuned; returns the function that runs it (reading the
+    runner's addresses from the environment)."""
     tune_heap()  # before Beam starts its gRPC threads
     configure(fmt="%(levelname)s worker: %(message)s")  # before Beam is imported: it logs on import
     from apache_beam.runners.worker import sdk_worker, sdk_worker_main
@@ -44,5 +49,35 @@ if __name__ == "__main__":
     # stage's processor, output buffers included: sized by the stage's data, so 40 rounds of
     # connected components held ~150 MB at 16x the dedup benchmark. Idle ones go after 1 s, not 60.
     sdk_worker.DEFAULT_BUNDLE_PROCESSOR_CACHE_SHUTDOWN_THRESHOLD_S = 1
-    sdk_worker_main.main(sys.argv)  # an exception ends the process the usual way, with its traceback
+    return lambda: sdk_worker_main.main(sys.argv)
+
+
+def preload() -> None:
+    """What a worker imports when it unpickles the job's stages (pipeline/standby.py: done while
+    the driver builds the job)."""
+    import importlib
+
+    from thresher.transforms import stage as registry
+
+    importlib.import_module("thresher.pipeline.graph")  # every pipeline module the stages use
+
+    registry.stages()  # the stage modules, and the libraries they import
+
+
+if __name__ == "__main__":
+    mode = sys.argv[1] if len(sys.argv) > 2 else ""
+    if mode == "--attach":  # Beam's command for a worker: hand it to a waiting process if there is one
+        from thresher.pipeline.standby import attach
+
+        status = attach(sys.argv[2])
+        if status is not None:
+            quick_exit(status)
+    run = harness()
+    if mode == "--standby":
+        from thresher.pipeline.standby import serve
+
+        preload()
+        serve(sys.argv[2], run)
+    else:
+        run()  # an exception ends the process the usual way, with its traceback
     quick_exit(0)
