@@ -30,6 +30,7 @@ import threading
 import time
 
 LOCAL_RUNNER = "direct"
+PREFIX = "thresher-standby-"  # + the driver's pid: a later pool removes the folders of drivers that are gone
 ATTACH_WAIT_S = 60.0  # a launcher waits this long for a process still importing, then starts its own
 IDLE_S = 3600.0  # a process nobody takes ends after this long (the driver ends unused ones sooner)
 _ACK, _SOCKET_PATH_MAX = b"\x01", 100  # sun_path holds 104-108 bytes, by platform
@@ -40,7 +41,8 @@ class StandbyPool:
 
     def __init__(self, n: int, python: str = sys.executable):
         self.n, self.python = n, python
-        self.folder = tempfile.mkdtemp(prefix="thresher-standby-")
+        sweep()
+        self.folder = tempfile.mkdtemp(prefix=f"{PREFIX}{os.getpid()}-")
         self.procs: list[subprocess.Popen] = []
         self.used = 0  # processes a launcher took, counted when the pool closes
         if len(os.path.join(self.folder, f"{n}.sock")) > _SOCKET_PATH_MAX:  # a long TMPDIR: no pool
@@ -72,6 +74,29 @@ class StandbyPool:
         for p in self.procs:
             p.wait()
         self.procs = []
+
+
+def sweep(root: str | None = None) -> None:
+    """Removes the folders of pools whose driver is gone (killed before it could close them)."""
+    root = root or tempfile.gettempdir()
+    try:
+        names = [n for n in os.listdir(root) if n.startswith(PREFIX)]
+    except OSError:
+        return
+    for name in names:
+        pid = name[len(PREFIX):].split("-", 1)[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(os.path.join(root, name), ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # another user's process
+        return True
+    return True
 
 
 _prestarted: dict[int, StandbyPool] = {}

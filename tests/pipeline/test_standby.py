@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from thresher.pipeline.standby import StandbyPool
+from thresher.pipeline.standby import PREFIX, StandbyPool, sweep
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="Unix sockets and process groups")
 
@@ -82,3 +82,14 @@ def test_with_no_process_waiting_the_launcher_runs_the_worker_itself():
         assert proc.returncode == 1 and b"sdk_worker_main" in err and b"JSONDecodeError" in err, err
     finally:
         pool.close()
+
+
+def test_folders_of_drivers_that_are_gone_are_swept(tmp_path):
+    gone = subprocess.Popen(["true"])
+    gone.wait()  # a pid no process has now (reaped)
+    (tmp_path / f"{PREFIX}{gone.pid}-abc").mkdir()
+    (tmp_path / f"{PREFIX}{gone.pid}-abc" / "0.wait").write_text("")
+    (tmp_path / f"{PREFIX}{os.getpid()}-def").mkdir()  # a live driver's
+    (tmp_path / "thresher-other").mkdir()
+    sweep(str(tmp_path))
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([f"{PREFIX}{os.getpid()}-def", "thresher-other"])
