@@ -466,3 +466,25 @@ def main(argv: list[str] | None = None) -> int:
         print(f"thresher train: {e}", file=sys.stderr)
         return 2
     return 0
+
+
+def end_rank(code: int) -> None:
+    """End a torchrun rank whose work is on disk without the interpreter's finalization.
+
+    Gloo runs collectives on its own threads, and a thread drops a finished collective's tensors
+    after the waiting rank has already moved on. `destroy_process_group()` does not stop those
+    threads while FSDP's device mesh still holds the group, so the drop could come while the
+    interpreter was finalizing: the tensors' Python objects need the GIL, a finalizing interpreter
+    ends any thread that asks for it, and ending a thread inside C++ code that may not throw is
+    `std::terminate` ("terminate called without an active exception", exit -6, about one run in
+    25 on a busy 2-core machine; seen in a core dump: ProcessGroupGloo::runLoop ->
+    ~AsyncBarrierWork -> decref -> take_gil -> pthread_exit). Everything a rank writes is closed
+    before this point (the checkpoint renamed after its barrier, metrics.jsonl closed), so the
+    process flushes its streams and ends here; nothing is left to tear down.
+    """
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    os._exit(code)
