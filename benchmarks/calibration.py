@@ -30,7 +30,7 @@ from pathlib import Path
 
 import pyarrow.dataset as ds
 
-from thresher.pipeline.calibrate import calibrate, kept, read_rows, thresholds_yaml
+from thresher.pipeline.tools.calibrate import calibrate, kept, read_rows, thresholds_yaml
 
 DEFAULT_CRAWL = Path(__file__).resolve().parents[2] / "shared" / "data" / "crawl-sample.warc.gz"
 SITE = "/debian-handbook/"

@@ -84,7 +84,7 @@ def copies(crawl: str, work: str, n: int) -> list[str]:
 def thresher_run(crawl: str | list[str], work: str, backend: str, workers: int) -> dict:
     """One run of the chain; {wall, pages, stage: (docs in, seconds)}."""
     from thresher.pipeline.config import Config
-    from thresher.pipeline.run import run
+    from thresher.pipeline.engines.run import run
     from thresher.transforms import stage as registry
 
     cfg = Config()
@@ -103,7 +103,7 @@ def thresher_run(crawl: str | list[str], work: str, backend: str, workers: int) 
 
 
 def datatrove_run(python: str, crawl: str, work: str) -> dict:
-    from thresher.transforms.langid import model_path
+    from thresher.transforms.lid_models import model_path
 
     worker = os.path.join(work, "dt_chain.py")
     Path(worker).write_text(DATATROVE_WORKER)

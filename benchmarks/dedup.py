@@ -49,7 +49,7 @@ print(json.dumps({"seconds": time.perf_counter() - t0, "failed": failed}))
 
 def curated(crawl: str, out: str) -> str:
     from thresher.pipeline.config import Config
-    from thresher.pipeline.run import run
+    from thresher.pipeline.engines.run import run
 
     cfg = Config()
     cfg.input = [crawl]
@@ -151,7 +151,7 @@ def cluster_run(docs: list[dict], tmp: str, name: str, **minhash) -> tuple[set, 
     import pyarrow.parquet as pq
 
     from thresher.pipeline.config import Config
-    from thresher.pipeline.run import run
+    from thresher.pipeline.engines.run import run
     from thresher.transforms import stage as stage_registry
 
     src = os.path.join(tmp, f"{name}.jsonl")
@@ -263,7 +263,7 @@ SCALE_SCRIPT = r"""
 import json, resource, sys, time
 try:  # this tree, installed: the thresher.* namespace (the python given runs the tree's own install)
     from thresher.pipeline.config import Config
-    from thresher.pipeline.run import run
+    from thresher.pipeline.engines.run import run
 except ImportError:  # an older checkout compared against, with bare package names
     sys.path.insert(0, sys.argv[3])
     from pipeline.config import Config

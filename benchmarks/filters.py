@@ -95,7 +95,7 @@ json.dump(result, sys.stdout)
 def extracted_pages(crawl: str, work: str, columns: tuple[str, ...] = ("text",)) -> list[dict]:
     """The crawl's pages after Thresher's ingest and extraction only (every other stage off)."""
     from thresher.pipeline.config import Config
-    from thresher.pipeline.run import run
+    from thresher.pipeline.engines.run import run
     from thresher.transforms import stage as registry
     import pyarrow.parquet as pq
 
@@ -118,7 +118,7 @@ def thresher(texts: list[str]) -> dict:
     from thresher.transforms.filters.fineweb import FineWebQuality
     from thresher.transforms.filters.gopher import GopherQuality, GopherRepetition
     from thresher.transforms.filters.langid import LanguageStage
-    from thresher.transforms.langid import LanguageIdentifier
+    from thresher.transforms.lid_models import LanguageIdentifier
     from thresher.transforms.document import Drop
 
     stages = {"langid": LanguageStage(LanguageIdentifier()),
@@ -168,7 +168,7 @@ def main() -> None:
     mb = sum(len(t.encode()) for t in texts) / 1e6
     print(f"{len(texts)} extracted texts ({mb:.1f} MB) from {args.crawl}\n")
 
-    from thresher.transforms.langid import model_path
+    from thresher.transforms.lid_models import model_path
 
     worker = os.path.join(work, "dt_worker.py")
     Path(worker).write_text(DATATROVE_WORKER)

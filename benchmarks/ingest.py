@@ -49,7 +49,7 @@ def plain_loop(paths: list[str]) -> tuple[int, float]:
 
 def pipeline_run(paths: list[str], workers: int) -> tuple[int, float]:
     from thresher.pipeline.config import Config
-    from thresher.pipeline.run import run
+    from thresher.pipeline.engines.run import run
 
     cfg = Config()
     cfg.input = list(paths)

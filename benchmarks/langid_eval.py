@@ -55,7 +55,7 @@ def crawl_documents(crawl: str, work: str) -> list[dict]:
     """(site, lang, text) of the crawl's pages whose URL names their language."""
     from filters import extracted_pages  # benchmarks/filters.py (this script's folder is on sys.path)
 
-    from thresher.transforms.langid import normalise
+    from thresher.transforms.lid_models import normalise
 
     docs = []
     for row in extracted_pages(crawl, work, ("url", "text")):
@@ -209,7 +209,7 @@ def main() -> None:
         path.write_text("".join(json.dumps(x, ensure_ascii=False) + "\n" for x in items), encoding="utf-8")
     items = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
 
-    from thresher.transforms.langid import LanguageIdentifier
+    from thresher.transforms.lid_models import LanguageIdentifier
 
     ours = LanguageIdentifier()
     t0 = time.perf_counter()

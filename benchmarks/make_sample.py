@@ -16,7 +16,7 @@ from collections import defaultdict
 from pathlib import Path
 
 
-from thresher.transforms.http import HttpError, parse_response  # noqa: E402
+from thresher.transforms.http_response import HttpError, parse_response  # noqa: E402
 from thresher.transforms.warc import WarcRecord, iter_warc  # noqa: E402
 
 

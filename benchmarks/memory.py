@@ -34,7 +34,7 @@ RUN_SCRIPT = r"""
 import json, sys, time
 try:  # this tree, installed: the thresher.* namespace (the python given runs the tree's own install)
     from thresher.pipeline.config import Config
-    from thresher.pipeline.run import run
+    from thresher.pipeline.engines.run import run
 except ImportError:  # an older checkout compared against, with bare package names
     sys.path.insert(0, sys.argv[1])
     from pipeline.config import Config

@@ -32,7 +32,7 @@ DEFAULT_CRAWL = Path(__file__).resolve().parents[2] / "shared" / "data" / "crawl
 
 def curated_texts(crawl: str, out: str) -> str:
     from thresher.pipeline.config import Config
-    from thresher.pipeline.run import run
+    from thresher.pipeline.engines.run import run
 
     cfg = Config()
     cfg.input = [crawl]
@@ -43,7 +43,7 @@ def curated_texts(crawl: str, out: str) -> str:
 
 
 def limit_loop(texts: list[str], batch: int, method: str = "encode_batch") -> tuple[int, float]:
-    from thresher.transforms.tokenize import default_tokenizer, tokenizer_from_json
+    from thresher.transforms.tokenization import default_tokenizer, tokenizer_from_json
 
     tok, _ = tokenizer_from_json(Path(default_tokenizer()).read_text(), "tokenizer.json")
     encode = getattr(tok, method)
@@ -60,7 +60,7 @@ def stage_run(docs_dir: str, out: str) -> tuple[int, float, float]:
     import pyarrow.parquet as pq
 
     from thresher.pipeline.config import Config
-    from thresher.pipeline.run import run
+    from thresher.pipeline.engines.run import run
 
     src = os.path.join(out, "texts.jsonl")
     with open(src, "w", encoding="utf-8") as fh:

@@ -26,7 +26,7 @@ DEFAULT_CRAWL = Path(__file__).resolve().parents[2] / "shared" / "data" / "crawl
 
 def make_data(crawl: str, out: str) -> str:
     from thresher.pipeline.config import Config
-    from thresher.pipeline.run import run
+    from thresher.pipeline.engines.run import run
 
     cfg = Config()
     cfg.input = [crawl]

@@ -19,7 +19,7 @@ import yaml
 from thresher.transforms import stage as stage_registry
 from thresher.transforms.stage import ConfigError, check as _check
 
-__all__ = ["Config", "ConfigError", "RunnerConfig", "StagesConfig", "WriteConfig", "from_dict", "load"]
+__all__ = ["Config", "ConfigError", "RunnerConfig", "StagesConfig", "WriteConfig", "apply_overrides", "from_dict", "load"]
 
 
 class StagesConfig:
@@ -255,3 +255,44 @@ def load(path: str | list[str] | None) -> Config:
             raise ConfigError(f"config file {p}: expected a mapping at the top level, got {type(part).__name__}")
         data = merge(data, part or {})
     return from_dict(data)
+
+
+def stage_list(value: str | None, what: str) -> list[str]:
+    """``a,b`` -> the stage names, each checked against the registry (``what`` names the flag)."""
+    if not value:
+        return []
+    names = [n.strip() for n in value.split(",") if n.strip()]
+    known = stage_registry.names()
+    for n in names:
+        if n not in known:
+            raise ConfigError(f"{what}: unknown stage '{n}' (stages: {', '.join(known)})")
+    return names
+
+
+def apply_overrides(cfg: Config, input: list[str] | None = None, output: str | None = None,
+                    runner: str | None = None, workers: int | None = None, only: str | None = None,
+                    skip: str | None = None) -> Config:
+    """What `thresher run`'s flags (and a service job's fields) change in a loaded config, checked
+    the same way as the config itself: ``only``/``skip`` name stages (``a,b``; ingest and writing
+    always run). Returns `cfg`, changed in place and validated."""
+    if input:
+        cfg.input = list(input)
+    if output:
+        cfg.output = output
+    if runner:
+        cfg.runner.name = runner
+    if workers is not None:
+        cfg.runner.workers = workers
+    chosen, skipped = stage_list(only, "--only"), stage_list(skip, "--skip")
+    if chosen and skipped:
+        raise ConfigError("--only and --skip cannot be used together")
+    for stage in stage_registry.stages():
+        if not stage.optional:
+            continue
+        section = getattr(cfg.stages, stage.name)
+        if chosen:
+            section.enabled = stage.name in chosen
+        elif stage.name in skipped:
+            section.enabled = False
+    cfg.validate()
+    return cfg

@@ -18,13 +18,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from thresher.pipeline.config import Config
-from thresher.pipeline.run import resolve_resources
-from thresher.pipeline.stages import PipelineContext, enabled_stages
+from thresher.pipeline.engines.run import resolve_resources
+from thresher.pipeline.graph.stages import PipelineContext, enabled_stages
 from tests.warcgen import gz, http_response, page, record
 from thresher.transforms.document import Drop
 from thresher.transforms.encoding import decode_page
 from thresher.transforms.extract import HtmlExtractor
-from thresher.transforms.http import HttpError, parse_response
+from thresher.transforms.http_response import HttpError, parse_response
 from thresher.transforms.ingest import Rejection, WarcOptions, decode_payload, read_jsonl, read_parquet, read_warc
 
 EXAMPLES = int(os.environ.get("THRESHER_FUZZ_EXAMPLES", "150"))

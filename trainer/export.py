@@ -91,7 +91,7 @@ def llama_config(cfg: ModelConfig, tokenizer: dict) -> dict:
 def _tokenizer_file(tokenizer: dict, given: str | None) -> str | None:
     """The tokenizer.json the checkpoint's data was tokenized with: `given`, the run's own file, or
     the default shipped with Thresher, whichever has the checkpoint's sha256."""
-    from thresher.transforms.tokenize import default_tokenizer, tokenizer_from_json
+    from thresher.transforms.tokenization import default_tokenizer, tokenizer_from_json
 
     candidates = [given] if given else []
     candidates += [tokenizer.get("name") or "", default_tokenizer()]

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from thresher.transforms.tokenize import FIM_MIDDLE, FIM_PREFIX, FIM_SUFFIX, MASK, PAD, sentinel
+from thresher.transforms.tokenization import FIM_MIDDLE, FIM_PREFIX, FIM_SUFFIX, MASK, PAD, sentinel
 
 IGNORE = -100  # a target position without loss (torch's cross_entropy ignore_index)
 OBJECTIVES = ("clm", "mlm", "span", "fim")

@@ -14,7 +14,7 @@ do not; `to_fasttext_format` drops them, so the model is written in fastText's o
 `train` checks that the written model predicts exactly what floret predicts.
 
 Keep rules: ``min_score``, or ``keep_top`` (the top fraction of the corpus by score): a global cut-off,
-so the stage is a corpus stage (its Beam side, ``thresher.pipeline.classify``, computes the quantile
+so the stage is a corpus stage (its Beam side, ``thresher.pipeline.graph.classifier_stage``, computes the quantile
 over all documents' scores); the scores are computed when the documents are parked, text at hand.
 """
 
@@ -156,7 +156,7 @@ def _columns(params: QualityClassifierParams) -> tuple:
 
 
 register(Stage(name=STAGE, order=85, params=QualityClassifierParams, prepare=_prepare, resolve=_resolve,
-               corpus="thresher.pipeline.classify:QualityCut", columns=_columns,
+               corpus="thresher.pipeline.graph.classifier_stage:QualityCut", columns=_columns,
                description="fastText quality classifier: quality_score, keep min_score or the top keep_top share",
                details=("scores each document with fastText supervised models (`model`, `label`: the "
                         "probability of that label is `quality_score`; `models` adds named ones as "

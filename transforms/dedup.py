@@ -215,7 +215,7 @@ def bucket_pairs(members: list[tuple[str, np.ndarray]], threshold: float | None,
 
 
 # --- the `dedup_exact` and `dedup_minhash` stages ----------------------------------------------
-# Corpus-level stages: their Beam composites live in thresher.pipeline.dedup and see documents'
+# Corpus-level stages: their Beam composites live in thresher.pipeline.graph.dedup_shuffle and see documents'
 # references, not the documents; what they need from a text is computed when a document is parked
 # (the `prepare` functions below), while its text is at hand.
 
@@ -246,7 +246,7 @@ def exact_prepare(params: DedupExactParams):
 
 
 register(Stage(name="dedup_exact", order=90, params=DedupExactParams, prepare=exact_prepare, dedup=True,
-               corpus="thresher.pipeline.dedup:ExactDedup",
+               corpus="thresher.pipeline.graph.dedup_shuffle:ExactDedup",
                description="one document per normalised-text hash (optionally newest capture per URL)",
                details=("one document per hash of the normalised text (NFKC, case, whitespace, "
                         "punctuation, digits: each switchable); the lowest id is kept. Optionally "
@@ -315,7 +315,7 @@ def minhash_finish(stats: dict, params: DedupMinhashParams) -> list[str]:
 
 
 register(Stage(name="dedup_minhash", order=100, params=DedupMinhashParams, prepare=minhash_prepare, dedup=True,
-               corpus="thresher.pipeline.dedup:MinHashDedup", finish=minhash_finish, outputs=("dedup",),
+               corpus="thresher.pipeline.graph.dedup_shuffle:MinHashDedup", finish=minhash_finish, outputs=("dedup",),
                description="MinHash LSH near-duplicate removal, components clustered in parallel; writes dedup/",
                details=("word 5-gram shingles (single characters in scripts without spaces: CJK, "
                         "Thai, ...), 64-bit MinHash, 18 bands x 6 rows (or derived from "

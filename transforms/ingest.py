@@ -17,7 +17,7 @@ from typing import BinaryIO, Iterator, Union
 from thresher.transforms.document import Drop, make_id
 from thresher.transforms.encoding import decode_page
 from thresher.transforms.extract import control_char_ratio, looks_binary
-from thresher.transforms.http import HttpError, parse_response
+from thresher.transforms.http_response import HttpError, parse_response
 from thresher.transforms.stage import Stage, check, register
 from thresher.transforms.warc import ReadError, WarcRecord, is_gzip, iter_warc, iter_warc_split
 

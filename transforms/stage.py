@@ -12,7 +12,7 @@ named in `BUILTIN` (every module of ``thresher.transforms.filters`` is imported,
 one new file there); other packages add stages through the ``thresher.stages`` entry-point group.
 
 Stages are pure: this module, like all of ``transforms/``, never imports Beam. A corpus-level stage
-(dedup) names its Beam composite by import path (``"thresher.pipeline.dedup:MinHashDedup"``), which
+(dedup) names its Beam composite by import path (``"thresher.pipeline.graph.dedup_shuffle:MinHashDedup"``), which
 only the pipeline resolves.
 """
 
@@ -84,7 +84,7 @@ _REGISTRY: dict[str, Stage] = {}
 # Modules that hold the built-in stages; importing them registers them.
 BUILTIN = ("thresher.transforms.ingest", "thresher.transforms.extract", "thresher.transforms.holdout",
            "thresher.transforms.filters", "thresher.transforms.decontaminate",
-           "thresher.transforms.classifier", "thresher.transforms.dedup", "thresher.transforms.tokenize")
+           "thresher.transforms.classifier", "thresher.transforms.dedup", "thresher.transforms.tokenization")
 ENTRY_POINTS = "thresher.stages"
 _loaded = False
 

@@ -1,8 +1,13 @@
 """`thresher serve`: submit, watch, inspect and compare curation runs over HTTP and in a browser.
 
 A thin layer over the commands a user types: each job is a `thresher run` process (jobs.py), its
-state a row in SQLite under ``--home`` (store.py), and run pages read run directories through
-`thresher inspect`'s own code (runs.py). app.py holds the API and the pages.
+state a row in SQLite under ``--home`` (store.py), a job is checked by the config module's own
+rules (specs.py), and run pages read run directories through `thresher inspect`'s own code
+(runs.py). app.py puts the app together from its routers: jobs_api.py, runs_api.py, pages.py;
+core.py holds what they share.
+
+Imports FastAPI, `tools/` and the shared modules of `pipeline/`; never Beam, `graph/`, `engines/`
+or `cli/` (a job's Beam options are checked in a process of their own).
 """
 
 from __future__ import annotations

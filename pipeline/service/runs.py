@@ -2,7 +2,7 @@
 page at a time (kept ones by language, dropped ones by stage, reason and language) and the
 distribution of a filter's signal with its threshold, from an annotate-mode run.
 
-The report itself is inspect's (pipeline/inspect.py ``build_report``), cached per run directory
+The report itself is inspect's (pipeline/tools/inspection.py ``build_report``), cached per run directory
 until its stats.json changes. Rows are located from the few columns a filter needs; only the
 rows of the page asked for are read whole.
 """
@@ -17,11 +17,11 @@ import numpy as np
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from thresher.pipeline.calibrate import enabled_filters
+from thresher.pipeline.tools.calibrate import enabled_filters
 from thresher.pipeline.config import ConfigError, load
-from thresher.pipeline.inspect import NOT_PAGES, build_report
+from thresher.pipeline.tools.inspection import NOT_PAGES, build_report
 from thresher.pipeline.layout import partition_values
-from thresher.pipeline.report import _read, _strings, files, fired_signal
+from thresher.pipeline.tools.report import _read, _strings, files, fired_signal
 
 TEXT_CHARS = 5000  # of a document's text in a page of documents
 MAX_PAGE = 100

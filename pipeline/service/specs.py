@@ -1,20 +1,24 @@
 """A job as submitted, checked before it is queued: the recipe loads (YAML read safely, every
-value validated with the CLI's own errors), the Beam options exist, and every path the job would
-read or write lies under one of the service's roots."""
+value validated by the config module, as for `thresher run`: one set of rules and errors), the
+Beam options exist, and every path the job would read or write lies under one of the service's
+roots. `JobSpec` is also the API's request body: FastAPI checks the field types from its
+annotations, `check` everything else."""
 
 from __future__ import annotations
 
-import argparse
 import glob
 import os
+import subprocess
+import sys
 import tempfile
 from dataclasses import dataclass, field
 
 import yaml
 
-from thresher.pipeline.config import ConfigError, load
+from thresher.pipeline.config import ConfigError, apply_overrides, load
 
 MAX_RECIPE_BYTES = 256 * 1024
+MAX_INPUTS, MAX_OPTIONS = 1000, 100
 # Config keys that hold a path the job reads or writes (input, benchmarks' path, a model, a tokenizer)
 PATH_KEYS = {"input", "input_root", "output", "path", "model", "tokenizer"}
 
@@ -49,7 +53,9 @@ class Roots:
 
 @dataclass
 class JobSpec:
-    name: str = ""
+    """A curation job: `thresher run` with these arguments."""
+
+    name: str = ""  # a label for the runs list
     recipe: str = ""  # YAML text; "" : the built-in defaults
     inputs: list[str] = field(default_factory=list)  # "" : the recipe's, or the embedded sample
     output: str = ""  # "" : HOME/runs/<job id>
@@ -78,12 +84,12 @@ def _paths_in(node, key: str | None = None):
 
 def check(spec: JobSpec, roots: Roots) -> JobSpec:
     """The spec, checked (ConfigError says what is wrong, as the CLI would)."""
-    from thresher.pipeline.cli import _apply_overrides
-
     if len(spec.name) > 200:
         raise ConfigError("name: at most 200 characters")
     if len(spec.recipe.encode()) > MAX_RECIPE_BYTES:
         raise ConfigError(f"recipe: larger than {MAX_RECIPE_BYTES // 1024} KB")
+    if len(spec.inputs) > MAX_INPUTS or len(spec.options) > MAX_OPTIONS:
+        raise ConfigError(f"inputs: at most {MAX_INPUTS}; options: at most {MAX_OPTIONS}")
     for opt in spec.options:
         if not opt.startswith("--") or "\n" in opt:
             raise ConfigError(f"options: {opt!r} is not a --name=value pipeline option")
@@ -104,10 +110,8 @@ def check(spec: JobSpec, roots: Roots) -> JobSpec:
                 fh.write(spec.recipe)
             configs.append(path)
         cfg = load(configs or None)
-        args = argparse.Namespace(input=list(spec.inputs) or None, output=spec.output or None,
-                                  runner=spec.runner or None, workers=spec.workers or None,
-                                  only=spec.only or None, skip=spec.skip or None)
-        _apply_overrides(cfg, args)
+        apply_overrides(cfg, input=list(spec.inputs) or None, output=spec.output or None, runner=spec.runner or None,
+                        workers=spec.workers or None, only=spec.only or None, skip=spec.skip or None)
         resolved = yaml.safe_load(cfg.to_yaml())
     resolved.pop("output", None)  # the job's output is checked below: the service names it
     paths += list(_paths_in(resolved))
@@ -121,12 +125,17 @@ def check(spec: JobSpec, roots: Roots) -> JobSpec:
     spec.inputs = [p if "://" in p else os.path.abspath(p) for p in cfg.input]
     if spec.output and "://" not in spec.output:
         spec.output = os.path.abspath(spec.output)
-    if spec.options:  # Beam's option classes say which exist (Beam loads in seconds: only when needed)
-        from thresher.pipeline.runners import unknown_beam_flags
-
-        bad = unknown_beam_flags(spec.options)
-    else:
-        bad = []
+    # Beam's option classes say which exist: read in a process of its own (the service never
+    # imports Beam), only when a job names options
+    bad = unknown_beam_flags(spec.options) if spec.options else []
     if bad:
         raise ConfigError(f"unknown option(s): {' '.join(bad)} (not a Beam pipeline option)")
     return spec
+
+
+def unknown_beam_flags(options: list[str]) -> list[str]:
+    proc = subprocess.run([sys.executable, "-m", "thresher.pipeline.engines.runners", *options],
+                          capture_output=True, text=True, timeout=300)
+    if proc.returncode != 0:
+        raise ConfigError(f"options: could not be checked: {proc.stderr.strip().splitlines()[-1:]}")
+    return proc.stdout.split()

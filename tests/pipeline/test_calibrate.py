@@ -8,7 +8,7 @@ import pyarrow.dataset as ds
 import pytest
 import yaml
 
-from thresher.pipeline.calibrate import matching_threshold, z_score
+from thresher.pipeline.tools.calibrate import matching_threshold, z_score
 from thresher.pipeline.cli import main
 from thresher.pipeline.config import ConfigError, load
 from tests.stages import CURATION_FILTERS

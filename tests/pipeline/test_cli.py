@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from thresher.pipeline.cli import main
-from thresher.pipeline.rundir import safe_subpath
+from thresher.pipeline.graph.rundir import safe_subpath
 from tests.stages import STAGE_NAMES
 
 
@@ -86,7 +86,7 @@ def test_console_script_runs_the_default_job(tmp_path):
 def test_inspect_sample_and_help_do_not_import_beam(tmp_path):
     """Looking at a run starts fast: `inspect`, `sample` and `--help` never import Beam."""
     from thresher.pipeline.config import from_dict
-    from thresher.pipeline.run import run
+    from thresher.pipeline.engines.run import run
     from thresher.transforms import stage as registry
 
     data = tmp_path / "docs.jsonl"
@@ -117,7 +117,9 @@ def test_the_version_has_one_source():
             assert not re.search(r"__version__\s*=\s*['\"]\d+\.\d+", path.read_text()), path  # a version literal
 
 
-README = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+ROOT = Path(__file__).resolve().parents[2]
+README = (ROOT / "README.md").read_text()
+CONFIGURATION = (ROOT / "docs" / "configuration.md").read_text()
 
 
 def test_the_readme_stage_table_is_the_registry(capsys):
@@ -126,19 +128,19 @@ def test_the_readme_stage_table_is_the_registry(capsys):
     assert table in README, "README's stage table: regenerate it with `thresher stages --markdown`"
 
 
-def test_the_readme_config_block_shows_the_defaults(capsys):
-    """Every key the README's config block shows has its default value, and every stage is there."""
+def test_the_docs_config_block_shows_the_defaults(capsys):
+    """Every key docs/configuration.md's config block shows has its default value, and every stage is there."""
     assert main(["config"]) == 0
     defaults = yaml.safe_load(capsys.readouterr().out)
-    shown = yaml.safe_load(re.search(r"## Configuration.*?```yaml\n(.*?)```", README, re.S).group(1))
+    shown = yaml.safe_load(re.search(r"^# Configuration.*?```yaml\n(.*?)```", CONFIGURATION, re.S | re.M).group(1))
 
     def check(shown, defaults, path):
         for key, value in shown.items():
-            assert key in defaults, f"README shows {path}{key}, which the config does not have"
+            assert key in defaults, f"docs/configuration.md shows {path}{key}, which the config does not have"
             if isinstance(value, dict):
                 check(value, defaults[key], f"{path}{key}.")
             else:
-                assert value == defaults[key], f"README: {path}{key}: {value!r}, default {defaults[key]!r}"
+                assert value == defaults[key], f"docs/configuration.md: {path}{key}: {value!r}, default {defaults[key]!r}"
 
     check(shown, defaults, "")
     assert list(shown["stages"]) == list(defaults["stages"])
@@ -182,3 +184,33 @@ def test_a_previous_run_is_replaced_only_with_overwrite(tmp_path, capsys):
     (other / "todo.txt").write_text("mine")
     assert main(["run", "--input", str(data), "--output", str(other), "-q", "--only", "extract"]) == 2
     assert "is not empty and holds no Thresher run (todo.txt)" in capsys.readouterr().err
+
+
+def _documented_commands():
+    """Every `thresher ...` command line inside a code block of the README, ARCHITECTURE.md and
+    docs/ (continuation lines joined; what follows a pipe or && cut off; synopses with [...] left out)."""
+    for path in [ROOT / "README.md", ROOT / "ARCHITECTURE.md", *sorted((ROOT / "docs").glob("*.md"))]:
+        for block in re.findall(r"```(?:bash|sh|console)?\n(.*?)```", path.read_text(), re.S):
+            for line in block.replace("\\\n", " ").splitlines():
+                line = line.strip().removeprefix("$ ")
+                if not line.startswith("thresher ") or "[" in line or "..." in line:
+                    continue
+                line = re.split(r"\s(?:\||&&|>|2>|&|#)\s?", line + " ")[0]
+                yield path.relative_to(ROOT), line
+
+
+def test_every_documented_command_parses():
+    """The commands the README and docs show are commands the CLI takes, with flags it knows."""
+    import shlex
+
+    from thresher.pipeline.cli import parse
+
+    seen = [(path, line) for path, line in _documented_commands() if not line.split()[1].startswith("-")]
+    assert len(seen) >= 10, seen
+    for path, line in seen:
+        argv = shlex.split(line)[1:]
+        try:
+            args, _ = parse(argv)
+        except SystemExit:
+            raise AssertionError(f"{path}: `{line}` does not parse") from None
+        assert args.command == argv[0], (path, line)

@@ -9,8 +9,8 @@ from apache_beam.testing.util import assert_that, equal_to
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from thresher.pipeline.dedup import ConnectedComponents
-from thresher.pipeline.counting import MergeCounts
+from thresher.pipeline.graph.dedup_shuffle import ConnectedComponents
+from thresher.pipeline.graph.counting import MergeCounts
 from tests.oracles import UnionFind
 
 

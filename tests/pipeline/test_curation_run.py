@@ -8,7 +8,7 @@ import pytest
 
 from thresher.pipeline.cli import main
 from thresher.pipeline.config import Config
-from thresher.pipeline.run import run
+from thresher.pipeline.engines.run import run
 from tests.stages import CURATION_FILTERS
 from thresher.pipeline.stats import accounting_problems
 
@@ -84,7 +84,7 @@ def test_documents_can_be_partitioned_by_language(default_run, tmp_path):
     import duckdb
     import polars as pl
 
-    from thresher.pipeline.inspect import build_report
+    from thresher.pipeline.tools.inspection import build_report
 
     stats = run_sample(tmp_path / "p", langid__partition=True)
     docs = tmp_path / "p" / "documents"

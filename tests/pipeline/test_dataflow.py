@@ -10,7 +10,7 @@ import pytest
 pytest.importorskip("apache_beam.runners.dataflow.internal.apiclient")  # the [gcp] extra
 
 from thresher.pipeline.config import Config, ConfigError  # noqa: E402
-from thresher.pipeline.run import run  # noqa: E402
+from thresher.pipeline.engines.run import run  # noqa: E402
 
 pytestmark = pytest.mark.slow
 IMAGE = "us-central1-docker.pkg.dev/my-project/thresher/worker:0.1.0"
@@ -52,12 +52,14 @@ def test_dry_run_builds_the_whole_job_with_the_custom_image_and_the_staged_packa
 
 
 def test_the_staged_wheel_holds_the_packages_and_their_data():
-    from thresher.pipeline.runners import build_wheel
+    from thresher.pipeline.engines.runners import build_wheel
 
     wheel = build_wheel()
     names = zipfile.ZipFile(wheel).namelist()
-    for must in ("thresher/pipeline/graph.py", "thresher/transforms/filters/gopher.py", "thresher/trainer/train.py",
-                 "thresher/pipeline/data/tokenizer.json"):
+    for must in ("thresher/pipeline/graph/curate.py", "thresher/pipeline/engines/worker.py",
+                 "thresher/pipeline/tools/inspection.py", "thresher/pipeline/service/app.py",
+                 "thresher/pipeline/cli/run_cmd.py", "thresher/transforms/filters/gopher.py", "thresher/trainer/train.py",
+                 "thresher/pipeline/data/tokenizer.json", "thresher/pipeline/service/static/service.js"):
         assert must in names
     assert not any(n.startswith(("pipeline/", "transforms/", "trainer/")) for n in names)  # only thresher.*
 

@@ -9,7 +9,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from thresher.pipeline.config import Config
-from thresher.pipeline.run import run
+from thresher.pipeline.engines.run import run
 from thresher.pipeline.stats import AccountingError
 from tests.stages import CURATION_FILTERS
 

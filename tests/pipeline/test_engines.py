@@ -1,5 +1,5 @@
 """The default recipe on Spark and on Flink: Beam's job servers built from Maven Central's modules
-(pipeline/jobserver.py), each on its embedded master, with a worker pool of this interpreter;
+(pipeline/engines/jobserver.py), each on its embedded master, with a worker pool of this interpreter;
 byte-identical output to the local runner. Needs Java and Maven (the first run resolves the jars)."""
 
 import hashlib
@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from thresher.pipeline import jobserver
+from thresher.pipeline.engines import jobserver
 
 pytestmark = pytest.mark.slow
 

@@ -9,7 +9,7 @@ import pytest
 
 from thresher.pipeline.cli import main
 from thresher.pipeline.config import ConfigError
-from thresher.pipeline.run import resolve_inputs
+from thresher.pipeline.engines.run import resolve_inputs
 from thresher.transforms.document import input_root, source_names
 
 

@@ -10,7 +10,7 @@ import pytest
 
 from thresher.pipeline.cli import main
 from thresher.pipeline.config import from_dict
-from thresher.pipeline.run import embedded_sample, run
+from thresher.pipeline.engines.run import embedded_sample, run
 from thresher.pipeline.stats import accounting_problems
 from tests.reference_texts import stdlib_docs
 
@@ -91,7 +91,7 @@ def test_curate_with_it_keep_top_and_decontaminate(model, tmp_path):
     dropped_refs = [r for r in rejected if r["id"].startswith("reference-") and r["stage"] == "quality_classifier"]
     assert len(reached) >= 0.8 * (len(reached) + len(dropped_refs)) and reached
     # inspect's dedup summary counts the dedup stages only, not this other corpus stage
-    from thresher.pipeline.inspect import build_report
+    from thresher.pipeline.tools.inspection import build_report
 
     report = build_report(str(tmp_path / "run"), details=False)
     assert set(report["dedup"]["removed"]) == {"dedup_exact", "dedup_minhash"}

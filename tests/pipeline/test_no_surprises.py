@@ -124,7 +124,7 @@ def test_a_failure_of_the_runner_is_one_line_and_debug_shows_the_traceback(tmp_p
 
 
 def test_the_summary_tells_pages_from_records_and_errors_from_drops():
-    from thresher.pipeline.inspect import funnel_lines
+    from thresher.pipeline.tools.inspection import funnel_lines
 
     drops = {f"gopher_quality.rule_{i:02d}": 20 - i for i in range(15)}
     by_reason = {"ingest.not_response": 421, "gopher_quality.gopher_below_alpha_threshold": 107, **drops,
@@ -156,7 +156,7 @@ def test_version(capsys):
 
 
 def test_a_filter_drop_says_which_threshold_fired_and_sample_shows_it():
-    from thresher.pipeline.sample import render
+    from thresher.pipeline.tools.sample import render
     from thresher.transforms.document import Drop
     from thresher.transforms.filters.base import FilterStage
     from thresher.transforms.filters.fineweb import FineWebQuality

@@ -11,9 +11,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from thresher.pipeline.card import dataset_card
+from thresher.pipeline.tools.card import dataset_card
 from thresher.pipeline.config import Config
-from thresher.pipeline.run import run
+from thresher.pipeline.engines.run import run
 from thresher.transforms.shards import open_shards, read_manifest
 
 pytestmark = pytest.mark.slow

@@ -1,4 +1,4 @@
-from thresher.pipeline import rundir
+from thresher.pipeline.graph import rundir
 
 
 def test_atomic_write_and_publish_leave_no_temporaries(tmp_path):

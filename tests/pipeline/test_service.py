@@ -20,7 +20,7 @@ pytest.importorskip("fastapi")
 pytest.importorskip("uvicorn")
 
 from thresher.pipeline.config import ConfigError, load  # noqa: E402
-from thresher.pipeline.inspect import verify_run  # noqa: E402
+from thresher.pipeline.tools.inspection import verify_run  # noqa: E402
 from tests.servicekit import FAST, FAST_LANG, HOSTILE_URL, HOSTILE_HTML, Server, docs_warc, pid_alive  # noqa: E402
 
 pytestmark = pytest.mark.slow
@@ -130,7 +130,10 @@ def test_bad_recipes_are_refused_with_the_clis_errors(server, data, tmp_path):
     assert server.post("/api/jobs", {"recipe": "- a list"}).status == 400
     assert "unknown stage" in server.post("/api/jobs", {"only": "nope"}).json()["detail"]
     assert "--no_such_option" in server.post("/api/jobs", {"options": ["--no_such_option=1"]}).json()["detail"]
-    assert server.post("/api/jobs", {"workers": 1000}).status == 422
+    # the fields' ranges are checked by the same code as the recipe's (specs.check): 400 with its words
+    r = server.post("/api/jobs", {"workers": 1000})
+    assert r.status == 400 and "workers" in r.json()["detail"]
+    assert server.post("/api/jobs", {"workers": "many"}).status == 422  # a wrong type: FastAPI's own check
     assert server.get("/api/jobs").json()["counts"] == before  # nothing was queued
 
 

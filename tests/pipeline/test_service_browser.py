@@ -153,7 +153,7 @@ def test_submit_watch_inspect_and_compare_in_a_browser(browser_page, tmp_path):
 
 
 def _sample() -> str:
-    from thresher.pipeline.run import embedded_sample
+    from thresher.pipeline.engines.run import embedded_sample
 
     return embedded_sample()
 

@@ -12,11 +12,11 @@ import pytest
 
 from thresher.pipeline.cli import main
 from thresher.pipeline.config import Config
-from thresher.pipeline.inspect import build_report, render_html
-from thresher.pipeline.run import run
-from thresher.transforms.tokenize import default_tokenizer
+from thresher.pipeline.tools.inspection import build_report, render_html
+from thresher.pipeline.engines.run import run
+from thresher.transforms.tokenization import default_tokenizer
 from thresher.transforms.shards import open_shard, read_manifest, token_arrays
-from thresher.transforms.tokenize import tokenizer_from_json
+from thresher.transforms.tokenization import tokenizer_from_json
 
 pytestmark = pytest.mark.slow
 

@@ -10,8 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from thresher.transforms.hashing import TOKEN_BUCKETS, seeded_hash, shard_of, shards_of_bucket
-from thresher.pipeline import heap, spill
-from thresher.pipeline.spill import SpillBuffer, read_rows, read_segments
+from thresher.pipeline.graph import heap, spill
+from thresher.pipeline.graph.spill import SpillBuffer, read_rows, read_segments
 
 
 def test_rows_come_back_by_key_in_order(tmp_path):
@@ -105,7 +105,7 @@ libc.mallinfo2.restype = MallInfo2
 
 MAPPED_AFTER_A_BIG_FREE = MALLINFO + """
 import sys
-from thresher.pipeline import heap
+from thresher.pipeline.graph import heap
 if sys.argv[1] == "tuned":
     assert heap.tune_heap()
 big = bytearray(8 << 20)  # mapped on its own; freeing it raises glibc's sliding threshold to 8 MB
@@ -134,7 +134,7 @@ def test_big_buffers_stay_mapped_after_a_bigger_one_is_freed(mode):
 RUN_AS_A_LIBRARY = MALLINFO + """
 import sys
 from thresher.pipeline.config import from_dict
-from thresher.pipeline.run import run
+from thresher.pipeline.engines.run import run
 from thresher.transforms import stage as registry
 off = {s.name: {"enabled": False} for s in registry.stages() if s.optional}
 run(from_dict({"input": [sys.argv[1]], "output": sys.argv[2], "stages": off}))

@@ -5,7 +5,7 @@ import re
 import pytest
 
 from thresher.pipeline.config import Config
-from thresher.pipeline.run import run
+from thresher.pipeline.engines.run import run
 from thresher.pipeline.progress import ProgressDisplay, ProgressWriter, read_totals
 from thresher.pipeline.stats import accounting_problems, assemble
 
@@ -73,7 +73,7 @@ def test_progress_without_folder_is_a_no_op():
 def test_corpus_stages_report_progress_too(tmp_path):
     """The progress line counts documents into every stage, the dedup stages' included (they count
     what comes in per group, not per document outcome)."""
-    from thresher.pipeline.dedup import Signatures
+    from thresher.pipeline.graph.dedup_shuffle import Signatures
     from thresher.transforms.dedup import BAND_KEYS, SIGNATURE, TEXT_LENGTH
 
     fn = Signatures("dedup_minhash", progress_dir=str(tmp_path))

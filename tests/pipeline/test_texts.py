@@ -7,8 +7,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from thresher.pipeline.config import from_dict
-from thresher.pipeline.run import run
-from thresher.pipeline.texts import read_texts
+from thresher.pipeline.engines.run import run
+from thresher.pipeline.tools.texts import read_texts
 from thresher.transforms.stage import ConfigError
 
 PROSE = ("The river runs past the old mill, and in the evening the children walk along its bank to watch "

@@ -11,7 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from thresher.pipeline.config import Config
-from thresher.pipeline.run import run
+from thresher.pipeline.engines.run import run
 from tests.stages import CURATION_FILTERS
 from thresher.pipeline.stats import accounting_problems
 from tests.torture import make_corpus
@@ -105,8 +105,8 @@ def _marked(mark: str) -> list[str]:
 
 @pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="reads /proc")
 def test_no_worker_or_extraction_process_outlives_the_run(torture):
-    # the workers end at once when their harness returns (pipeline/worker.py), without the
-    # interpreter's teardown: their extraction children must still end with them
+    # the workers end when their harness returns (pipeline/engines/worker.py): their extraction
+    # children must end with them
     _, stats, _, _ = torture
     deadline = time.monotonic() + 10
     while (left := _marked(stats["_mark"])) and time.monotonic() < deadline:

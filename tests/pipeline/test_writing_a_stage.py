@@ -1,4 +1,4 @@
-"""A new filter is one file (tests/example_filter.py, the README's worked example) and its test:
+"""A new filter is one file (tests/example_filter.py, docs/writing-a-stage.md's worked example) and its test:
 registered by importing the file, it has a config section, a place in the recipe, a line in
 `thresher stages`, stats keys and annotate columns, and it runs in a real pipeline."""
 
@@ -15,7 +15,7 @@ import yaml
 
 from thresher.pipeline.cli import main
 from thresher.pipeline.config import ConfigError, from_dict
-from thresher.pipeline.run import run
+from thresher.pipeline.engines.run import run
 from thresher.transforms import stage as registry
 from thresher.transforms.stage import Stage
 from tests.stages import CURATION_FILTERS
@@ -34,8 +34,8 @@ def long_lines():
     registry.unregister("long_lines")
 
 
-def test_the_readme_shows_the_example_file_as_it_is():
-    readme = (ROOT / "README.md").read_text()
+def test_the_docs_show_the_example_file_as_it_is():
+    readme = (ROOT / "docs" / "writing-a-stage.md").read_text()
     block = re.search(r"```python\n(\"\"\"The `long_lines` stage.*?)```", readme, re.S).group(1)
     assert block == (ROOT / "tests" / "example_filter.py").read_text()
 

@@ -10,7 +10,7 @@ pytest.importorskip("torch")  # the [train] extra
 def sample_shards(tmp_path_factory) -> Path:
     """A real run of the default recipe on the embedded sample, cut into ~8 shards."""
     from thresher.pipeline.config import Config
-    from thresher.pipeline.run import run
+    from thresher.pipeline.engines.run import run
 
     cfg = Config()
     cfg.output = str(tmp_path_factory.mktemp("train-data") / "run")

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from thresher.trainer.objectives import IGNORE, Objective, ObjectiveParams, span_counts
-from thresher.transforms.tokenize import FIM_MIDDLE, FIM_PREFIX, FIM_SUFFIX, MASK, PAD, RESERVED_TOKENS, sentinel
+from thresher.transforms.tokenization import FIM_MIDDLE, FIM_PREFIX, FIM_SUFFIX, MASK, PAD, RESERVED_TOKENS, sentinel
 
 EOS = 0
 VOCAB = {t: 1000 + i for i, t in enumerate(RESERVED_TOKENS)}

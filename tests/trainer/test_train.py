@@ -214,7 +214,7 @@ def test_export_loads_in_transformers_and_gives_the_same_logits(sample_shards, t
     tok = transformers.AutoTokenizer.from_pretrained(str(hf))
     from tokenizers import Tokenizer
 
-    from thresher.transforms.tokenize import default_tokenizer
+    from thresher.transforms.tokenization import default_tokenizer
 
     text = "Curated text, tokenized the same way."
     assert tok(text)["input_ids"] == Tokenizer.from_file(default_tokenizer()).encode(text).ids

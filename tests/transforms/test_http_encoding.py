@@ -3,7 +3,7 @@ import gzip
 import pytest
 
 from thresher.transforms.encoding import decode_page, meta_charset, normalise_charset
-from thresher.transforms.http import HttpError, parse_content_type, parse_response
+from thresher.transforms.http_response import HttpError, parse_content_type, parse_response
 
 KOREAN = "가능한 언어: 모듈 목록. 다음은 아파치 배포본에 포함된 모든 모듈 목록이다."
 GERMAN = "Größenänderung der Übersicht für Straßenkarten: ä ö ü ß"

@@ -30,7 +30,7 @@ def duplicates(items: list[str]) -> tuple[int, int]:
     return n, chars
 
 
-try:  # built with the package where a C compiler was found (transforms/_repetition.c)
+try:  # built with the package where a C compiler was found (transforms/native/_repetition.c)
     from thresher.transforms._repetition import repetition as _compiled_repetition
 except ImportError:
     _compiled_repetition = None

@@ -1,4 +1,4 @@
-"""The ``langid`` stage: every document gets ``lang`` and ``lang_score`` (transforms/langid.py's
+"""The ``langid`` stage: every document gets ``lang`` and ``lang_score`` (transforms/lid_models.py's
 identifier); languages not kept and low scores are dropped."""
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ class LangidParams:
                 check(key == "min_score", f"{path}.languages.{lang}.{key}", "only min_score is set per language")
                 check(0 <= value <= 1, f"{path}.languages.{lang}.{key}", "must be within [0, 1]")
         if self.keep and self.enabled:
-            from thresher.transforms.langid import known_languages, normalise
+            from thresher.transforms.lid_models import known_languages, normalise
 
             known = known_languages()
             for i, code in enumerate(self.keep):
@@ -78,7 +78,7 @@ class LanguageStage(Counting):
 
 
 def _build(params: LangidParams, ctx) -> LanguageStage:
-    from thresher.transforms.langid import LanguageIdentifier  # loads fastText: in the worker only
+    from thresher.transforms.lid_models import LanguageIdentifier  # loads fastText: in the worker only
 
     second = None if params.second_opinion == "none" else params.second_opinion
     return LanguageStage(LanguageIdentifier(second=second, consult_below=params.consult_below), params.keep,

@@ -1,0 +1,434 @@
+"""Corpus-level dedup stages in Beam: exact (one document per normalised-text hash) and MinHash
+near-dedup (signatures -> LSH bands -> GroupByKey -> verified candidate edges -> connected
+components computed in parallel -> one representative per component).
+
+No step gathers all edges or all documents on one worker: every grouping is by a key (a hash, a
+band bucket, a node, a component), so a worker holds at most one bucket, one node's neighbours
+or one component at a time. The stages see documents' references, not the documents (see
+`thresher.pipeline.graph.park`): what they need from a text is computed before, by the stages' `prepare`
+functions in `thresher.transforms.dedup`, where the stages are declared.
+"""
+
+from __future__ import annotations
+
+import typing
+
+import apache_beam as beam
+import numpy as np
+import pyarrow as pa
+from apache_beam.pvalue import TaggedOutput
+
+from thresher.pipeline.graph.counting import COUNTS, PARKED, REJECTED, CountingDoFn, StageResult
+from thresher.pipeline.graph.heap import give_back_memory
+from thresher.pipeline.graph.spill import read_rows
+from thresher.pipeline.graph.write_documents import WriteShards
+from thresher.transforms.dedup import (BAND_KEYS, EXACT_KEY, SIGNATURE, TEXT_LENGTH, bucket_pairs, exact_jaccard,
+                                       shingle_hashes)
+from thresher.transforms.hashing import row_order
+
+CLUSTERS_SCHEMA = pa.schema([("id", pa.string()), ("cluster_id", pa.string())])
+
+
+class KeepOnePerKey(CountingDoFn):
+    """(key, documents sharing it) -> the one kept (lowest id, or newest capture for URLs)."""
+
+    def __init__(self, stage: str, reason: str, newest: bool = False, count_in: bool = True, **kw):
+        super().__init__(**kw)
+        self.stage = stage
+        self.reason = reason
+        self.newest = newest
+        self.count_in = count_in
+
+    def process(self, element):
+        _, docs = element
+        docs = list(docs)
+        if self.count_in:
+            self.count((self.stage, "in"), len(docs))
+        if self.newest:
+            docs.sort(key=lambda d: (d.get("date") or "", _neg(str(d["id"]))), reverse=True)
+        else:
+            docs.sort(key=row_order)
+        keep, rest = docs[0], docs[1:]
+        yield keep
+        for d in rest:
+            yield from self.reject(d, self.stage, self.reason, f"duplicate of {keep['id']}", False)
+
+
+def _neg(s: str) -> tuple:
+    """A key that sorts strings in reverse (ties on date: the lowest id wins under reverse=True)."""
+    return tuple(-ord(c) for c in s)
+
+
+class CountKept(CountingDoFn):
+    def __init__(self, stage: str, **kw):
+        super().__init__(**kw)
+        self.stage = stage
+
+    def process(self, doc):
+        self.count((self.stage, "kept"))
+        yield doc
+
+
+class ExactDedup(beam.PTransform):
+    """The ``dedup_exact`` stage over parked references."""
+
+    def __init__(self, stage: str, params, ctx):
+        super().__init__()
+        self.stage = stage
+        self.c = params
+        self.common = ctx.common
+
+    def expand(self, docs):
+        c, stage = self.c, self.stage
+        counts, rejected = [], []
+        count_in = True
+        if c.by_url:
+            with_url = docs | "UrlKey" >> beam.Map(lambda d: (d.get("url") or f"\x00{d['id']}", d))
+            out = (with_url | "GroupUrl" >> beam.GroupByKey()
+                   | "NewestPerUrl" >> beam.ParDo(KeepOnePerKey(stage, "url_duplicate", newest=True,
+                                                                **self.common)).with_outputs(COUNTS, REJECTED, main="docs"))
+            docs, count_in = out.docs, False
+            counts.append(out[COUNTS])
+            rejected.append(out[REJECTED])
+        out = (
+            docs
+            | "TextKey" >> beam.Map(lambda d: (d[EXACT_KEY], d))
+            | "GroupText" >> beam.GroupByKey()
+            | "OnePerText" >> beam.ParDo(KeepOnePerKey(stage, "exact_duplicate", count_in=count_in,
+                                                       **self.common)).with_outputs(COUNTS, REJECTED, main="docs")
+        )
+        counts.append(out[COUNTS])
+        rejected.append(out[REJECTED])
+        kept = out.docs | "CountKept" >> beam.ParDo(CountKept(stage, **self.common)).with_outputs(COUNTS, main="docs")
+        counts.append(kept[COUNTS])
+        return StageResult(kept.docs, counts, rejected)
+
+
+# ---- connected components: alternating large-star / small-star (Kiveris et al., 2014) ----
+
+class _Star(CountingDoFn):
+    """One reducer of large-star or small-star; counts the edges it rewires (0 in a round: converged)."""
+
+    def __init__(self, kind: str, stage: str, round_no: int):
+        super().__init__()
+        self.kind = kind
+        self.stage = stage
+        self.round_no = round_no
+
+    def process(self, element):
+        v, neigh = element
+        neigh = set(neigh)
+        neigh.discard(v)
+        if not neigh:
+            return
+        m = min(min(neigh), v)
+        changed = 0
+        if self.kind == "large":
+            for u in neigh:
+                if u > v:
+                    yield (u, m)
+                    changed += m != v
+        else:  # small: neigh are the neighbours <= v (keyed by the larger endpoint)
+            for u in neigh | {v}:
+                if u != m:
+                    yield (u, m)
+            changed = len(neigh) - 1
+        if changed:
+            self.count((self.stage, "cc_changes", f"{self.round_no:03d}"), changed)
+
+
+class ConnectedComponents(beam.PTransform):
+    """Undirected edges (a, b) -> (node, smallest node of its component), in a fixed number of rounds.
+
+    Beam graphs are static, so the rounds are unrolled; each round counts the edges it changed,
+    and a round with no change proves convergence (`stats.json` reports the rounds used; a run
+    whose last round still changed edges fails instead of writing a wrong clustering).
+    """
+
+    def __init__(self, rounds: int, stage: str):
+        super().__init__()
+        self.rounds = rounds
+        self.stage = stage
+
+    def expand(self, edges):
+        counts = []
+        e = edges | "NoSelfLoops" >> beam.Filter(lambda ab: ab[0] != ab[1])
+        for r in range(1, self.rounds + 1):
+            large = (
+                e
+                | f"Large{r}/BothWays" >> beam.FlatMap(lambda ab: [(ab[0], ab[1]), (ab[1], ab[0])])
+                | f"Large{r}/Group" >> beam.GroupByKey()
+                | f"Large{r}/Star" >> beam.ParDo(_Star("large", self.stage, r)).with_outputs(COUNTS, main="edges")
+            )
+            small = (
+                large.edges
+                | f"Small{r}/ByLarger" >> beam.Map(lambda ab: (max(ab), min(ab)))
+                | f"Small{r}/Group" >> beam.GroupByKey()
+                | f"Small{r}/Star" >> beam.ParDo(_Star("small", self.stage, r)).with_outputs(COUNTS, main="edges")
+            )
+            counts += [large[COUNTS], small[COUNTS]]
+            e = small.edges
+        labels = (
+            e
+            | "Labels" >> beam.FlatMap(lambda um: [(um[0], um[1]), (um[1], um[1])])
+            | "GroupLabels" >> beam.GroupByKey()
+            | "MinLabel" >> beam.MapTuple(lambda node, ms: (node, min(ms)))
+        )
+        return labels, counts
+
+
+class Signatures(CountingDoFn):
+    """A reference -> (id, compact signature, text length, band keys); all computed when the
+    document was parked (`minhash_prepare`), while its text was at hand."""
+
+    def __init__(self, stage: str, **kw):
+        super().__init__(**kw)
+        self.stage = stage
+
+    def process(self, doc):
+        self.count((self.stage, "in"))
+        yield (str(doc["id"]), doc[SIGNATURE], doc[TEXT_LENGTH], doc[BAND_KEYS])
+
+
+BAND_KEY_BYTES = 8  # a band's key in a document's band keys (transforms/dedup.py)
+
+
+def band_entries(row: tuple, group) -> list:
+    """A signature row -> ((band, the document's key in that band), (id, signature)) for each band
+    of the group: what the band's GroupByKey buckets."""
+    doc_id, signature, _, band_keys = row
+    return [((b, band_keys[BAND_KEY_BYTES * b:BAND_KEY_BYTES * (b + 1)]), (doc_id, signature)) for b in group]
+
+
+def id_and_length(row: tuple) -> tuple:
+    doc_id, _, text_length, _ = row
+    return doc_id, text_length
+
+
+MAX_BAND_SHUFFLES = 16
+
+
+def band_groups(bands: int, most: int = MAX_BAND_SHUFFLES) -> list[range]:
+    """The bands split into at most `most` contiguous groups of near-equal size, one shuffle each."""
+    n = min(bands, most)
+    cuts = [bands * i // n for i in range(n + 1)]
+    return [range(a, b) for a, b in zip(cuts, cuts[1:])]
+
+
+KeyValue = typing.Tuple[typing.Any, typing.Any]  # outputs mixed with TaggedOutput: Beam cannot infer them
+UNSURE = "unsure"  # candidate pairs whose estimate lies within exact_margin of the threshold
+
+
+def _bucket_pairs(element, threshold, margin):
+    _, members = element
+    members = [(i, np.frombuffer(s, dtype=np.uint8)) for i, s in members]
+    for a, b, decided in bucket_pairs(members, threshold, margin):
+        yield (a, b) if decided else TaggedOutput(UNSURE, (a, b))
+
+
+def _locator(ref: dict):
+    """Where a reference's text is: its spill segment and row, or (spill files off) the text itself."""
+    if PARKED in ref:
+        return (ref[PARKED], ref["_row"])
+    return ref.get("text") or ""
+
+
+class _Destinations(beam.DoFn):
+    """(id, {pairs, where}) -> where that document's shingles must go: to the exact check of each
+    representative it is paired with, and to its own if it is a representative. A parked document
+    is read once per spill segment (`_ReadShingles`); with spill files off its text is at hand."""
+
+    def __init__(self, ngram: int):
+        self.ngram = ngram
+
+    def process(self, element):
+        doc_id, joined = element
+        dests, where = sorted(set(joined["dests"])), list(joined["where"])
+        if not dests or not where:
+            return
+        loc = where[0]
+        if isinstance(loc, str):
+            yield from _routed(fingerprints(loc, self.ngram), doc_id, dests)
+        else:
+            ref, row = loc
+            yield TaggedOutput("parked", (f"{ref.path}@{ref.offset}", (ref, row, doc_id, dests)))
+
+
+def _routed(shingles: bytes, doc_id: str, dests: list):
+    for dest in dests:
+        tag = "rep" if dest == doc_id else "member"
+        yield TaggedOutput(tag, (dest, shingles if tag == "rep" else (doc_id, shingles)))
+
+
+class _ReadShingles(beam.DoFn):
+    """(spill segment, [(ref, row, id, destinations)]) -> each document's shingles to its destinations."""
+
+    def __init__(self, ngram: int):
+        self.ngram = ngram
+
+    def process(self, element):
+        _, wanted = element
+        wanted = list(wanted)
+        rows = read_rows([wanted[0][0]])
+        for _, row, doc_id, dests in wanted:
+            yield from _routed(fingerprints(rows[row].get("text") or "", self.ngram), doc_id, dests)
+        del rows
+        give_back_memory()
+
+
+def fingerprints(text: str, ngram: int) -> bytes:
+    """The document's distinct shingles as 32-bit fingerprints (the top half of their 64-bit
+    hashes): half the bytes to shuffle; with n shingles a side, about n^2 / 2^33 spurious matches
+    (0.01 at 10,000), far below one shingle's weight in a Jaccard."""
+    return np.unique((shingle_hashes(text, ngram) >> np.uint64(32)).astype(np.uint32)).tobytes()
+
+
+class _ExactPairs(CountingDoFn):
+    """(representative, {its shingles, its unsure members' shingles}) -> (representative, member)
+    for each member whose exact Jaccard with it reaches the threshold."""
+
+    def __init__(self, stage: str, threshold: float):
+        super().__init__()
+        self.stage = stage
+        self.threshold = threshold
+
+    def process(self, element):
+        rep_id, grouped = element
+        rep = list(grouped["rep"])
+        if not rep:
+            return
+        rep_set = np.frombuffer(rep[0], dtype=np.uint32)
+        for member_id, sh in grouped["member"]:
+            self.count((self.stage, "info", "exact_checks"))
+            if exact_jaccard(rep_set, np.frombuffer(sh, dtype=np.uint32)) >= self.threshold:
+                self.count((self.stage, "info", "exact_linked"))
+                yield rep_id, member_id
+
+
+class ExactCheck(beam.PTransform):
+    """Candidate pairs (representative, member) too close to the threshold for the signatures to
+    decide -> those whose exact shingle-set Jaccard reaches it. The documents are found by a join on
+    their ids and read back from their spill segments (one read per segment); each representative's
+    shingles travel once to its own check, each member's once per representative it is paired with
+    (one per bucket at most). With spill files off the references carry the texts, and the join does."""
+
+    def __init__(self, stage: str, ngram: int, threshold: float):
+        super().__init__()
+        self.stage, self.ngram, self.threshold = stage, ngram, threshold
+
+    def expand(self, pcolls):
+        pairs, refs = pcolls
+        outs = ("rep", "member")
+        routed = (
+            {"dests": pairs | "Destinations" >> beam.FlatMap(lambda rm: [(rm[0], rm[0]), (rm[1], rm[0])]),
+             "where": refs | "Where" >> beam.Map(lambda r: (str(r["id"]), _locator(r)))}
+            | "JoinWhere" >> beam.CoGroupByKey()
+            | "Route" >> beam.ParDo(_Destinations(self.ngram)).with_outputs("parked", *outs)
+        )
+        read = (routed.parked | "GroupSegment" >> beam.GroupByKey()
+                | "ReadShingles" >> beam.ParDo(_ReadShingles(self.ngram)).with_outputs(*outs))
+        return (
+            {tag: (routed[tag], read[tag]) | f"All{tag.title()}" >> beam.Flatten() for tag in outs}
+            | "GroupByRepresentative" >> beam.CoGroupByKey()
+            | "ExactJaccard" >> beam.ParDo(_ExactPairs(self.stage, self.threshold)).with_outputs(COUNTS, main="edges")
+        )
+
+
+class ChooseRepresentative(CountingDoFn):
+    """(component, [(id, length)]) -> (id, representative) for every member; cluster stats."""
+
+    def __init__(self, stage: str, rule: str):
+        super().__init__()
+        self.stage = stage
+        self.rule = rule
+
+    def process(self, element):
+        _, members = element
+        members = sorted(set(members))
+        if self.rule == "longest":
+            rep = min(members, key=lambda m: (-m[1], m[0]))[0]
+        else:
+            rep = members[0][0]
+        self.count((self.stage, "info", "clusters"))
+        self.count((self.stage, "cluster_size", f"{len(members):06d}"))
+        for node, _ in members:
+            yield (node, rep)
+
+
+class ApplyDecision(CountingDoFn):
+    def __init__(self, stage: str, **kw):
+        super().__init__(**kw)
+        self.stage = stage
+
+    def process(self, element):
+        _, grouped = element
+        reps = list(grouped["rep"])
+        for doc in grouped["doc"]:
+            rep = reps[0] if reps else None
+            if rep is not None and rep != str(doc["id"]):
+                doc["near_duplicate_of"] = rep
+                yield from self.reject(doc, self.stage, "near_duplicate", f"near duplicate of {rep}", False)
+            else:
+                self.count((self.stage, "kept"))
+                yield doc
+
+
+class MinHashDedup(beam.PTransform):
+    """The ``dedup_minhash`` stage over parked references; writes ``dedup/clusters.parquet``."""
+
+    def __init__(self, stage: str, params, ctx):
+        super().__init__()
+        self.stage = stage
+        self.c = params
+        self.common = ctx.common
+        w = ctx.config.write
+        self.write_clusters = WriteShards("clusters", f"{ctx.staging}/dedup", CLUSTERS_SCHEMA, 1, w.seed, w.compression,
+                                          None, ctx.spill("clusters"), filename="clusters.parquet")
+
+    def expand(self, docs):
+        c, stage = self.c, self.stage
+        bands, _ = c.resolved_bands()
+        threshold = c.threshold if c.verify else None
+        margin = c.exact_margin
+        keyed_docs = docs | "KeyById" >> beam.Map(lambda d: (str(d["id"]), d))
+        sigs = docs | "Signatures" >> beam.ParDo(Signatures(stage, **self.common)).with_outputs(COUNTS, main="sigs")
+        # One shuffle per group of bands, not one for all: Beam's local runner hands each worker its
+        # whole share of a shuffle as one message, and the band keys are the biggest thing the
+        # dedup stages shuffle (a key, an id and a compact signature per band and document). The
+        # buckets, and so the edges, are the same either way.
+        per_band, unsure = [], []
+        for g, group in enumerate(band_groups(bands)):
+            out = (
+                sigs.sigs
+                | f"BandKeys{g}" >> beam.FlatMap(band_entries, group)
+                | f"GroupBuckets{g}" >> beam.GroupByKey()
+                | f"BucketPairs{g}" >> beam.FlatMap(_bucket_pairs, threshold, margin).with_output_types(KeyValue)
+                                        .with_outputs(UNSURE, main="edges"))
+            per_band.append(out.edges)
+            unsure.append(out[UNSURE])
+        exact_counts = []
+        if threshold is not None and margin:
+            checked = ((unsure | "AllUnsure" >> beam.Flatten() | "UniqueUnsure" >> beam.Distinct(), docs)
+                       | "ExactCheck" >> ExactCheck(stage, c.ngram, threshold))
+            per_band.append(checked.edges)
+            exact_counts.append(checked[COUNTS])
+        edges = per_band | "AllBands" >> beam.Flatten() | "UniqueEdges" >> beam.Distinct()
+        labels, cc_counts = edges | "Components" >> ConnectedComponents(c.rounds, stage)
+        lengths = sigs.sigs | "Lengths" >> beam.Map(id_and_length)
+        members = (
+            {"label": labels, "length": lengths}
+            | "JoinLengths" >> beam.CoGroupByKey()
+            | "ByComponent" >> beam.FlatMap(lambda kv: [(lab, (kv[0], max(kv[1]["length"] or [0])))
+                                                        for lab in kv[1]["label"]])
+            | "GroupComponents" >> beam.GroupByKey()
+            | "Representative" >> beam.ParDo(ChooseRepresentative(stage, c.keep)).with_outputs(COUNTS, main="reps")
+        )
+        decided = (
+            {"doc": keyed_docs, "rep": members.reps}
+            | "JoinDecisions" >> beam.CoGroupByKey()
+            | "Apply" >> beam.ParDo(ApplyDecision(stage, **self.common)).with_outputs(COUNTS, REJECTED, main="docs")
+        )
+        written = (members.reps | "ClusterRows" >> beam.MapTuple(lambda i, rep: {"id": i, "cluster_id": rep})
+                   | "WriteClusters" >> self.write_clusters)
+        counts = [sigs[COUNTS], members[COUNTS], decided[COUNTS], written] + cc_counts + exact_counts
+        return StageResult(decided.docs, counts, [decided[REJECTED]])

@@ -1,0 +1,178 @@
+"""Reading the inputs: files are planned into splits, spread over the workers and read record by
+record; documents of files that one worker must read whole travel in spilled chunks and are spread
+over the workers again before the expensive stages."""
+
+from __future__ import annotations
+
+import io
+import time
+
+import apache_beam as beam
+from apache_beam.io.filesystem import CompressionTypes
+from apache_beam.io.filesystems import FileSystems
+from apache_beam.pvalue import TaggedOutput
+
+from thresher.pipeline.graph.counting import COUNTS, REJECTED, CountingDoFn, StageResult, in_global_window
+from thresher.pipeline.graph.spill import SpillBuffer, read_segments
+from thresher.transforms.document import make_id
+from thresher.transforms.ingest import Rejection, WarcOptions, plan_splits, read_records, splittable
+
+
+class _CountingReader(io.RawIOBase):
+    """A file object that reports how many bytes were read (for the progress line)."""
+
+    def __init__(self, raw, on_read):
+        self.raw = raw
+        self.on_read = on_read
+
+    def readable(self):
+        return True
+
+    def read(self, n=-1):
+        data = self.raw.read(n)
+        self.on_read(len(data))
+        return data
+
+    def readinto(self, b):
+        data = self.read(len(b))
+        b[: len(data)] = data
+        return len(data)
+
+    def seekable(self):
+        return self.raw.seekable() if hasattr(self.raw, "seekable") else False
+
+    def seek(self, pos, whence=0):
+        return self.raw.seek(pos, whence)
+
+    def tell(self):
+        return self.raw.tell()
+
+    def close(self):
+        self.raw.close()
+        super().close()
+
+
+class ReadRecords(CountingDoFn):
+    """A file split ``(path, start, end, size)`` in; its documents out, one at a time.
+
+    A file is streamed, never held whole. Documents of splittable files (gzip WARC, read in
+    byte ranges by many workers) go to the main output; those of files read whole by one worker
+    are spilled in chunks whose references go to ``SPREAD``, to be redistributed before the
+    expensive stages.
+    """
+
+    STAGE = "ingest"
+    SPREAD = "spread"
+
+    def __init__(self, warc: WarcOptions, spill_folder: str | None, spread_bytes: int = 4_000_000, **kw):
+        super().__init__(**kw)
+        self.warc = warc
+        self.spill_folder = spill_folder
+        self.spread_bytes = spread_bytes  # records of a file read whole travel in spilled chunks of this size
+
+    def start_bundle(self):
+        super().start_bundle()
+        # without a spill folder the documents themselves are spread (the runner's shuffle carries them)
+        self._spread = SpillBuffer(self.spill_folder, self.spread_bytes) if self.spill_folder else None
+
+    def process(self, split):
+        yield from self._read(*split)
+
+    def _spill(self, item: dict):
+        if self._spread is None:
+            yield TaggedOutput(self.SPREAD, item)
+            return
+        self._spread.add(0, item)
+        if self._spread.full:
+            for _, ref in self._spread.flush():
+                yield TaggedOutput(self.SPREAD, ref)
+
+    def finish_bundle(self):
+        for _, ref in (self._spread.flush() if self._spread is not None else ()):
+            yield in_global_window(TaggedOutput(self.SPREAD, ref))
+        yield from super().finish_bundle()
+
+    def _read(self, path: str, source: str, start: int, end: int, size: int):
+        if start == 0:
+            self.count(("input", "files"))
+            self.count(("input", "bytes"), size)
+        tag = None if splittable(path) else self.SPREAD
+        try:
+            raw = FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED)
+        except Exception as e:
+            if start != 0:
+                return  # the first split reports the unreadable file
+            self.count((self.STAGE, "in"))
+            doc = {"id": make_id(source, "open"), "url": None, "source": source, "offset": 0}
+            yield from self.reject(doc, self.STAGE, "unreadable_file", f"{type(e).__name__}: {e}", True)
+            return
+
+        busy = 0.0  # time in the reader only: yielding runs the fused downstream stages
+        budget = [end - start]  # progress counts each byte of the file once, across its splits
+
+        def on_read(n: int) -> None:
+            n = min(n, budget[0])
+            if n > 0:
+                budget[0] -= n
+                self.progress.add("read_bytes", n)
+
+        with _CountingReader(raw, on_read) as fh:
+            items = read_records(fh, path, source, self.warc, (start, end))
+            while True:
+                t0 = time.perf_counter()
+                try:
+                    item = next(items)
+                except StopIteration:
+                    break
+                except Exception as e:  # a reader bug must cost this split's rest, not the job
+                    self.count((self.STAGE, "in"))
+                    doc = {"id": make_id(source, f"reader_error@{start}"), "url": None, "source": source, "offset": start}
+                    yield from self.reject(doc, self.STAGE, "reader_error", f"{type(e).__name__}: {e}", True)
+                    break
+                busy += time.perf_counter() - t0
+                self.count((self.STAGE, "in"))
+                self.progress.add("read_records")
+                if isinstance(item, Rejection):
+                    yield from self.reject(item.doc, self.STAGE, item.reason, item.detail, item.errored)
+                else:
+                    if tag is None:
+                        yield item
+                    else:
+                        yield from self._spill(item)
+        self.count((self.STAGE, "seconds"), busy)
+
+
+class ReadSpilled(beam.DoFn):
+    """A spill reference -> its rows (records of a file read whole, spread over the workers); a
+    document spread as itself (spill files off) passes through."""
+
+    def process(self, ref):
+        if isinstance(ref, dict):
+            yield ref
+            return
+        for segment in read_segments([ref]):
+            yield from segment
+
+
+class ReadInputs(beam.PTransform):
+    """(path, source, size) of each input -> document branches ``{"read": ..., "spread": ...}``, plus counts and
+    rejected rows. Gzip WARC is read in byte ranges by all workers; a file that must be read whole by
+    one worker has its records spilled in chunks, and the chunks spread over all workers."""
+
+    def __init__(self, files: list, warc: WarcOptions, split_bytes: int, spill: str | None, common: dict):
+        super().__init__()
+        self.files, self.warc, self.split_bytes, self.spill, self.common = files, warc, split_bytes, spill, common
+
+    def expand(self, pbegin):
+        split_bytes = self.split_bytes
+        read = (
+            pbegin
+            | "InputFiles" >> beam.Create(self.files)
+            | "PlanSplits" >> beam.FlatMap(lambda f: [(f[0], f[1], a, b, f[2]) for a, b in plan_splits(f[0], f[2], split_bytes)])
+            | "SpreadSplits" >> beam.Reshuffle()
+            | "ReadRecords" >> beam.ParDo(ReadRecords(self.warc, self.spill, **self.common)).with_outputs(
+                COUNTS, REJECTED, ReadRecords.SPREAD, main="docs")
+        )
+        spread = (read[ReadRecords.SPREAD] | "SpreadRecords" >> beam.Reshuffle()
+                  | "ReadSpread" >> beam.ParDo(ReadSpilled()))
+        return StageResult({"read": read.docs, "spread": spread}, [read[COUNTS]], [read[REJECTED]])

@@ -1,0 +1,181 @@
+"""Running the registered stages (transforms/stage.py) in Beam: a document stage is a counting
+ParDo over each branch of documents; corpus stages and extra outputs are the composites a stage
+names. Nothing here knows a stage by name."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import apache_beam as beam
+import pyarrow as pa
+
+from thresher.pipeline.config import Config
+from thresher.pipeline.graph.read import ReadRecords
+from thresher.pipeline.graph.counting import CountingDoFn, StageResult, counted, in_global_window
+from thresher.pipeline.graph.spill import SPILL_FOLDER
+from thresher.transforms import stage as registry
+from thresher.transforms.document import DOCUMENT_SCHEMA, Drop
+from thresher.transforms.stage import Stage, StageContext
+
+
+def enabled_stages(cfg: Config) -> list[Stage]:
+    """The stages this run executes, in recipe order (``--only``/``--skip`` were applied to the config)."""
+    return [s for s in registry.stages() if s.enabled(getattr(cfg.stages, s.name))]
+
+
+def document_schema(stages: list[Stage], cfg: Config) -> pa.Schema:
+    schema = DOCUMENT_SCHEMA
+    for s in stages:
+        for name, dtype in s.document_columns(getattr(cfg.stages, s.name)):
+            schema = schema.append(pa.field(name, dtype))
+    return schema
+
+
+def partition_column(stages: list[Stage], cfg: Config) -> str | None:
+    """The column documents/ is partitioned by (Hive layout), if a stage asks for one."""
+    for s in stages:
+        if s.partition is not None and s.partition(getattr(cfg.stages, s.name)):
+            return s.partition(getattr(cfg.stages, s.name))
+    return None
+
+
+@dataclass(frozen=True)
+class PipelineContext:
+    """What the Beam side of a stage gets: the run's config, where it writes, and the resources the
+    driver resolved for the stages (a tokenizer's bytes)."""
+
+    config: Config
+    staging: str
+    progress_dir: str | None = None
+    resources: tuple = ()  # ((stage name, resource), ...)
+    spill_files: bool = True  # bulk rows between stages through files (runner.spill)
+
+    def spill(self, name: str) -> str | None:
+        """The folder a writer spills `name` rows to, or None: the runner's shuffle carries them."""
+        return f"{self.staging}/{SPILL_FOLDER}/{name}" if self.spill_files else None
+
+    @property
+    def common(self) -> dict:
+        """The counting DoFns' settings (CountingDoFn's arguments)."""
+        w = self.config.write
+        return dict(rejected_sample=w.rejected_sample, seed=w.seed, text_chars=w.rejected_text_chars,
+                    progress_dir=self.progress_dir)
+
+    def resource(self, name: str):
+        return dict(self.resources).get(name)
+
+    def stage_context(self, name: str) -> StageContext:
+        from apache_beam.io.filesystems import FileSystems
+
+        return StageContext(self.config, self.resource(name), FileSystems.open)
+
+    def params(self, name: str):
+        return getattr(self.config.stages, name)
+
+
+class StageDoFn(CountingDoFn):
+    """Runs one stage's ``doc -> doc | Drop`` callable; an exception drops only that document.
+
+    With ``batch`` > 0 the callable takes a list of documents and returns one outcome each; the
+    DoFn buffers up to ``batch`` documents of a bundle (a failing batch is retried document by
+    document, so one bad document still costs only itself).
+    """
+
+    def __init__(self, stage: Stage, params, context: StageContext, count_in: bool = True, batch: int = 0, **kw):
+        super().__init__(**kw)
+        self.stage = stage.name
+        self.build = stage.build
+        self.params = params
+        self.context = context
+        self.count_in = count_in
+        self.batch = batch
+
+    def setup(self):
+        super().setup()
+        self.fn = self.build(self.params, self.context)  # models and tables load once per worker
+        self._pop_counters = getattr(self.fn, "pop_counters", None)
+
+    def start_bundle(self):
+        super().start_bundle()
+        self._buffer: list[dict] = []
+
+    def process(self, doc: dict):
+        if self.count_in:
+            self.count((self.stage, "in"))
+        if self.batch:
+            self._buffer.append(doc)
+            if len(self._buffer) >= self.batch:
+                yield from self._flush()
+            return
+        start = time.perf_counter()
+        try:
+            out = self.fn(doc)
+        except Exception as e:
+            out = e
+        self.count((self.stage, "seconds"), time.perf_counter() - start)
+        yield from self._outcome(doc, out)
+
+    def _flush(self):
+        docs, self._buffer = self._buffer, []
+        if not docs:
+            return
+        start = time.perf_counter()
+        try:
+            outs = self.fn(docs)
+        except Exception:
+            outs = []
+            for d in docs:
+                try:
+                    outs.append(self.fn([d])[0])
+                except Exception as e:
+                    outs.append(e)
+        self.count((self.stage, "seconds"), time.perf_counter() - start)
+        for doc, out in zip(docs, outs):
+            yield from self._outcome(doc, out)
+
+    def _outcome(self, doc: dict, out):
+        if self._pop_counters is not None:  # a stage's own counters (redactions, would-be drops)
+            for name, n in self._pop_counters().items():
+                self.count((self.stage, "counter", name), n)
+        if isinstance(out, Drop):
+            yield from self.reject(doc, self.stage, out.reason, out.detail, False)
+        elif isinstance(out, Exception):
+            yield from self.reject(doc, self.stage, "exception", f"{type(out).__name__}: {out}", True)
+        else:
+            self.count((self.stage, "kept"))
+            yield out
+
+    def finish_bundle(self):
+        for item in self._flush():
+            yield in_global_window(item)
+        yield from super().finish_bundle()
+
+
+class RunDocumentStage(beam.PTransform):
+    """A document stage over each branch of documents ({name: PCollection}); the branches stay apart (a Flatten before
+    the stage would make the local runner materialise every raw payload between fused stages)."""
+
+    def __init__(self, stage: Stage, ctx: PipelineContext):
+        super().__init__()
+        self.stage = stage
+        self.ctx = ctx
+
+    def expand(self, branches):
+        params = self.ctx.params(self.stage.name)
+        batch = getattr(params, self.stage.batch) if self.stage.batch else 0
+        dofn = StageDoFn(self.stage, params, self.ctx.stage_context(self.stage.name), count_in=self.stage.name != ReadRecords.STAGE,
+                         batch=batch, **self.ctx.common)
+        outs, counts, rejected = {}, [], []
+        for branch, pcoll in branches.items():
+            r = counted(pcoll, f"Run/{branch}", dofn)
+            outs[branch] = r.docs
+            counts += r.counts
+            rejected += r.rejected
+        return StageResult(outs, counts, rejected)
+
+
+def stage_composite(path: str, stage: Stage, ctx: PipelineContext) -> beam.PTransform:
+    """A stage's named Beam composite (a corpus stage, or a writer of extra output), built with the
+    stage's parameters and the run's context."""
+    return registry.resolve_object(path)(stage.name, ctx.params(stage.name), ctx)
