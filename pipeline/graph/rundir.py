@@ -1,4 +1,4 @@
-"""The run directory (README, "The run directory") and how it is published.
+"""The run directory (docs/run-directory.md, ARCHITECTURE.md) and how it is published.
 
 Workers write into ``DIR/.staging/``; only when the job has finished does the driver move the
 results into place, folder by folder, and write ``config.yaml`` and ``stats.json`` last. Every

@@ -1,5 +1,5 @@
 """The filter stages, one module a family. Importing this package imports every module in it, so
-each registers its stages: a new filter is one new file here (see the README, "Writing a stage")."""
+each registers its stages: a new filter is one new file here (docs/writing-a-stage.md)."""
 
 import importlib
 import pkgutil
