@@ -34,7 +34,10 @@ RUN_SCRIPT = r"""
 import json, sys, time
 try:  # this tree, installed: the thresher.* namespace (the python given runs the tree's own install)
     from thresher.pipeline.config import Config
-    from thresher.pipeline.engines.run import run
+    try:
+        from thresher.pipeline.engines.run import run
+    except ImportError:  # a checkout from before pipeline/ had subpackages
+        from thresher.pipeline.run import run
 except ImportError:  # an older checkout compared against, with bare package names
     sys.path.insert(0, sys.argv[1])
     from pipeline.config import Config
