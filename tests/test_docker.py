@@ -83,7 +83,7 @@ def test_worker_image_matches_the_beam_and_python_we_depend_on():
     assert version_ok(py, REQUIRES_PYTHON)
     run = " ".join(rest for i, rest in ins if i == "RUN")
     assert "pip install" in run and "LanguageIdentifier()" in run  # the models load at build time
-    assert "import thresher.transforms._repetition, thresher.transforms._fasttext" in run  # no image without them
+    assert "import thresher.transforms._repetition, thresher.transforms._fasttext, thresher.transforms._words" in run  # no image without them
 
 
 def test_flex_template_launcher_and_metadata():

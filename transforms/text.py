@@ -333,13 +333,35 @@ CHUNK_MEMO_LIMIT = 200_000
 _MEMO_LOCK = threading.Lock()
 
 
+# CHAR_SCRIPTS as (first, last) code points, for the compiled split.
+_SCRIPT_RANGES = tuple((ord(CHAR_SCRIPTS[i]), ord(CHAR_SCRIPTS[i + 2])) for i in range(0, len(CHAR_SCRIPTS), 3))
+assert all(CHAR_SCRIPTS[i + 1] == "-" for i in range(0, len(CHAR_SCRIPTS), 3))
+
+try:  # built with the package where a C compiler was found (transforms/native/_words.c)
+    from thresher.transforms import _words
+
+    _words.configure(_SCRIPT_RANGES, _SPECIAL_KEYS)
+    _compiled_tokens = _words.tokens
+except ImportError:
+    _compiled_tokens = None
+
+
 def tokenize(text: str) -> list[str]:
     """Words and punctuation tokens, as spaCy's English rules split them (any script).
 
     The tokens of a text are those of its whitespace-separated chunks, one after another, and a
     chunk's tokens depend on the chunk alone: only the chunks not yet in the memo are classified,
-    then the output is one lookup per chunk."""
+    then the output is one lookup per chunk (compiled where ``_words`` was built: a plain word is
+    its own token without a lookup, and the chunks the memo lacks come back as a set to classify)."""
     with _MEMO_LOCK:  # Beam runs bundles on several threads of a worker process: they share the memo
+        if _compiled_tokens is not None:
+            out = _compiled_tokens(text, _CHUNKS)
+            if type(out) is list:
+                return out
+            if len(_CHUNKS) + len(out) <= CHUNK_MEMO_LIMIT:  # `out`: the chunks to classify first
+                _CHUNKS.update(_classify(out))
+                return _compiled_tokens(text, _CHUNKS)  # every chunk is there now
+        # (the memo is full: the older half goes below, as where the extension was not built)
         chunks = text.split()
         memo = _CHUNKS
         missing = set(chunks).difference(memo)

@@ -178,3 +178,78 @@ def test_one_analysis_per_text_shared_by_the_filters():
 
     # the numpy repetition measures keep the n-gram hashes on the view; the compiled ones need none
     assert ("ngrams" in view.__dict__) == (gopher._compiled_repetition is None)
+
+
+# --- the compiled lookups (transforms/native/_words.c) --------------------------------------------------
+
+def _python_tokenize(text: str) -> list[str]:
+    """tokenize's Python path (an install without a C compiler), on a memo of its own."""
+    from thresher.transforms import text as t
+
+    saved = t._compiled_tokens, t._CHUNKS
+    t._compiled_tokens, t._CHUNKS = None, {}
+    try:
+        return tokenize(text)
+    finally:
+        t._compiled_tokens, t._CHUNKS = saved
+
+
+def _compiled():
+    import pytest
+
+    from thresher.transforms import text as t
+
+    if t._compiled_tokens is None:
+        pytest.skip("the _words extension is not built here: the word split runs in Python")
+    return t
+
+
+# every character str.split() splits at, and some that look like spaces but are not
+_SPACES = [" ", "\t", "\n", "\r", "\x0b", "\x0c", "\x1c", "\x1d", "\x1e", "\x1f", "\x85", "\xa0", "\u1680", "\u2000",
+           "\u200a", "\u2028", "\u2029", "\u202f", "\u205f", "\u3000", "\u200b", "\ufeff", "\u180e"]
+_ODD = ["東京", "ภาษา", "٣٤", "ß", "cannot", "Cannot", "Im", "im", "and/or", "x²", "Ⅻ", "½", "𠀀", "a\u0301", "ǅ", "ﬁ",
+        "ᾈ", "ﾃｽﾄ", "한국어", "𝟘", "Ⓐ", "_", "dont", "cant"]
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(st.sampled_from(TRICKY.split() + _SPACES + _ODD) | st.text(max_size=5), max_size=40).map("".join))
+def test_compiled_split_gives_the_python_tokens(text):
+    """Chunks at Unicode whitespace as str.split() cuts them; a plain word (str.isalnum, no
+    no-space script, not a special case) is its own token; the rest from the memo."""
+    t = _compiled()
+    assert tokenize(text) == _python_tokenize(text) == _plain_tokenize(text)
+    assert type(t._compiled_tokens(text, {c: t._tokenize_chunk(c) for c in set(text.split())})) is list
+
+
+def test_compiled_split_knows_every_letter_digit_and_space(monkeypatch):
+    """Every code point that str.isalnum() or str.isspace() says yes to, inside a word and alone."""
+    t = _compiled()
+    monkeypatch.setattr(t, "_CHUNKS", {})
+    points = [chr(c) for c in range(0x110000) if not 0xD800 <= c <= 0xDFFF and (chr(c).isalnum() or chr(c).isspace())]
+    assert len(points) > 100_000
+    for i in range(0, len(points), 20_000):
+        block = points[i:i + 20_000]
+        text = " ".join(f"a{c}b {c} {c}." for c in block)
+        assert tokenize(text) == _python_tokenize(text)
+        t._CHUNKS.clear()
+
+
+def test_compiled_split_asks_for_the_chunks_it_lacks():
+    t = _compiled()
+    memo = {"well-known": ("well", "-", "known")}
+    assert t._compiled_tokens("a well-known (b) cannot x", memo) == {"(b)", "cannot"}
+    memo.update({"(b)": ("(", "b", ")"), "cannot": ("can", "not")})
+    assert t._compiled_tokens("a well-known (b) cannot x", memo) == \
+        ["a", "well", "-", "known", "(", "b", ")", "can", "not", "x"]
+
+
+def test_compiled_split_is_built_where_a_c_compiler_is():
+    import pytest
+
+    from tests.compiled import has_c_compiler
+
+    if not has_c_compiler():
+        pytest.skip("no C compiler here: the word split runs in Python")
+    from thresher.transforms import _words, text
+
+    assert text._compiled_tokens is _words.tokens
