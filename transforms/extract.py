@@ -165,6 +165,9 @@ def _read_reply(fh, timeout_s: float):
 
 def _serve(backend: str, main_content: bool) -> None:
     """The child's loop: length-prefixed UTF-8 pages in, (ok, text or error) out, until stdin closes."""
+    # Ctrl-C reaches the whole process group: the job's driver reports it, and this child ends
+    # when its parent does (stdin closes; on Linux it is also killed with it)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     if sys.platform.startswith("linux"):  # die with the parent, even one killed by SIGKILL
         import ctypes
 

@@ -15,10 +15,11 @@ import importlib
 import os
 import sys
 
-from thresher.pipeline import __version__
+from thresher.pipeline import __version__, interrupts
 from thresher.pipeline.config import ConfigError
 from thresher.pipeline.logs import configure
 
+INTERRUPTED = "thresher: interrupted; the previous output is intact (rerun the command to do the job)"
 COMMANDS = ("run", "config", "stages", "jobserver", "tokenizer", "classifier", "calibrate", "inspect", "sample",
             "train", "ablate", "export", "serve")
 
@@ -84,11 +85,14 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         if debug:
             raise
-        print("thresher: interrupted; the previous output is intact (rerun the command to do the job)", file=sys.stderr)
+        print(INTERRUPTED, file=sys.stderr)
         return 130
     except Exception as e:  # a failure we did not foresee, or the runner's: one line, the traceback on request
         if debug:
             raise
+        if interrupts.interrupted():  # Ctrl-C, re-raised by Beam inside its own exception
+            print(INTERRUPTED, file=sys.stderr)
+            return 130
         lines = [line for line in str(e).strip().splitlines() if line.strip()]
         print(f"thresher: error: {type(e).__name__}: {lines[-1] if lines else ''} (--debug shows the traceback)",
               file=sys.stderr)

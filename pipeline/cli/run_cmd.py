@@ -59,8 +59,10 @@ def summary(result) -> str:
 
 
 def main(args: argparse.Namespace, beam_flags: list[str]) -> int:
+    from thresher.pipeline import interrupts
     from thresher.pipeline.graph.heap import tune_heap
 
+    interrupts.watch()  # Ctrl-C: one line and exit 130 (cli/__init__.py), whatever Beam wraps it in
     tune_heap()  # this process is the local runner, which holds every shuffle (pipeline/graph/heap.py)
     cfg = apply_overrides(load(args.config), input=args.input, output=args.output, runner=args.runner,
                           workers=args.workers, only=args.only, skip=args.skip)

@@ -8,10 +8,12 @@ Beam's worker logs every start-up step at INFO to the terminal it inherits; user
 import sys
 
 from thresher.pipeline.graph.heap import tune_heap
+from thresher.pipeline.interrupts import end_quietly
 from thresher.pipeline.logs import configure
 
 
 def main() -> None:
+    end_quietly()  # Ctrl-C in the terminal reaches the workers too: the driver reports it, once
     tune_heap()  # before Beam starts its gRPC threads
     configure(fmt="%(levelname)s worker: %(message)s")  # before Beam is imported: it logs on import
     from apache_beam.runners.worker import sdk_worker, sdk_worker_main

@@ -181,3 +181,44 @@ def test_inspect_html_says_where_it_wrote_the_report(small_run, tmp_path, capsys
     out = capsys.readouterr().out.strip()
     assert out.startswith(f"thresher inspect: wrote {page} (") and "Funnel" not in out
     assert page.read_text().startswith("<!DOCTYPE html>")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("workers", [1, 2])
+def test_ctrl_c_is_one_line_and_exit_130(tmp_path, workers):
+    """SIGINT to the process group, as a terminal sends it, while the job works: one line, exit
+    130, no traceback from the driver, the workers or the extraction children, no staging left,
+    and no process of the group still alive."""
+    import signal
+    import time
+
+    from thresher.pipeline.engines.run import embedded_sample
+
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    for i in range(4):  # long enough to be interrupted in the middle
+        (inputs / f"copy{i}.warc.gz").symlink_to(embedded_sample())
+    out = tmp_path / "out"
+    proc = subprocess.Popen([sys.executable, "-m", "thresher.pipeline", "run", "--input", str(inputs), "--output",
+                             str(out), "--workers", str(workers), "-q"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+    deadline = time.monotonic() + 120
+    while not (out / ".staging").exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.1)
+    time.sleep(3)  # the job is reading and filtering now
+    assert proc.poll() is None, proc.communicate()
+    os.killpg(proc.pid, signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert err.strip().splitlines() == [
+        "thresher: interrupted; the previous output is intact (rerun the command to do the job)"], err
+    assert not (out / ".staging").exists() and not (out / "stats.json").exists()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(proc.pid, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.1)
+    else:
+        raise AssertionError("a process of the interrupted run is still alive")
