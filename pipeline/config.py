@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import difflib
 import types
 import typing
 from dataclasses import dataclass, field
@@ -63,7 +64,8 @@ class StagesConfig:
         known = {s.name: s for s in stage_registry.stages()}
         for key in data:
             if key not in known:
-                raise ConfigError(f"unknown config key '{path}.{key}' (known at '{path}': {', '.join(known)})")
+                raise ConfigError(f"unknown config key '{path}.{key}'{did_you_mean(str(key), known)} "
+                                  f"(known at '{path}': {', '.join(known)})")
         return cls({k: _from_dict(known[k].params, v, f"{path}.{k}") for k, v in data.items()})
 
     def validate(self, path: str) -> None:
@@ -202,6 +204,11 @@ def _coerce(tp: Any, value: Any, path: str) -> Any:
             raise ConfigError(f"config key '{path}': expected a number, got {value!r}")
         return float(value)
     if tp is str:
+        if isinstance(value, bool):  # YAML 1.1 reads an unquoted no, yes, off, on as false or true
+            hint = " (Norwegian is nb)" if value is False and ("keep" in path or "languages" in path) else ""
+            raise ConfigError(f"config key '{path}': expected a string, got {value}: YAML read an unquoted "
+                              f"{'no, off or false' if value is False else 'yes, on or true'} as {str(value).lower()}"
+                              f"; quote the value{hint}")
         if not isinstance(value, str):
             raise ConfigError(f"config key '{path}': expected a string, got {value!r}")
         return value
@@ -219,9 +226,16 @@ def _from_dict(cls: type, data: Any, path: str = "") -> Any:
     for key in data:
         if key not in names:
             full = f"{path}.{key}" if path else str(key)
-            raise ConfigError(f"unknown config key '{full}' (known at {where}: {', '.join(names)})")
+            raise ConfigError(f"unknown config key '{full}'{did_you_mean(str(key), names)} "
+                              f"(known at {where}: {', '.join(names)})")
     kwargs = {k: _coerce(hints[k], v, f"{path}.{k}" if path else k) for k, v in data.items()}
     return cls(**kwargs)
+
+
+def did_you_mean(name: str, known) -> str:
+    """`` (did you mean 'x'?)`` for the closest known name, or nothing."""
+    close = difflib.get_close_matches(name, list(known), n=1)
+    return f" (did you mean '{close[0]}'?)" if close else ""
 
 
 def from_dict(data: Any) -> Config:

@@ -28,6 +28,15 @@ def main(args, rest) -> int:
     if args.reason and not any(k == args.reason or k.endswith("." + args.reason) for k in known):
         listing = ", ".join(f"{k} ({v})" for k, v in known.items()) or "none"
         raise ConfigError(f"no document was dropped for {args.reason!r} in this run; reasons: {listing}")
+    if args.lang:
+        from thresher.transforms.lid_models import known_languages, normalise
+
+        known = known_languages()
+        if normalise(args.lang) != args.lang and normalise(args.lang) in known:
+            raise ConfigError(f"--lang {args.lang}: written {normalise(args.lang)} here (ISO 639-1)")
+        if args.lang not in known:
+            raise ConfigError(f"--lang {args.lang}: not a language code lid.176 knows "
+                              f"(known: {', '.join(sorted(known))})")
     rows = pick(args.dir, args.reason, args.lang, args.n, args.seed)
     if not rows:
         print("no such documents" + (" in rejected/ (rejected_sample may have left them out)" if args.reason else ""))

@@ -61,3 +61,31 @@ def test_missing_and_empty_files(tmp_path):
     p.write_text("- a list\n")
     with pytest.raises(ConfigError, match="expected a mapping"):
         load(str(p))
+
+
+def test_a_misspelt_key_is_named_with_the_closest_known_one():
+    with pytest.raises(ConfigError, match=r"unknown config key 'stages.gopher_quality.min_doc_wordz' "
+                                          r"\(did you mean 'min_doc_words'\?\)"):
+        from_dict({"stages": {"gopher_quality": {"min_doc_wordz": 80}}})
+    with pytest.raises(ConfigError, match=r"unknown config key 'outptu' \(did you mean 'output'\?\)"):
+        from_dict({"outptu": "x"})
+    with pytest.raises(ConfigError, match=r"unknown config key 'stages.gopher_qualty' \(did you mean 'gopher_quality'\?\)"):
+        from_dict({"stages": {"gopher_qualty": {}}})
+
+
+def test_yamls_unquoted_no_is_explained(tmp_path):
+    """YAML 1.1 reads `no` as false: the error says so, and that Norwegian is nb."""
+    path = tmp_path / "no.yaml"
+    path.write_text("stages:\n  langid:\n    keep: [en, no]\n")
+    with pytest.raises(ConfigError) as e:
+        load(str(path))
+    msg = str(e.value)
+    assert "stages.langid.keep[1]" in msg and "unquoted no" in msg and "quote the value" in msg and "nb" in msg
+    path.write_text("stages:\n  gopher_quality:\n    languages:\n      no: {min_doc_words: 40}\n")
+    with pytest.raises(ConfigError, match="YAML read an unquoted no, off or false as false"):
+        load(str(path))
+    path.write_text('stages:\n  langid:\n    keep: [en, "no"]\n')  # quoted: lid.176's "no" is written nb here
+    with pytest.raises(ConfigError, match=r"stages.langid.keep\[1\].*'no' is written 'nb' here"):
+        load(str(path))
+    path.write_text("stages:\n  langid:\n    keep: [en, nb]\n")
+    assert load(str(path)).stages.langid.keep == ["en", "nb"]

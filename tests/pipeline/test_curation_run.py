@@ -124,3 +124,8 @@ def test_thresher_sample_shows_victims_and_kept_documents(default_run, capsys):
     assert shown.count("lang=de") == 3
     assert main(["sample", str(out), "--reason", "no_such_reason"]) == 2
     assert "reasons:" in capsys.readouterr().err
+    # a language code is checked, not searched for in vain (issue 39)
+    assert main(["sample", str(out), "--lang", "xx"]) == 2
+    assert "--lang xx: not a language code lid.176 knows" in capsys.readouterr().err
+    assert main(["sample", str(out), "--lang", "no"]) == 2
+    assert "--lang no: written nb here" in capsys.readouterr().err

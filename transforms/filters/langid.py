@@ -36,7 +36,10 @@ class LangidParams:
 
             known = known_languages()
             for i, code in enumerate(self.keep):
-                check(normalise(code) == code and code in known, f"{path}.keep[{i}]",
+                check(normalise(code) == code or normalise(code) not in known, f"{path}.keep[{i}]",
+                      f"{code!r} is written {normalise(code)!r} here (documents' lang is ISO 639-1: nb for "
+                      "Norwegian Bokmål)")
+                check(code in known, f"{path}.keep[{i}]",
                       f"{code!r} is not a language code lid.176 knows (known: {', '.join(sorted(known))})")
 
 
