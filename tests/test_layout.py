@@ -123,3 +123,12 @@ def test_code_and_docs_point_to_nothing_outside_the_repository():
 def test_benchmarks_import_the_installed_package():
     for path in (ROOT / "benchmarks").glob("*.py"):
         assert "parents[1]))" not in path.read_text(), f"{path.name} puts the repository on sys.path"
+
+
+def test_the_curation_install_brings_no_torch():
+    """`pip install .` is the curation install: torch (a few GB) comes only with [train] (or [dev])."""
+    import tomllib
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert not [d for d in project["dependencies"] if re.match(r"(torch|safetensors|transformers)\b", d)]
+    assert any(d.startswith("torch") for d in project["optional-dependencies"]["train"])
