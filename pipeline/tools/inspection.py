@@ -224,6 +224,11 @@ def _fmt_bytes(n: float) -> str:
 NOT_PAGES = "ingest.not_response"  # WARC request, metadata and warcinfo records: never pages
 
 
+def plural(n: int, word: str) -> str:
+    """``1 document``, ``2 documents``."""
+    return f"{n:,} {word}{'' if n == 1 else 's'}"
+
+
 def funnel_lines(stats: dict, limit: int = 12, drops: bool = True) -> list[str]:
     """The funnel in words: records that are not pages apart from the documents that entered
     curation, kept as a share of those, drops and errors listed apart, columns aligned to the
@@ -237,8 +242,8 @@ def funnel_lines(stats: dict, limit: int = 12, drops: bool = True) -> list[str]:
     lines = []
     if not_pages:
         lines.append(f"  {not_pages:,} WARC records are not pages (request, metadata, warcinfo); "
-                     f"{docs:,} documents entered curation")
-    share = f"  ({t['kept'] / docs:.1%} of {docs:,} documents)" if docs else ""
+                     f"{plural(docs, 'document')} entered curation")
+    share = f"  ({t['kept'] / docs:.1%} of {plural(docs, 'document')})" if docs else ""
     width = len(f"{max(t['kept'], t['dropped'], t['errored'], docs):,}")
     lines += [f"  kept     {t['kept']:>{width},}{share}",
               f"  dropped  {t['dropped'] - not_pages:>{width},}",
@@ -260,7 +265,7 @@ def render_console(r: dict) -> str:
     out = [f"Run directory {r['dir']}"]
     if "totals" in r:
         t = r["totals"]
-        out.append(f"\nFunnel: {t['read']:,} read -> {t['kept']:,} kept ({t['dropped']:,} dropped, {t['errored']:,} errored)")
+        out.append(f"\nFunnel: {plural(t['read'], 'record')} read -> {t['kept']:,} kept")
         out += funnel_lines({"totals": {**t, "by_reason": r.get("by_reason", {})},
                              "stages": {s["stage"]: s for s in r["funnel"]}}, drops=False)
         w = max(len(s["stage"]) for s in r["funnel"])
@@ -275,11 +280,11 @@ def render_console(r: dict) -> str:
         removed = " and ".join(f"{n:,} by {name}" for name, n in dd["removed"].items())
         out.append(f"\nDedup: {removed} removed; "
                    f"{dd.get('clusters') or 0:,} clusters (largest {max(sizes) if sizes else 0}); "
-                   f"components converged in {dd.get('rounds_used')} rounds" + ("" if dd.get("converged") else " (NOT converged)"))
+                   f"components converged in {plural(dd.get('rounds_used') or 0, 'round')}" + ("" if dd.get("converged") else " (NOT converged)"))
     d = r.get("documents")
     if d:
         c = d["chars"]
-        out.append(f"\nDocuments: {d['rows']:,} in {d['files']} files")
+        out.append(f"\nDocuments: {d['rows']:,} in {plural(d['files'], 'file')}")
         if c:
             out.append("  characters: " + "  ".join(f"p{p} {c[f'p{p}']:,.0f}" for p in PERCENTILES)
                        + f"  max {c['max']:,.0f}  total {c['total']:,}")
@@ -290,7 +295,7 @@ def render_console(r: dict) -> str:
     s = r.get("shards")
     if s:
         tk = s["tokenizer"]
-        out.append(f"\nShards: {s['count']} ({s['dtype']}), {s['rows']:,} documents, {s['tokens']:,} tokens, "
+        out.append(f"\nShards: {s['count']} ({s['dtype']}), {plural(s['rows'], 'document')}, {s['tokens']:,} tokens, "
                    f"{_fmt_bytes(s['bytes'])}; tokenizer {tk['name']} (vocab {tk['vocab_size']:,}, EOS {tk['eos_id']}, "
                    f"sha256 {tk['sha256'][:12]}), seed {s['seed']}")
         dt = s["doc_tokens"]

@@ -222,3 +222,21 @@ def test_ctrl_c_is_one_line_and_exit_130(tmp_path, workers):
         time.sleep(0.1)
     else:
         raise AssertionError("a process of the interrupted run is still alive")
+
+
+def test_the_funnel_gives_each_word_one_meaning_and_counts_in_the_singular():
+    """`dropped` is documents dropped, never WARC records that are not pages; one document is
+    "1 document" (issue 39, item 6)."""
+    from thresher.pipeline.tools.inspection import funnel_lines, render_console
+
+    stats = {"totals": {"read": 3, "kept": 1, "dropped": 2, "errored": 0,
+                        "by_reason": {"ingest.not_response": 2}},
+             "stages": {"ingest": {"in": 3, "kept": 1, "dropped": {"not_response": 2}, "errored": {}}}}
+    lines = funnel_lines(stats)
+    assert "1 document entered curation" in lines[0]
+    assert lines[1].split() == ["kept", "1", "(100.0%", "of", "1", "document)"]
+    assert lines[2].split() == ["dropped", "0"]
+    report = {"dir": "d", "totals": stats["totals"], "by_reason": stats["totals"]["by_reason"],
+              "funnel": [{"stage": "ingest", "in": 3, "kept": 1, "dropped": {"not_response": 2}, "errored": {}}]}
+    text = render_console(report)
+    assert "Funnel: 3 records read -> 1 kept\n" in text and "2 dropped" not in text
