@@ -177,7 +177,7 @@ def calibrate(rows: list[dict], cfg, reference: str = "en", min_docs: int = 50, 
                 values = [r[column] for r in survivors[lang] if applies(r)]
                 old = getattr(params.for_lang(lang), field)
                 limits[lang] = old
-                if not values:
+                if not values or not params.decides_with(field, lang):
                     continue
                 hits = sum(fires(v, op, old) for v in values)
                 if z_score(hits, len(values), ref_hits, len(ref_values)) < min_z:

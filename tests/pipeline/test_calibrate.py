@@ -128,3 +128,34 @@ def test_several_configs_are_laid_on_each_other(tmp_path, capsys):
     (tmp_path / "bad.yaml").write_text("- a list\n")
     with pytest.raises(ConfigError, match="expected a mapping at the top level"):
         load([str(tmp_path / "bad.yaml")])
+
+
+def test_rules_that_are_off_for_a_language_are_not_calibrated_for_it():
+    """Gopher's mean word length is off for Chinese (words are characters) and has bounds of its
+    own in Korean: calibrate moves it for neither, though their values differ from English's
+    (issue 39, item 6: it printed a move for zh)."""
+    from thresher.pipeline.config import Config
+    from thresher.pipeline.tools.calibrate import calibrate
+    from thresher.transforms.filters.gopher import GopherQuality
+
+    g = GopherQuality()
+    assert g.decides_with("min_avg_word_length", "en") and g.decides_with("min_alpha_words_ratio", "zh")
+    assert not g.decides_with("min_avg_word_length", "zh") and not g.decides_with("max_avg_word_length", "ko")
+    cfg = Config()
+    for name in CURATION_FILTERS:
+        getattr(cfg.stages, name).enabled = name == "gopher_quality"
+    rng = random.Random(1)
+
+    def row(lang, mean):
+        return {"lang": lang, "gopher_quality_words": 200, "gopher_quality_mean_word_length": mean,
+                "gopher_quality_char_words": False, "gopher_quality_hash_ratio": 0.0,
+                "gopher_quality_ellipsis_ratio": 0.0, "gopher_quality_bullet_lines": 0.0,
+                "gopher_quality_ellipsis_lines": 0.0, "gopher_quality_alpha_words": 0.95,
+                "gopher_quality_stop_words": 5}
+
+    rows = [row("en", rng.uniform(2.9, 6)) for _ in range(200)]  # a few below 3
+    rows += [row(lang, rng.uniform(1.2, 2.8)) for lang in ("zh", "ko", "fr") for _ in range(200)]  # all below 3
+    changes, _, _ = calibrate(rows, cfg, "en", min_docs=50)
+    moved = {(c.lang, c.field) for c in changes}
+    assert ("fr", "min_avg_word_length") in moved  # a rule that decides for French moves
+    assert not {lang for lang, _ in moved} & {"zh", "ko"}, moved

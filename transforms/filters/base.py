@@ -115,6 +115,11 @@ class Filter:
                                               **{k: numeric[k](v) for k, v in overrides.items()})
         return cache[lang]
 
+    def decides_with(self, field: str, lang: str | None) -> bool:
+        """Whether threshold `field` decides anything for `lang`'s documents (`thresher calibrate`
+        moves only those); a filter whose rules are off, or fixed, for some languages says so."""
+        return True
+
     def score(self, value: str, lang: str | None = None) -> dict:
         raise NotImplementedError
 

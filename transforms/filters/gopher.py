@@ -276,6 +276,12 @@ class GopherQuality(Filter):
             "stop_words": len(stops.intersection(counts)) if stops is not None else None,
         }
 
+    def decides_with(self, field: str, lang: str | None) -> bool:
+        if field in ("min_avg_word_length", "max_avg_word_length"):
+            # off for the no-space scripts; Korean and Vietnamese have bounds of their own
+            return rules_for(lang, self.fallback_lang).word_length == (3, 10)
+        return True
+
     def keep(self, s: dict, lang: str | None = None) -> str | None:
         rules = rules_for(lang, self.fallback_lang)
         scale = 1.5 if s["char_words"] else rules.word_scale  # words are characters: 1.5 per word
