@@ -176,6 +176,15 @@ def _ids(run_dir: str, folder: str, cols: tuple[str, ...]) -> dict[str, dict]:
     return rows
 
 
+def stage_order(names: list[str]) -> list[str]:
+    """Stage names in recipe order (the registry's); names it does not know (a stage of a plugin
+    not loaded here) keep their place at the end."""
+    from thresher.transforms import stage as registry
+
+    order = {name: i for i, name in enumerate(registry.names())}
+    return sorted(names, key=lambda n: (order.get(n, len(order)), names.index(n)))
+
+
 def compare(a_dir: str, b_dir: str, a: dict, b: dict, n_examples: int = 5, seed: int = 0) -> dict:
     """Differences between runs A and B (their inspect reports `a` and `b`): the funnel stage by
     stage, drops reason by reason, and the documents one kept and the other did not (with why the
@@ -183,7 +192,7 @@ def compare(a_dir: str, b_dir: str, a: dict, b: dict, n_examples: int = 5, seed:
     funnel = []
     fa = {s["stage"]: s for s in a.get("funnel", [])}
     fb = {s["stage"]: s for s in b.get("funnel", [])}
-    for stage in list(fa) + [s for s in fb if s not in fa]:
+    for stage in stage_order(list(fa) + [s for s in fb if s not in fa]):
         x, y = fa.get(stage, {}), fb.get(stage, {})
         row = {"stage": stage}
         for k in ("in", "kept"):

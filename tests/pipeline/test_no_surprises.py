@@ -240,3 +240,13 @@ def test_the_funnel_gives_each_word_one_meaning_and_counts_in_the_singular():
               "funnel": [{"stage": "ingest", "in": 3, "kept": 1, "dropped": {"not_response": 2}, "errored": {}}]}
     text = render_console(report)
     assert "Funnel: 3 records read -> 1 kept\n" in text and "2 dropped" not in text
+
+
+def test_compare_lists_stages_in_recipe_order():
+    """A stage only run B has (quality_classifier) sits where the recipe runs it, not last (issue 39, item 6)."""
+    from thresher.pipeline.tools.report import stage_order
+
+    a = ["ingest", "gopher_quality", "dedup_exact", "tokenize"]
+    b_only = ["quality_classifier", "my_plugin_stage"]
+    assert stage_order(a + b_only) == ["ingest", "gopher_quality", "quality_classifier", "dedup_exact", "tokenize",
+                                       "my_plugin_stage"]
