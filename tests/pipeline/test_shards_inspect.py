@@ -102,7 +102,7 @@ def test_hugging_face_datasets_reads_the_shards(small_shards):
 def test_inspect_console_json_and_verify(small_shards, capsys):
     assert main(["inspect", str(small_shards), "--verify"]) == 0
     out = capsys.readouterr().out
-    assert "Funnel: 841 read" in out and "Shards:" in out and "Verify: OK" in out
+    assert "Funnel: 841 records read -> 168 kept" in out and "Shards:" in out and "Verify: OK" in out
     assert main(["inspect", str(small_shards), "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["shards"]["tokens"] == read_manifest(str(small_shards / "shards")).tokens
