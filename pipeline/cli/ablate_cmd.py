@@ -36,9 +36,9 @@ def main(args, rest) -> int:
     from thresher.pipeline.tools import training
 
     try:
-        training.require("ablate")
+        training.require()
     except ConfigError as e:
-        print(str(e), file=sys.stderr)
+        print(f"thresher ablate: {e}", file=sys.stderr)
         return 2
     from thresher.pipeline.tools.ablate import ablate, render_table
 

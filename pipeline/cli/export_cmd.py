@@ -21,10 +21,10 @@ def main(args, rest) -> int:
     from thresher.pipeline.tools import training
 
     try:
-        training.require("export", ("torch", "safetensors"))
+        training.require(("torch", "safetensors"))
         done = training.export(args.checkpoint, args.output, args.tokenizer)
     except ConfigError as e:
-        print(f"thresher export: {str(e).removeprefix('thresher export: ')}", file=sys.stderr)
+        print(f"thresher export: {e}", file=sys.stderr)
         return 2
     tok = "tokenizer.json included" if done["tokenizer"] else "no tokenizer found (pass --tokenizer)"
     print(f"exported {done['checkpoint']} (step {done['step']}, {done['params']:,} parameters) to {done['output']}: "

@@ -27,7 +27,7 @@ def main(args, trainer_args: list[str]) -> int:
     from thresher.pipeline.tools import training
 
     try:
-        training.require("train")
+        training.require()
         if args.help:
             print("thresher train [--nproc P] TRAINER OPTIONS (launched with torchrun)\n", file=sys.stderr)
             return subprocess.call([*training.launcher(1), "--help"])
@@ -35,6 +35,6 @@ def main(args, trainer_args: list[str]) -> int:
             raise ConfigError("--nproc must be >= 1")
         training.preflight(trainer_args, args.nproc)  # a bad flag, --data or --resume: one line, before torchrun
     except ConfigError as e:
-        print(f"thresher train: {str(e).removeprefix('thresher train: ')}", file=sys.stderr)
+        print(f"thresher train: {e}", file=sys.stderr)
         return 2
     return subprocess.call([*training.launcher(args.nproc), *trainer_args])

@@ -51,13 +51,11 @@ def create_app(settings: Settings) -> FastAPI:
     # no /docs: Swagger's page loads its scripts from a CDN; the schema is at /openapi.json
     app = FastAPI(title="Thresher", version=__version__, docs_url=None, redoc_url=None, lifespan=lifespan,
                   description="Submit, watch, inspect and compare Thresher curation runs.")
-    app.state.service = svc
-    app.state.store, app.state.queue, app.state.settings = svc.store, svc.queue, settings
+    app.state.service = svc  # the routers reach it through core.service
 
     @app.middleware("http")
     async def guard(request: Request, call_next):
         path = request.url.path
-        svc: Service = app.state.service
         # DNS rebinding: a page of another site whose name resolves to 127.0.0.1
         if svc.settings.loopback() and _hostname(request.headers.get("host") or "") not in LOOPBACK:
             return PlainTextResponse("unknown host", status_code=421)

@@ -10,10 +10,10 @@ import sys
 from thresher.pipeline.config import ConfigError
 
 
-def require(command: str, modules: tuple[str, ...] = ("torch",)) -> None:
+def require(modules: tuple[str, ...] = ("torch",)) -> None:
     """ConfigError naming the extra when the trainer's libraries are not installed."""
     if any(importlib.util.find_spec(m) is None for m in modules):
-        raise ConfigError(f"thresher {command}: {' and '.join(modules)} {'is' if len(modules) == 1 else 'are'} "
+        raise ConfigError(f"{' and '.join(modules)} {'is' if len(modules) == 1 else 'are'} "
                           "not installed: pip install 'thresher[train]'")
 
 
