@@ -137,5 +137,6 @@ def unknown_beam_flags(options: list[str]) -> list[str]:
     proc = subprocess.run([sys.executable, "-m", "thresher.pipeline.engines.runners", *options],
                           capture_output=True, text=True, timeout=300)
     if proc.returncode != 0:
-        raise ConfigError(f"options: could not be checked: {proc.stderr.strip().splitlines()[-1:]}")
+        last = (proc.stderr.strip().splitlines() or [f"exit {proc.returncode}"])[-1]
+        raise ConfigError(f"options: could not be checked: {last}")
     return proc.stdout.split()
