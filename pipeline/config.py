@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import difflib
+import os
 import types
 import typing
 from dataclasses import dataclass, field
@@ -96,6 +97,19 @@ class WriteConfig:
 
 
 LOCAL_RUNNERS = ("direct",)  # Beam's Python runner in this process, or local worker processes
+# A local run's fixed memory, measured (docs/benchmarks.md, Scale): the runner process holds ~250 MB
+# whatever the corpus's size, a worker ~300 MB before its share of the data; a worker's share must
+# leave room for the groupings' buffers (pipeline/graph/grouping.py).
+RUNNER_MB = 400
+WORKER_MB = 350
+MIN_WORKER_MB = 100
+
+
+def machine_memory_mb() -> int:
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2**20
+    except (ValueError, OSError, AttributeError):  # not POSIX: assume a small machine
+        return 8192
 
 
 @dataclass
@@ -106,11 +120,28 @@ class RunnerConfig:
     # through spill files in the run's staging folder (on), or through the runner's own shuffle
     # (off); auto: on for the local runner, which holds a shuffle in memory, off elsewhere.
     spill: str = "auto"
+    # What a local run may hold in memory, its processes together, in MB (0: half of this machine's).
+    # The groupings kept on disk size their write buffers and what they group at once from each
+    # worker's share; a budget that cannot hold the runner and its workers fails before the run.
+    memory_mb: int = 0
 
     def validate(self, path: str) -> None:
         _check(self.workers >= 1, f"{path}.workers", "must be >= 1")
         _check(bool(self.name), f"{path}.name", "must not be empty")
         _check(self.spill in ("auto", "on", "off"), f"{path}.spill", f"must be auto, on or off, not {self.spill!r}")
+        _check(self.memory_mb >= 0, f"{path}.memory_mb", "must be >= 0 (0: half of this machine's memory)")
+
+    def worker_memory_mb(self) -> int:
+        """Each local worker's share of `memory_mb` beyond what a worker holds anyway (its libraries
+        and models, and the runner process's own), in MB; a ConfigError when there is too little."""
+        total = self.memory_mb or machine_memory_mb() // 2
+        share = (total - RUNNER_MB) // self.workers - WORKER_MB
+        if share < MIN_WORKER_MB:
+            least = RUNNER_MB + self.workers * (WORKER_MB + MIN_WORKER_MB)
+            raise ConfigError(f"runner.memory_mb: {total:,} MB cannot hold a local run of {self.workers} worker(s): "
+                              f"it needs at least {least:,} MB (the runner {RUNNER_MB} MB, each worker "
+                              f"{WORKER_MB + MIN_WORKER_MB} MB); raise runner.memory_mb or lower runner.workers")
+        return share
 
     def spill_files(self) -> bool:
         return self.spill == "on" or (self.spill == "auto" and self.name in LOCAL_RUNNERS)
@@ -285,7 +316,7 @@ def stage_list(value: str | None, what: str) -> list[str]:
 
 def apply_overrides(cfg: Config, input: list[str] | None = None, output: str | None = None,
                     runner: str | None = None, workers: int | None = None, only: str | None = None,
-                    skip: str | None = None) -> Config:
+                    skip: str | None = None, memory_mb: int | None = None) -> Config:
     """What `thresher run`'s flags (and a service job's fields) change in a loaded config, checked
     the same way as the config itself: ``only``/``skip`` name stages (``a,b``; ingest and writing
     always run). Returns `cfg`, changed in place and validated."""
@@ -297,6 +328,8 @@ def apply_overrides(cfg: Config, input: list[str] | None = None, output: str | N
         cfg.runner.name = runner
     if workers is not None:
         cfg.runner.workers = workers
+    if memory_mb is not None:
+        cfg.runner.memory_mb = memory_mb
     chosen, skipped = stage_list(only, "--only"), stage_list(skip, "--skip")
     if chosen and skipped:
         raise ConfigError("--only and --skip cannot be used together")

@@ -211,6 +211,8 @@ def run(cfg: Config, beam_flags: list[str] | None = None, show_progress: bool = 
     if cfg.input_root and "://" not in cfg.input_root:
         cfg.input_root = os.path.abspath(cfg.input_root)
     check_filesystems([*cfg.input, cfg.output])
+    if is_local(cfg.runner.name):
+        cfg.runner.worker_memory_mb()  # a budget too small for the workers: say so before reading
     files, skipped = resolve_inputs(cfg.input, cfg.input_root)
     runner, options = make_runner_and_options(cfg.runner.name, cfg.runner.workers, beam_flags)
 

@@ -29,7 +29,8 @@ class Curate(beam.PTransform):
         ctx, w = self.ctx, self.ctx.config.write
         ingest = ctx.params(ReadRecords.STAGE)
         branches, counts, rejected = pbegin | "Read" >> ReadInputs(
-            self.files, ingest.warc_options(), ingest.split_bytes, ctx.spill("spread"), ctx.common)
+            self.files, ingest.warc_options(), ingest.split_bytes, ctx.spill("spread"), ctx.common,
+            delete_spilled=ctx.read_once)
         # Before the corpus stages (dedup) the branches park their documents: those stages shuffle
         # references, and the documents come back after the last of them (pipeline/graph/park.py).
         parked = None
@@ -74,11 +75,11 @@ class Curate(beam.PTransform):
         prepares = [(s.name, s.prepare, self.ctx.params(s.name)) for s in self.stages
                     if s.corpus is not None and s.prepare is not None]
         parked, counts, rejected = branches | "Park" >> ParkDocuments(prepares, self.ctx.spill("parked"),
-                                                                      self.ctx.common)
+                                                                      self.ctx.common, self.ctx.groups("park"))
         return parked, [], counts, rejected
 
     def _unpark(self, parked, parked_rejected: list, rejected: list) -> dict:
         docs, unparked_rejected = tuple([parked] + parked_rejected) | "Unpark" >> UnparkDocuments(
-            self.ctx.config.write.rejected_text_chars, parked=self.ctx.spill_files)
+            self.ctx.config.write.rejected_text_chars, parked=self.ctx.spill_files, groups=self.ctx.groups("unpark"))
         rejected.append(unparked_rejected)
         return {"parked": docs}

@@ -19,6 +19,7 @@ import pyarrow as pa
 from apache_beam.pvalue import TaggedOutput
 
 from thresher.pipeline.graph.counting import COUNTS, PARKED, REJECTED, CountingDoFn, StageResult
+from thresher.pipeline.graph.grouping import CoGroupOnDisk, DistinctOnDisk, GroupOnDisk, OnDisk
 from thresher.pipeline.graph.heap import give_back_memory
 from thresher.pipeline.graph.spill import read_rows
 from thresher.pipeline.graph.write_documents import WriteShards
@@ -77,6 +78,7 @@ class ExactDedup(beam.PTransform):
         self.stage = stage
         self.c = params
         self.common = ctx.common
+        self.groups = ctx.groups(stage)
 
     def expand(self, docs):
         c, stage = self.c, self.stage
@@ -84,7 +86,7 @@ class ExactDedup(beam.PTransform):
         count_in = True
         if c.by_url:
             with_url = docs | "UrlKey" >> beam.Map(lambda d: (d.get("url") or f"\x00{d['id']}", d))
-            out = (with_url | "GroupUrl" >> beam.GroupByKey()
+            out = (with_url | "GroupUrl" >> GroupOnDisk(self.groups)
                    | "NewestPerUrl" >> beam.ParDo(KeepOnePerKey(stage, "url_duplicate", newest=True,
                                                                 **self.common)).with_outputs(COUNTS, REJECTED, main="docs"))
             docs, count_in = out.docs, False
@@ -93,7 +95,7 @@ class ExactDedup(beam.PTransform):
         out = (
             docs
             | "TextKey" >> beam.Map(lambda d: (d[EXACT_KEY], d))
-            | "GroupText" >> beam.GroupByKey()
+            | "GroupText" >> GroupOnDisk(self.groups)
             | "OnePerText" >> beam.ParDo(KeepOnePerKey(stage, "exact_duplicate", count_in=count_in,
                                                        **self.common)).with_outputs(COUNTS, REJECTED, main="docs")
         )
@@ -145,10 +147,11 @@ class ConnectedComponents(beam.PTransform):
     whose last round still changed edges fails instead of writing a wrong clustering).
     """
 
-    def __init__(self, rounds: int, stage: str):
+    def __init__(self, rounds: int, stage: str, groups: OnDisk | None = None):
         super().__init__()
         self.rounds = rounds
         self.stage = stage
+        self.groups = groups  # grouping.OnDisk, or None
 
     def expand(self, edges):
         counts = []
@@ -157,13 +160,13 @@ class ConnectedComponents(beam.PTransform):
             large = (
                 e
                 | f"Large{r}/BothWays" >> beam.FlatMap(lambda ab: [(ab[0], ab[1]), (ab[1], ab[0])])
-                | f"Large{r}/Group" >> beam.GroupByKey()
+                | f"Large{r}/Group" >> GroupOnDisk(self.groups)
                 | f"Large{r}/Star" >> beam.ParDo(_Star("large", self.stage, r)).with_outputs(COUNTS, main="edges")
             )
             small = (
                 large.edges
                 | f"Small{r}/ByLarger" >> beam.Map(lambda ab: (max(ab), min(ab)))
-                | f"Small{r}/Group" >> beam.GroupByKey()
+                | f"Small{r}/Group" >> GroupOnDisk(self.groups)
                 | f"Small{r}/Star" >> beam.ParDo(_Star("small", self.stage, r)).with_outputs(COUNTS, main="edges")
             )
             counts += [large[COUNTS], small[COUNTS]]
@@ -171,7 +174,7 @@ class ConnectedComponents(beam.PTransform):
         labels = (
             e
             | "Labels" >> beam.FlatMap(lambda um: [(um[0], um[1]), (um[1], um[1])])
-            | "GroupLabels" >> beam.GroupByKey()
+            | "GroupLabels" >> GroupOnDisk(self.groups)
             | "MinLabel" >> beam.MapTuple(lambda node, ms: (node, min(ms)))
         )
         return labels, counts
@@ -312,9 +315,9 @@ class ExactCheck(beam.PTransform):
     shingles travel once to its own check, each member's once per representative it is paired with
     (one per bucket at most). With spill files off the references carry the texts, and the join does."""
 
-    def __init__(self, stage: str, ngram: int, threshold: float):
+    def __init__(self, stage: str, ngram: int, threshold: float, groups: OnDisk | None = None):
         super().__init__()
-        self.stage, self.ngram, self.threshold = stage, ngram, threshold
+        self.stage, self.ngram, self.threshold, self.groups = stage, ngram, threshold, groups
 
     def expand(self, pcolls):
         pairs, refs = pcolls
@@ -322,14 +325,14 @@ class ExactCheck(beam.PTransform):
         routed = (
             {"dests": pairs | "Destinations" >> beam.FlatMap(lambda rm: [(rm[0], rm[0]), (rm[1], rm[0])]),
              "where": refs | "Where" >> beam.Map(lambda r: (str(r["id"]), _locator(r)))}
-            | "JoinWhere" >> beam.CoGroupByKey()
+            | "JoinWhere" >> CoGroupOnDisk(self.groups)
             | "Route" >> beam.ParDo(_Destinations(self.ngram)).with_outputs("parked", *outs)
         )
-        read = (routed.parked | "GroupSegment" >> beam.GroupByKey()
+        read = (routed.parked | "GroupSegment" >> GroupOnDisk(self.groups)
                 | "ReadShingles" >> beam.ParDo(_ReadShingles(self.ngram)).with_outputs(*outs))
         return (
-            {tag: (routed[tag], read[tag]) | f"All{tag.title()}" >> beam.Flatten() for tag in outs}
-            | "GroupByRepresentative" >> beam.CoGroupByKey()
+            {**{tag: routed[tag] for tag in outs}, **{f"{tag}_read": read[tag] for tag in outs}}
+            | "GroupByRepresentative" >> CoGroupOnDisk(self.groups, merge={f"{tag}_read": tag for tag in outs})
             | "ExactJaccard" >> beam.ParDo(_ExactPairs(self.stage, self.threshold)).with_outputs(COUNTS, main="edges")
         )
 
@@ -381,6 +384,7 @@ class MinHashDedup(beam.PTransform):
         self.stage = stage
         self.c = params
         self.common = ctx.common
+        self.groups = ctx.groups(stage)
         w = ctx.config.write
         self.write_clusters = WriteShards("clusters", f"{ctx.staging}/dedup", CLUSTERS_SCHEMA, 1, w.seed, w.compression,
                                           None, ctx.spill("clusters"), filename="clusters.parquet")
@@ -397,35 +401,36 @@ class MinHashDedup(beam.PTransform):
         # dedup stages shuffle (a key, an id and a compact signature per band and document). The
         # buckets, and so the edges, are the same either way.
         per_band, unsure = [], []
-        for g, group in enumerate(band_groups(bands)):
+        # On disk (the local runner) one grouping takes every band: its memory is a partition's.
+        for g, group in enumerate(band_groups(bands, 1 if self.groups else MAX_BAND_SHUFFLES)):
             out = (
                 sigs.sigs
                 | f"BandKeys{g}" >> beam.FlatMap(band_entries, group)
-                | f"GroupBuckets{g}" >> beam.GroupByKey()
+                | f"GroupBuckets{g}" >> GroupOnDisk(self.groups)
                 | f"BucketPairs{g}" >> beam.FlatMap(_bucket_pairs, threshold, margin).with_output_types(KeyValue)
                                         .with_outputs(UNSURE, main="edges"))
             per_band.append(out.edges)
             unsure.append(out[UNSURE])
         exact_counts = []
         if threshold is not None and margin:
-            checked = ((unsure | "AllUnsure" >> beam.Flatten() | "UniqueUnsure" >> beam.Distinct(), docs)
-                       | "ExactCheck" >> ExactCheck(stage, c.ngram, threshold))
+            checked = ((tuple(unsure) | "UniqueUnsure" >> DistinctOnDisk(self.groups), docs)
+                       | "ExactCheck" >> ExactCheck(stage, c.ngram, threshold, self.groups))
             per_band.append(checked.edges)
             exact_counts.append(checked[COUNTS])
-        edges = per_band | "AllBands" >> beam.Flatten() | "UniqueEdges" >> beam.Distinct()
-        labels, cc_counts = edges | "Components" >> ConnectedComponents(c.rounds, stage)
+        edges = tuple(per_band) | "UniqueEdges" >> DistinctOnDisk(self.groups)
+        labels, cc_counts = edges | "Components" >> ConnectedComponents(c.rounds, stage, self.groups)
         lengths = sigs.sigs | "Lengths" >> beam.Map(id_and_length)
         members = (
             {"label": labels, "length": lengths}
-            | "JoinLengths" >> beam.CoGroupByKey()
+            | "JoinLengths" >> CoGroupOnDisk(self.groups)
             | "ByComponent" >> beam.FlatMap(lambda kv: [(lab, (kv[0], max(kv[1]["length"] or [0])))
                                                         for lab in kv[1]["label"]])
-            | "GroupComponents" >> beam.GroupByKey()
+            | "GroupComponents" >> GroupOnDisk(self.groups)
             | "Representative" >> beam.ParDo(ChooseRepresentative(stage, c.keep)).with_outputs(COUNTS, main="reps")
         )
         decided = (
             {"doc": keyed_docs, "rep": members.reps}
-            | "JoinDecisions" >> beam.CoGroupByKey()
+            | "JoinDecisions" >> CoGroupOnDisk(self.groups)
             | "Apply" >> beam.ParDo(ApplyDecision(stage, **self.common)).with_outputs(COUNTS, REJECTED, main="docs")
         )
         written = (members.reps | "ClusterRows" >> beam.MapTuple(lambda i, rep: {"id": i, "cluster_id": rep})

@@ -6,10 +6,12 @@ from __future__ import annotations
 import time
 
 import apache_beam as beam
+from apache_beam.io.filesystems import FileSystems
 from apache_beam.pvalue import TaggedOutput
 
 from thresher.pipeline.graph.counting import (COUNTS, FATE, PARKED, REJECTED, CountingDoFn, flatten, in_global_window,
                                               rejected_row)
+from thresher.pipeline.graph.grouping import FlattenOnDisk, GroupOnDisk, OnDisk
 from thresher.pipeline.graph.heap import give_back_memory
 from thresher.pipeline.graph.spill import MAX_BYTES, SpillBuffer, read_rows
 
@@ -91,8 +93,9 @@ class Unpark(beam.DoFn):
     counted where it happened.
     """
 
-    def __init__(self, text_chars: int = 0):
+    def __init__(self, text_chars: int = 0, delete: bool = False):
         self.text_chars = text_chars
+        self.delete = delete  # the parked file goes once its documents are out (PipelineContext.read_once)
 
     def process(self, element):
         _, refs = element
@@ -109,6 +112,8 @@ class Unpark(beam.DoFn):
             else:
                 yield doc
         del docs, doc
+        if self.delete:
+            FileSystems.delete([refs[0][PARKED].path])
         give_back_memory()
 
 
@@ -116,9 +121,9 @@ class ParkDocuments(beam.PTransform):
     """Each branch's documents ({name: PCollection}) to spill files; their references, as one
     PCollection (+ counts, rejected). Without a folder, the documents themselves travel."""
 
-    def __init__(self, prepares: list, folder: str | None, common: dict):
+    def __init__(self, prepares: list, folder: str | None, common: dict, groups: OnDisk | None = None):
         super().__init__()
-        self.prepares, self.folder, self.common = prepares, folder, common
+        self.prepares, self.folder, self.common, self.groups = prepares, folder, common, groups
 
     def expand(self, branches):
         refs, counts, rejected = [], [], []
@@ -128,7 +133,7 @@ class ParkDocuments(beam.PTransform):
             counts.append(out[COUNTS])
             rejected.append(out[REJECTED])
             refs.append(out.refs)
-        return flatten("AllParked", refs), counts, rejected
+        return tuple(refs) | "AllParked" >> FlattenOnDisk(self.groups), counts, rejected
 
 
 class UnparkDocuments(beam.PTransform):
@@ -137,21 +142,23 @@ class UnparkDocuments(beam.PTransform):
     ``parked=False``: the references were the documents (spill files off) and the corpus stages
     wrote their rejected rows themselves; the documents only lose the stages' working fields."""
 
-    def __init__(self, text_chars: int, parked: bool = True):
+    def __init__(self, text_chars: int, parked: bool = True, groups: OnDisk | None = None):
         super().__init__()
         self.text_chars = text_chars
         self.parked = parked
+        self.groups = groups  # grouping.OnDisk, or None
 
     def expand(self, references):
         if not self.parked:
             kept, *rejected = references
             docs = kept | "DropWorkingFields" >> beam.Map(lambda d: {k: v for k, v in d.items() if not k.startswith("_")})
             return docs, flatten("CorpusRejected", rejected)
+        keyed = tuple(refs | f"BySpillFile{i or ''}" >> beam.Map(lambda ref: (ref[PARKED].path, ref))
+                      for i, refs in enumerate(references))
         out = (
-            references
-            | "AllReferences" >> beam.Flatten()
-            | "BySpillFile" >> beam.Map(lambda ref: (ref[PARKED].path, ref))
-            | "GroupSpillFile" >> beam.GroupByKey()
-            | "Unpark" >> beam.ParDo(Unpark(self.text_chars)).with_outputs(REJECTED, main="docs")
+            keyed
+            | "GroupSpillFile" >> GroupOnDisk(self.groups)
+            | "Unpark" >> beam.ParDo(Unpark(self.text_chars, delete=self.groups is not None)).with_outputs(
+                REJECTED, main="docs")
         )
         return out.docs, out[REJECTED]

@@ -144,7 +144,11 @@ class ReadRecords(CountingDoFn):
 
 class ReadSpilled(beam.DoFn):
     """A spill reference -> its rows (records of a file read whole, spread over the workers); a
-    document spread as itself (spill files off) passes through."""
+    document spread as itself (spill files off) passes through. With `delete` (the local runner,
+    which reads each once) the file goes once read: it holds that one segment."""
+
+    def __init__(self, delete: bool = False):
+        self.delete = delete
 
     def process(self, ref):
         if isinstance(ref, dict):
@@ -152,6 +156,8 @@ class ReadSpilled(beam.DoFn):
             return
         for segment in read_segments([ref]):
             yield from segment
+        if self.delete:
+            FileSystems.delete([ref.path])
 
 
 class ReadInputs(beam.PTransform):
@@ -159,9 +165,11 @@ class ReadInputs(beam.PTransform):
     rejected rows. Gzip WARC is read in byte ranges by all workers; a file that must be read whole by
     one worker has its records spilled in chunks, and the chunks spread over all workers."""
 
-    def __init__(self, files: list, warc: WarcOptions, split_bytes: int, spill: str | None, common: dict):
+    def __init__(self, files: list, warc: WarcOptions, split_bytes: int, spill: str | None, common: dict,
+                 delete_spilled: bool = False):
         super().__init__()
         self.files, self.warc, self.split_bytes, self.spill, self.common = files, warc, split_bytes, spill, common
+        self.delete_spilled = delete_spilled
 
     def expand(self, pbegin):
         split_bytes = self.split_bytes
@@ -174,5 +182,5 @@ class ReadInputs(beam.PTransform):
                 COUNTS, REJECTED, ReadRecords.SPREAD, main="docs")
         )
         spread = (read[ReadRecords.SPREAD] | "SpreadRecords" >> beam.Reshuffle()
-                  | "ReadSpread" >> beam.ParDo(ReadSpilled()))
+                  | "ReadSpread" >> beam.ParDo(ReadSpilled(self.delete_spilled)))
         return StageResult({"read": read.docs, "spread": spread}, [read[COUNTS]], [read[REJECTED]])

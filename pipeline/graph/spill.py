@@ -3,9 +3,9 @@
 Beam's local runner keeps every grouped PCollection in the runner's memory and hands each worker
 its whole share of one as a single stream, so a shuffle of documents makes a local run's memory
 grow with the corpus. Beam's own file sinks avoid the same cost the same way: each bundle writes
-its rows to a file of its own (one pickled segment per key, at most ``max_bytes`` buffered), and
-only ``(key, SpillRef)`` pairs, a few dozen bytes each, go through the ``GroupByKey``. The reader
-of a key opens the segments it was handed.
+its rows to a file of its own (one pickled, compressed segment per key, at most ``max_bytes``
+buffered), and only ``(key, SpillRef)`` pairs, a few dozen bytes each, go through the
+``GroupByKey``. The reader of a key opens the segments it was handed.
 
 A spill file is written whole by the bundle that names it (a fresh uuid per file), so a retried
 bundle leaves an orphan that no reference points to, never a half-read file. Spill files live
@@ -15,12 +15,15 @@ reads what any other wrote) and go when the run is published.
 
 from __future__ import annotations
 
+import functools
 import pickle
+import struct
 import sys
 import threading
 import uuid
 from typing import Iterable, NamedTuple
 
+import pyarrow as pa
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
@@ -42,6 +45,25 @@ class SpillRef(NamedTuple):
     length: int
     rows: int
     tokens: int = 0  # for token rows: how many tokens the segment holds
+
+
+_HEADER = struct.Struct("<Q")  # a segment: its pickle's length, then the pickle compressed
+
+
+@functools.cache
+def _codec():
+    return pa.Codec("zstd", compression_level=1)
+
+
+def pack(data: bytes) -> bytes:
+    """A segment's bytes as written: zstd at level 1 (texts shrink to about a quarter, at ~580 MB/s
+    here: the staging folder of a run peaks near 1x its input instead of 3x)."""
+    return _HEADER.pack(len(data)) + _codec().compress(data, asbytes=True)
+
+
+def unpack(segment: bytes) -> bytes:
+    (size,) = _HEADER.unpack_from(segment)
+    return _codec().decompress(memoryview(segment)[_HEADER.size:], decompressed_size=size, asbytes=True)
 
 
 def row_bytes(row: dict) -> int:
@@ -107,7 +129,7 @@ class SpillBuffer:
         with FileSystems.create(path, compression_type=CompressionTypes.UNCOMPRESSED) as fh:
             for key in sorted(self._rows):
                 rows = self._rows[key]
-                blob = pickle.dumps(rows, protocol=pickle.HIGHEST_PROTOCOL)
+                blob = pack(pickle.dumps(rows, protocol=pickle.HIGHEST_PROTOCOL))
                 fh.write(blob)
                 refs.append((key, SpillRef(path, offset, len(blob), len(rows), self._tokens.get(key, 0))))
                 offset += len(blob)
@@ -135,7 +157,7 @@ def read_segments(refs: Iterable[SpillRef]) -> Iterable[list]:
                 data = fh.read(r.length)
                 if len(data) != r.length:
                     raise IOError(f"{path}: segment at {r.offset} is {len(data)} bytes, expected {r.length}")
-                yield pickle.loads(data)
+                yield pickle.loads(unpack(data))
 
 
 def read_rows(refs: Iterable[SpillRef]) -> list:

@@ -10,9 +10,10 @@ from dataclasses import dataclass
 import apache_beam as beam
 import pyarrow as pa
 
-from thresher.pipeline.config import Config
+from thresher.pipeline.config import LOCAL_RUNNERS, Config
 from thresher.pipeline.graph.read import ReadRecords
 from thresher.pipeline.graph.counting import CountingDoFn, StageResult, counted, in_global_window
+from thresher.pipeline.graph.grouping import BUFFER_BYTES, READ_BYTES, OnDisk
 from thresher.pipeline.graph.spill import SPILL_FOLDER
 from thresher.transforms import stage as registry
 from thresher.transforms.document import DOCUMENT_SCHEMA, Drop
@@ -54,6 +55,23 @@ class PipelineContext:
     def spill(self, name: str) -> str | None:
         """The folder a writer spills `name` rows to, or None: the runner's shuffle carries them."""
         return f"{self.staging}/{SPILL_FOLDER}/{name}" if self.spill_files else None
+
+    @property
+    def read_once(self) -> bool:
+        """Spill files are read once and go as soon as read: on the local runner, which retries no
+        bundle (a failed bundle fails the run, and a rerun starts again from the input)."""
+        return self.spill_files and self.config.runner.name in LOCAL_RUNNERS
+
+    def groups(self, name: str) -> OnDisk | None:
+        """How `name`'s groupings keep their values on disk (`grouping.GroupOnDisk`), or None: on a
+        distributed runner, or with spill files off, the engine's own shuffle groups them."""
+        if not self.read_once:
+            return None
+        share = self.config.runner.worker_memory_mb() * 2**20
+        # A grouping's pickled bytes take about four times as much once loaded and grouped.
+        return OnDisk(f"{self.staging}/{SPILL_FOLDER}/groups/{name}",
+                      buffer_bytes=min(max(share // 8, 4 * 2**20), BUFFER_BYTES),
+                      read_bytes=min(max(share // 6, 8 * 2**20), READ_BYTES))
 
     @property
     def common(self) -> dict:

@@ -26,6 +26,8 @@ def test_stages_lists_every_stage_in_order(capsys):
         (["run", "--input", "/no/such/file.warc.gz"], "matches no file"),
         (["run", "--input", "/no/such/*.warc.gz"], "matches no file"),
         (["run", "--workers", "0"], "runner.workers"),
+        (["run", "--workers", "4", "--memory-mb", "1500"], "runner.memory_mb: 1,500 MB cannot hold a local run of 4"),
+        (["run", "--memory-mb=-1"], "'runner.memory_mb': must be >= 0"),
         (["run", "--outptu=x"], "unknown option --outptu (did you mean --output?)"),
         (["run", "/no/such/config.yaml"], "config file not found"),
     ],
