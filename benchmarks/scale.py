@@ -133,8 +133,10 @@ def run_job(job: str, inputs: str, out: Path, workers: int) -> dict:
     stats = json.loads((out / "stats.json").read_text())
     digest = subprocess.run(f"cd {out} && find documents rejected dedup shards -type f 2>/dev/null | sort | "
                             "xargs sha256sum | sha256sum", shell=True, capture_output=True, text=True).stdout[:12]
+    mh = stats["stages"].get("dedup_minhash") or {}
+    rounds = f"{mh['rounds_used']}/{mh['rounds']}" if "rounds_used" in mh else "-"
     return {"wall": wall, "read": stats["totals"]["read"], "kept": stats["totals"]["kept"], "disk": peak_disk[0],
-            "digest": digest, **peak}
+            "digest": digest, "rounds": rounds, **peak}
 
 
 def main() -> None:
@@ -151,7 +153,7 @@ def main() -> None:
     print(f"{len(texts):,} source texts from {os.path.basename(args.crawl)}; runs in fresh process trees, "
           "sampled every 0.2 s")
     print(f"  {'job':<7} {'docs':>9} {'wk':>3} {'input MB':>9} {'wall s':>8} {'docs/s':>7} {'runner MB':>10} "
-          f"{'worker MB':>10} {'tree MB':>8} {'disk/input':>10} {'kept':>9}  output")
+          f"{'worker MB':>10} {'tree MB':>8} {'disk/input':>10} {'kept':>9} {'cc rounds':>9}  output")
     for n in args.sizes:
         corpus = work / f"corpus-{n}"
         marker = corpus / "DONE"
@@ -177,7 +179,7 @@ def main() -> None:
                 r = run_job(job, inputs, out, w)
                 print(f"  {job:<7} {r['read']:>9,} {w:>3} {size / 1e6:>9.0f} {r['wall']:>8.1f} "
                       f"{r['read'] / r['wall']:>7.0f} {r['runner']:>10.0f} {r['worker']:>10.0f} {r['tree']:>8.0f} "
-                      f"{r['disk'] / size:>10.2f} {r['kept']:>9,}  {r['digest']}", flush=True)
+                      f"{r['disk'] / size:>10.2f} {r['kept']:>9,} {r['rounds']:>9}  {r['digest']}", flush=True)
                 shutil.rmtree(out, ignore_errors=True)
 
 

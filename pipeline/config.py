@@ -85,8 +85,13 @@ class WriteConfig:
     rejected_text_chars: int = 0  # cut the text of rejected documents to this many chars (0: keep all)
     compression: str = "zstd"
     seed: int = 0
+    # Kept documents sharing an id (ids given by the input: a JSONL or Parquet `id` field): warn
+    # names them on stderr and in stats.json; error fails the run before anything is published.
+    duplicate_ids: str = "warn"
 
     def validate(self, path: str) -> None:
+        _check(self.duplicate_ids in ("warn", "error"), f"{path}.duplicate_ids",
+               f"must be warn or error, not {self.duplicate_ids!r}")
         _check(self.document_shards >= 0, f"{path}.document_shards", "must be >= 0 (0: by shard_input_mb)")
         _check(self.rejected_shards >= 0, f"{path}.rejected_shards", "must be >= 0 (0: by shard_input_mb)")
         _check(self.shard_input_mb >= 1, f"{path}.shard_input_mb", "must be >= 1")

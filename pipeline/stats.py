@@ -62,6 +62,12 @@ def assemble(counts: dict, stage_names: list[str]) -> dict:
             "shard_tokens": int(counts.get(("output", "shard_tokens"), 0)),
             "clusters_rows": int(counts.get(("output", "clusters"), 0)),
         },
+        "duplicate_ids": {
+            "ids": int(counts.get(("output", "duplicate_ids"), 0)),
+            "documents": int(counts.get(("output", "duplicate_id_documents"), 0)),
+            "examples": dict(sorted((k[2], int(v)) for k, v in counts.items()
+                                    if k[:2] == ("output", "duplicate_id"))[:20]),
+        },
     }
 
 
@@ -79,3 +85,14 @@ def accounting_problems(stats: dict) -> list[str]:
     if stats["totals"]["kept"] != stats["output"]["documents"]:
         problems.append(f"kept {stats['totals']['kept']} != rows written to documents/ {stats['output']['documents']}")
     return problems  # stages add their own checks (Stage.finish)
+
+
+def duplicate_ids_line(stats: dict) -> str | None:
+    """One line naming the ids that more than one kept document has, or None."""
+    dup = stats.get("duplicate_ids") or {}
+    if not dup.get("ids"):
+        return None
+    named = ", ".join(f"{i!r} ({n})" for i, n in list(dup["examples"].items())[:5])
+    more = ", ..." if dup["ids"] > min(5, len(dup["examples"])) else ""
+    return (f"{dup['ids']:,} id{'s' if dup['ids'] != 1 else ''} shared by {dup['documents']:,} kept documents: "
+            f"{named}{more} (the input gives these ids; stats.json lists up to 20)")

@@ -85,6 +85,8 @@ def main(args: argparse.Namespace, beam_flags: list[str]) -> int:
         names = ", ".join(os.path.basename(p) for p in skipped[:5]) + (", ..." if len(skipped) > 5 else "")
         print(f"thresher run: skipped {len(skipped)} file{'s' if len(skipped) > 1 else ''} of no known format: {names}",
               file=sys.stderr)
+    for warning in result.warnings:
+        print(f"thresher: warning: {warning}", file=sys.stderr)
     for problem in result.problems:
         print(f"thresher: error: {problem}", file=sys.stderr)
     return 1 if result.problems else 0

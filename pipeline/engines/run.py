@@ -24,7 +24,7 @@ from thresher.pipeline.graph.curate import Curate
 from thresher.pipeline.progress import PROGRESS_ENV, ProgressDisplay, ProgressWriter, write_run_meta
 from thresher.pipeline.engines.runners import is_dry_run, is_local, make_runner_and_options
 from thresher.pipeline.graph.stages import PipelineContext, enabled_stages
-from thresher.pipeline.stats import AccountingError, accounting_problems
+from thresher.pipeline.stats import AccountingError, accounting_problems, duplicate_ids_line
 from thresher.transforms.document import input_root, source_names
 from thresher.transforms.ingest import detect_format
 from thresher.transforms.stage import Stage
@@ -130,6 +130,7 @@ class RunResult:
     seconds: float
     job: object = None  # a dry run's translated job (Dataflow: apiclient.Job)
     problems: list = field(default_factory=list)  # a finished run a scheduler must notice: read nothing, too many errors
+    warnings: list = field(default_factory=list)  # published, but worth a look: ids kept more than once
 
 
 def health_problems(stats: dict, max_error_fraction: float) -> list[str]:
@@ -288,6 +289,11 @@ def run(cfg: Config, beam_flags: list[str] | None = None, show_progress: bool = 
         if s.finish is not None:
             problems += s.finish(stats, getattr(cfg.stages, s.name))
     stats["accounting_ok"] = not problems
+    duplicates = duplicate_ids_line(stats)
+    if duplicates and cfg.write.duplicate_ids == "error" and not problems:
+        rundir.atomic_write(rundir.join(staging, "stats.json"), json.dumps(stats, indent=2).encode())
+        raise AccountingError(f"{duplicates}; write.duplicate_ids is error: nothing was published (this run's "
+                              f"files are in {staging})")
     if problems:
         # Nothing is published from a failed run: the previous output stays as it was, and this
         # run's files stay in the staging folder to look at.
@@ -303,5 +309,5 @@ def run(cfg: Config, beam_flags: list[str] | None = None, show_progress: bool = 
         stats["health_problems"] = health
     rundir.atomic_write(rundir.join(output, "stats.json"), json.dumps(stats, indent=2).encode())
     rundir.finish(staging)
-    return RunResult(output, stats, seconds, problems=health)
+    return RunResult(output, stats, seconds, problems=health, warnings=[duplicates] if duplicates else [])
 

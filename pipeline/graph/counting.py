@@ -99,6 +99,28 @@ class CountingDoFn(beam.DoFn):
             yield in_global_window(TaggedOutput(COUNTS, dict(self._counts)))
 
 
+DUPLICATE_EXAMPLES = 20  # duplicated ids a bundle names in the counts (stats.json keeps the first 20)
+
+
+class CountDuplicateIds(CountingDoFn):
+    """(id, [1 per kept document with it]) -> counts of the ids kept more than once: how many ids,
+    how many documents, and the first ids of each bundle by name."""
+
+    def process(self, element):
+        doc_id, ones = element
+        n = sum(ones)
+        if n > 1:
+            self.count(("output", "duplicate_ids"))
+            self.count(("output", "duplicate_id_documents"), n)
+            self._named = getattr(self, "_named", 0) + 1
+            if self._named <= DUPLICATE_EXAMPLES:
+                self.count(("output", "duplicate_id", str(doc_id)), n)
+
+    def start_bundle(self):
+        super().start_bundle()
+        self._named = 0
+
+
 def counted(pcoll, label: str, dofn: beam.DoFn, main: str = "docs") -> StageResult:
     """``pcoll | ParDo(dofn)`` with its counts and rejected rows split off: the one way every
     counting DoFn is applied."""

@@ -7,7 +7,8 @@ import math
 
 import apache_beam as beam
 
-from thresher.pipeline.graph.counting import MergeCounts
+from thresher.pipeline.graph.counting import COUNTS, CountDuplicateIds, MergeCounts
+from thresher.pipeline.graph.grouping import GroupOnDisk
 from thresher.pipeline.graph.park import ParkDocuments, UnparkDocuments
 from thresher.pipeline.graph.read import ReadInputs, ReadRecords
 from thresher.pipeline.graph.stages import (PipelineContext, RunDocumentStage, document_schema, partition_column,
@@ -61,11 +62,17 @@ class Curate(beam.PTransform):
             "documents", f"{ctx.staging}/documents", document_schema(self.stages, ctx.config), w.document_shards or auto,
             w.seed, w.compression, ctx.progress_dir, ctx.spill("documents"),
             partition=partition_column(self.stages, ctx.config))
+        # Ids are the documents' keys for every reader: the ids kept more than once are counted
+        # (an id given twice by the input), and stats.json and the console name them.
+        duplicates = (
+            tuple(b | f"IdOf[{name}]" >> beam.Map(lambda d: (str(d["id"]), 1)) for name, b in sorted(branches.items()))
+            | "GroupIds" >> GroupOnDisk(ctx.groups("ids"))
+            | "CountDuplicateIds" >> beam.ParDo(CountDuplicateIds()).with_outputs(COUNTS, main="none"))
         written_rejected = tuple(rejected) | "WriteRejected" >> WriteShards(
             "rejected", f"{ctx.staging}/rejected", REJECTED_SCHEMA, w.rejected_shards or auto, w.seed, w.compression,
             ctx.progress_dir, ctx.spill("rejected"))
         return (
-            counts + [written_docs, written_rejected]
+            counts + [written_docs, written_rejected, duplicates[COUNTS]]
             | "AllCounts" >> beam.Flatten()
             | "MergeCounts" >> beam.CombineGlobally(MergeCounts())
             | "WriteStats" >> beam.ParDo(WriteStats(f"{ctx.staging}/stats.json", [s.name for s in self.stages]))

@@ -62,3 +62,32 @@ def test_verify_fails_on_duplicate_ids(tmp_path, capsys):
     capsys.readouterr()
     assert main(["inspect", str(out), "--verify"]) == 1
     assert "1 id(s) appear more than once, e.g. same from docs.jsonl and docs.jsonl" in capsys.readouterr().err
+
+
+def test_a_run_names_the_ids_it_kept_twice(tmp_path, capsys):
+    data = tmp_path / "docs.jsonl"
+    rows = [("a", "One text."), ("a", "Another text."), ("b", "A third."), ("c", "Fourth."), ("c", "Fifth."),
+            ("c", "Sixth.")]
+    data.write_text("".join(json.dumps({"id": i, "text": t}) + "\n" for i, t in rows))
+    out = tmp_path / "run"
+    assert main(["run", "--input", str(data), "--only", "dedup_exact", "--output", str(out), "--no-progress"]) == 0
+    err = capsys.readouterr().err
+    assert "thresher: warning: 2 ids shared by 5 kept documents: 'a' (2), 'c' (3)" in err
+    dup = json.loads((out / "stats.json").read_text())["duplicate_ids"]
+    assert dup == {"ids": 2, "documents": 5, "examples": {"a": 2, "c": 3}}
+
+    (tmp_path / "strict.yaml").write_text("write:\n  duplicate_ids: error\n")
+    strict = tmp_path / "strict"
+    assert main(["run", str(tmp_path / "strict.yaml"), "--input", str(data), "--only", "dedup_exact", "--output",
+                 str(strict), "-q", "--no-progress"]) == 1
+    assert "write.duplicate_ids is error: nothing was published" in capsys.readouterr().err
+    assert not (strict / "documents").exists()
+
+
+def test_unique_ids_give_no_warning(tmp_path, capsys):
+    data = tmp_path / "docs.jsonl"
+    data.write_text("".join(json.dumps({"id": i, "text": f"Text number {i}."}) + "\n" for i in "xyz"))
+    assert main(["run", "--input", str(data), "--only", "dedup_exact", "--output", str(tmp_path / "r"),
+                 "-q", "--no-progress"]) == 0
+    assert "warning" not in capsys.readouterr().err
+    assert json.loads((tmp_path / "r" / "stats.json").read_text())["duplicate_ids"]["ids"] == 0
