@@ -288,9 +288,49 @@ def merge(base: Any, over: Any) -> Any:
     return over
 
 
+# The keys whose values are paths ("*": any key, "[]": each item of a list). In a config file a
+# relative path is relative to the file's folder, so a recipe works from any current folder; on
+# the command line (--input, --output) relative paths are relative to the current folder.
+PATH_KEYS = (
+    ("input", "[]"), ("input_root",), ("output",),
+    ("stages", "urlfilter", "domain_lists", "[]"), ("stages", "urlfilter", "url_lists", "[]"),
+    ("stages", "decontaminate", "benchmarks", "[]", "path"),
+    ("stages", "quality_classifier", "model"), ("stages", "quality_classifier", "models", "[]", "model"),
+    ("stages", "tokenize", "tokenizer"),
+)
+
+
+def _relative_to(value, folder: str):
+    if not isinstance(value, str) or not value or "://" in value:
+        return value
+    value = os.path.expanduser(value)
+    return value if os.path.isabs(value) else os.path.normpath(os.path.join(folder, value))
+
+
+def resolve_paths(data, folder: str, keys=PATH_KEYS):
+    """`data` (a config file's mapping) with the relative paths under `keys` made relative to `folder`."""
+    def walk(node, path):
+        if not path:
+            return node
+        head, rest = path[0], path[1:]
+        if head == "[]":
+            if not isinstance(node, list):
+                return node
+            return [_relative_to(v, folder) if not rest else walk(v, rest) for v in node]
+        if not isinstance(node, dict) or head not in node:
+            return node
+        node = dict(node)
+        node[head] = _relative_to(node[head], folder) if not rest else walk(node[head], rest)
+        return node
+
+    for key in keys:
+        data = walk(data, key)
+    return data
+
+
 def load(path: str | list[str] | None) -> Config:
     """A config file, or several laid on each other in order (a recipe, then `thresher calibrate`'s
-    per-language thresholds)."""
+    per-language thresholds). Relative paths in a file are relative to its folder (PATH_KEYS)."""
     paths = [path] if isinstance(path, str) else list(path or [])
     data: Any = {}
     for p in paths:
@@ -303,7 +343,7 @@ def load(path: str | list[str] | None) -> Config:
             raise ConfigError(f"config file {p} is not valid YAML: {e}") from None
         if part is not None and not isinstance(part, dict):
             raise ConfigError(f"config file {p}: expected a mapping at the top level, got {type(part).__name__}")
-        data = merge(data, part or {})
+        data = merge(data, resolve_paths(part or {}, os.path.dirname(os.path.abspath(p))))
     return from_dict(data)
 
 

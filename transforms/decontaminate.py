@@ -276,8 +276,12 @@ def build_index(params: DecontaminateParams, open_file=_open_binary) -> Benchmar
                 if missing:
                     raise ConfigError(f"config key '{key}.fields': row {n} of {b.path} has no field "
                                       f"{', '.join(map(repr, missing))} (it has {', '.join(map(repr, row))})")
+                if b.id_field and b.id_field not in row:
+                    raise ConfigError(f"config key '{key}.id_field': row {n} of {b.path} has no field "
+                                      f"{b.id_field!r} (it has {', '.join(map(repr, row))}; leave id_field "
+                                      "empty to name items by their row number)")
                 text = "\n".join(str(row[f]) for f in b.fields if row[f] is not None)
-                item = row.get(b.id_field, n) if b.id_field else n
+                item = row[b.id_field] if b.id_field else n
                 rows.append((item, text))
         except (OSError, ValueError) as e:
             if isinstance(e, ConfigError):

@@ -208,7 +208,8 @@ def run(cfg: Config, beam_flags: list[str] | None = None, show_progress: bool = 
     beam_flags = list(beam_flags or [])
     stages: list[Stage] = enabled_stages(cfg)
     cfg = copy.deepcopy(cfg)
-    cfg.input = list(cfg.input or [embedded_sample()])
+    # config.yaml reruns the job from any folder: its local paths are absolute
+    cfg.input = [p if "://" in p else os.path.abspath(p) for p in cfg.input or [embedded_sample()]]
     if cfg.input_root and "://" not in cfg.input_root:
         cfg.input_root = os.path.abspath(cfg.input_root)
     check_filesystems([*cfg.input, cfg.output])

@@ -248,7 +248,11 @@ def funnel_lines(stats: dict, limit: int = 12, drops: bool = True) -> list[str]:
     lines += [f"  kept     {t['kept']:>{width},}{share}",
               f"  dropped  {t['dropped'] - not_pages:>{width},}",
               f"  errored  {t['errored']:>{width},}"]
-    for title, items, most in (("dropped by reason", dropped if drops else {}, limit), ("errors by reason", errored, None)):
+    # annotate mode drops nothing: what its rules would have dropped is counted apart
+    would = {f"{name}.{k.split(':', 1)[1]}": n for name, st in stats["stages"].items()
+             for k, n in (st.get("counters") or {}).items() if k.startswith("would_drop:")}
+    for title, items, most in (("dropped by reason", dropped if drops else {}, limit), ("errors by reason", errored, None),
+                               ("would be dropped (annotate mode), by reason", would, limit)):
         items = sorted(items.items(), key=lambda kv: (-kv[1], kv[0]))
         if not items:
             continue

@@ -1,7 +1,7 @@
 import pytest
 import yaml
 
-from thresher.pipeline.config import Config, ConfigError, from_dict, load
+from thresher.pipeline.config import Config, ConfigError, apply_overrides, from_dict, load
 
 
 def test_defaults_are_valid_and_round_trip():
@@ -89,3 +89,28 @@ def test_yamls_unquoted_no_is_explained(tmp_path):
         load(str(path))
     path.write_text("stages:\n  langid:\n    keep: [en, nb]\n")
     assert load(str(path)).stages.langid.keep == ["en", "nb"]
+
+
+def test_relative_paths_in_a_config_file_are_relative_to_its_folder(tmp_path, monkeypatch):
+    recipes = tmp_path / "recipes"
+    (recipes / "lists").mkdir(parents=True)
+    (recipes / "lists" / "adult").write_text("example.com\n")
+    (recipes / "r.yaml").write_text(
+        "input: [../data/*.jsonl, /abs/x.warc.gz, gs://bucket/y.jsonl]\n"
+        "output: ../runs/r1\n"
+        "stages:\n"
+        "  decontaminate: {benchmarks: [{name: he, path: benchmarks/he.jsonl, fields: [prompt]}]}\n"
+        "  quality_classifier: {model: models/q.bin, models: [{name: b, model: b.bin}]}\n"
+        "  tokenize: {tokenizer: ''}\n"
+        "  urlfilter: {domain_lists: [lists/adult]}\n")
+    monkeypatch.chdir(tmp_path / "..")  # anywhere but the recipe's folder
+    cfg = load(str(recipes / "r.yaml"))
+    assert cfg.input == [str(tmp_path / "data" / "*.jsonl"), "/abs/x.warc.gz", "gs://bucket/y.jsonl"]
+    assert cfg.output == str(tmp_path / "runs" / "r1")
+    assert cfg.stages.decontaminate.benchmarks[0].path == str(recipes / "benchmarks" / "he.jsonl")
+    assert cfg.stages.quality_classifier.model == str(recipes / "models" / "q.bin")
+    assert cfg.stages.quality_classifier.models[0].model == str(recipes / "b.bin")
+    assert cfg.stages.tokenize.tokenizer == ""  # empty: the shipped default, not a folder
+    assert cfg.stages.urlfilter.domain_lists == [str(recipes / "lists" / "adult")]
+    # the command line's paths stay relative to the current folder
+    assert apply_overrides(cfg, output="here").output == "here"

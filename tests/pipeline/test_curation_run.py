@@ -78,6 +78,15 @@ def test_annotate_mode_records_every_signal_and_drops_nothing(default_run, tmp_p
     assert sum(counters.values()) == len(reasons)
     # and annotated C4 keeps the text whole
     assert annotated["stages"]["c4"].get("counters", {}).get("texts_rewritten", 0) == 0
+    # the console's funnel shows the would-be drops (it said "dropped 0" and nothing else)
+    from thresher.pipeline.tools.inspection import funnel_lines
+
+    lines = funnel_lines(annotated)
+    at = lines.index("  would be dropped (annotate mode), by reason:")
+    shown = {line.split()[0]: int(line.split()[1].replace(",", "")) for line in lines[at + 1:] if "more in" not in line}
+    assert any(k.startswith("gopher_repetition.") for k in shown)
+    assert all(annotated["stages"][k.split(".")[0]]["counters"][f"would_drop:{k.split('.', 1)[1]}"] == n
+               for k, n in shown.items())
 
 
 def test_documents_can_be_partitioned_by_language(default_run, tmp_path):

@@ -124,6 +124,9 @@ def test_bad_benchmark_configs_name_their_key(tmp_path):
                                                               fields=["prompt", "solution"])]))
     with pytest.raises(ConfigError, match=r"benchmarks\[0\]\.path"):
         build_index(DecontaminateParams(benchmarks=[Benchmark(name="b", path=str(tmp_path / "missing.jsonl"))]))
+    with pytest.raises(ConfigError, match=r"benchmarks\[0\]\.id_field.*no field 'task_id'.*it has 'prompt'"):
+        build_index(DecontaminateParams(benchmarks=[Benchmark(name="b", path=str(tmp_path / "b.jsonl"),
+                                                              fields=["prompt"], id_field="task_id")]))
     with pytest.raises(ConfigError, match="decontaminate.benchmarks"):
         DecontaminateParams(enabled=True).validate("stages.decontaminate")
 
