@@ -123,7 +123,8 @@ function runReport() {
   if (!langs.length) empty(l, "no documents"); else {
     l.appendChild(legend([["kept", "kept"], ["dropped", "dropped"]]));
     l.appendChild(table([
-      {title: "language", get: r => linked("lang", r.lang, r.lang), width: "12%"}, {title: "kept", get: r => r.kept, num: true},
+      // "(before langid)" holds drops only: no kept document to list
+      {title: "language", get: r => r.kept ? linked("lang", r.lang, r.lang) : r.lang, width: "12%"}, {title: "kept", get: r => r.kept, num: true},
       {title: "dropped", get: r => r.dropped, num: true}, {title: "kept share", get: r => pct(r.kept, r.kept + r.dropped), num: true},
       {title: "", width: "30%", get: r => track([["kept", r.kept], ["dropped", r.dropped]], r.kept + r.dropped)},
       {title: "top drop reasons", label: true, get: r => Object.entries(r.top_reasons).map(([k, v]) => k + " " + fmt(v)).join(", ")},

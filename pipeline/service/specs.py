@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 import yaml
 
-from thresher.pipeline.config import ConfigError, apply_overrides, load
+from thresher.pipeline.config import ConfigError, apply_overrides, load, resolve_paths
 
 MAX_RECIPE_BYTES = 256 * 1024
 MAX_INPUTS, MAX_OPTIONS = 1000, 100
@@ -105,6 +105,11 @@ def check(spec: JobSpec, roots: Roots) -> JobSpec:
                 raise ConfigError(f"recipe: not valid YAML: {e}") from None
             if tree is not None and not isinstance(tree, dict):
                 raise ConfigError("recipe: a YAML mapping of config sections (input, stages, write, ...)")
+            # A submitted recipe has no folder of its own: its relative paths are the service's
+            # (its working folder), written out absolute so that the job's copy means the same.
+            absolute = resolve_paths(tree or {}, os.getcwd())
+            if absolute != (tree or {}):
+                spec.recipe = yaml.safe_dump(absolute, sort_keys=False, allow_unicode=True)
             path = os.path.join(tmp, "recipe.yaml")
             with open(path, "w", encoding="utf-8") as fh:
                 fh.write(spec.recipe)

@@ -286,7 +286,10 @@ def render_html(res: dict, title: str) -> str:
 
 
 def ablate(args) -> dict:
-    out = args.output
+    # the configs it writes under --output are read from there: their paths must not be relative
+    # (a config file's relative paths are relative to its folder)
+    out = os.path.abspath(args.output)
+    args.input = [p if "://" in p else os.path.abspath(p) for p in args.input or []]
     os.makedirs(out, exist_ok=True)
     if args.runs:
         if not args.eval_data:

@@ -263,6 +263,10 @@ def render_compare_console(c: dict) -> str:
         if by:
             out.append(f"  kept only by {side.upper()}, dropped in {other.upper()} by: "
                        + ", ".join(f"{k} {v:,}" for k, v in list(by.items())[:8]))
-        for e in d[f"only_{side}_examples"]:
+        examples = d[f"only_{side}_examples"]
+        if examples and len(examples) < d[f"only_{side}"]:
+            out.append(f"  {len(examples)} of the {d[f'only_{side}']:,} kept only by {side.upper()}, picked by a seeded "
+                       "hash of the id (--json lists the same; every id: the two runs' documents/):")
+        for e in examples:
             out.append(f"    {e['id']}  {e.get('url') or ''}  ({other.upper()}: {e.get(other) or 'not in its rejected/'})")
     return "\n".join(out)

@@ -123,7 +123,8 @@ def test_several_configs_are_laid_on_each_other(tmp_path, capsys):
     (tmp_path / "b.yaml").write_text("stages:\n  c4: {min_num_sentences: 7}\n")
     assert main(["config", str(tmp_path / "a.yaml"), str(tmp_path / "b.yaml")]) == 0
     shown = yaml.safe_load(capsys.readouterr().out)
-    assert shown["output"] == "a" and shown["stages"]["c4"]["min_num_sentences"] == 7
+    # a.yaml's relative output is relative to a.yaml's folder
+    assert shown["output"] == str(tmp_path / "a") and shown["stages"]["c4"]["min_num_sentences"] == 7
     assert shown["stages"]["c4"]["annotate"] is True
     (tmp_path / "bad.yaml").write_text("- a list\n")
     with pytest.raises(ConfigError, match="expected a mapping at the top level"):

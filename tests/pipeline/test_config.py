@@ -42,7 +42,7 @@ def test_load_file(tmp_path):
     p = tmp_path / "c.yaml"
     p.write_text("output: out\nstages:\n  extract:\n    backend: trafilatura\n")
     cfg = load(str(p))
-    assert cfg.output == "out" and cfg.stages.extract.backend == "trafilatura"
+    assert cfg.output == str(tmp_path / "out") and cfg.stages.extract.backend == "trafilatura"  # its folder's
 
 
 def test_yaml_cannot_construct_objects(tmp_path):

@@ -114,6 +114,9 @@ def test_submit_watch_inspect_and_compare_in_a_browser(browser_page, tmp_path):
 
         # kept documents of one language, from the run page's language table
         page.goto(f"{server.base}/runs/{job_a}")
+        # drops before langid have no language and no kept document to list: no link
+        assert page.locator("#languages a.lang-link", has_text="before langid").count() == 0
+        assert "(before langid)" in page.inner_text("#languages")
         page.locator("#languages a.lang-link", has_text="de").first.click()
         page.wait_for_selector("#documents .doc")
         langs = page.locator("#documents .doc.kept > div:nth-child(2)").all_inner_texts()

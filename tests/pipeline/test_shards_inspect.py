@@ -207,7 +207,9 @@ def test_compare_two_runs_console_json_and_html(small_shards, tmp_path, capsys):
     d = c["documents"]
     kept_a = stats_kept(small_shards)
     assert d["both"] + d["only_a"] == kept_a and d["both"] + d["only_b"] == stats_kept(Path(other))
-    assert d["only_b"] > 0
+    assert d["only_b"] > len(d["only_b_examples"]) > 0
+    # the console says the examples are a sample of them, not all (it listed 5 under "only by B 6")
+    assert f"{len(d['only_b_examples'])} of the {d['only_b']:,} kept only by B, picked by a seeded hash" in text
     why = d["only_b_dropped_in_a_by"]
     assert max(why, key=why.get).startswith("c4.")  # B kept them because it has no c4 stage
     assert all(e["a"] and e["a"].startswith(tuple(k.split(".")[0] for k in why)) for e in d["only_b_examples"])

@@ -10,13 +10,14 @@ from thresher.pipeline.cli import main
 pytestmark = pytest.mark.slow
 
 
-def test_ablate_two_recipes_then_resume(tmp_path, capsys):
+def test_ablate_two_recipes_then_resume(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # relative paths, as docs/training.md writes them
     (tmp_path / "default.yaml").write_text("stages:\n  tokenize:\n    shard_tokens: 40000\n")
     (tmp_path / "no-gopher.yaml").write_text(
         "stages:\n  gopher_repetition:\n    enabled: false\n  gopher_quality:\n    enabled: false\n"
         "  tokenize:\n    shard_tokens: 40000\n")
     out = tmp_path / "ablation"
-    argv = ["ablate", str(tmp_path / "default.yaml"), str(tmp_path / "no-gopher.yaml"), "--output", str(out),
+    argv = ["ablate", "default.yaml", "no-gopher.yaml", "--output", "ablation",
             "--tokens", "30000", "--seq-len", "64", "--batch-size", "8", "--evals", "3", "--holdout", "0.1",
             "--eval-batches", "2"]
     assert main(argv) == 0
