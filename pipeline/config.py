@@ -288,7 +288,7 @@ def merge(base: Any, over: Any) -> Any:
     return over
 
 
-# The keys whose values are paths ("*": any key, "[]": each item of a list). In a config file a
+# The keys whose values are paths ("[]": each item of a list). In a config file a
 # relative path is relative to the file's folder, so a recipe works from any current folder; on
 # the command line (--input, --output) relative paths are relative to the current folder.
 PATH_KEYS = (

@@ -7,6 +7,9 @@ class AccountingError(RuntimeError):
     pass
 
 
+DUPLICATE_EXAMPLES = 20  # ids kept more than once that stats.json names (and each bundle counts by name)
+
+
 def assemble(counts: dict, stage_names: list[str]) -> dict:
     """Counts keyed ``(stage, kind[, reason])`` -> the stats.json document."""
     stages: dict[str, dict] = {}
@@ -66,7 +69,7 @@ def assemble(counts: dict, stage_names: list[str]) -> dict:
             "ids": int(counts.get(("output", "duplicate_ids"), 0)),
             "documents": int(counts.get(("output", "duplicate_id_documents"), 0)),
             "examples": dict(sorted((k[2], int(v)) for k, v in counts.items()
-                                    if k[:2] == ("output", "duplicate_id"))[:20]),
+                                    if k[:2] == ("output", "duplicate_id"))[:DUPLICATE_EXAMPLES]),
         },
     }
 
@@ -95,4 +98,4 @@ def duplicate_ids_line(stats: dict) -> str | None:
     named = ", ".join(f"{i!r} ({n})" for i, n in list(dup["examples"].items())[:5])
     more = ", ..." if dup["ids"] > min(5, len(dup["examples"])) else ""
     return (f"{dup['ids']:,} id{'s' if dup['ids'] != 1 else ''} shared by {dup['documents']:,} kept documents: "
-            f"{named}{more} (the input gives these ids; stats.json lists up to 20)")
+            f"{named}{more} (the input gives these ids; stats.json lists up to {DUPLICATE_EXAMPLES})")

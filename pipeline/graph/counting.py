@@ -15,6 +15,7 @@ from apache_beam.utils.timestamp import MIN_TIMESTAMP
 from apache_beam.utils.windowed_value import WindowedValue
 
 from thresher.pipeline.progress import ProgressWriter
+from thresher.pipeline.stats import DUPLICATE_EXAMPLES
 from thresher.transforms.document import DOCUMENT_SCHEMA
 from thresher.transforms.hashing import seeded_fraction
 
@@ -99,9 +100,6 @@ class CountingDoFn(beam.DoFn):
             yield in_global_window(TaggedOutput(COUNTS, dict(self._counts)))
 
 
-DUPLICATE_EXAMPLES = 20  # duplicated ids a bundle names in the counts (stats.json keeps the first 20)
-
-
 class CountDuplicateIds(CountingDoFn):
     """(id, [1 per kept document with it]) -> counts of the ids kept more than once: how many ids,
     how many documents, and the first ids of each bundle by name."""
@@ -112,7 +110,7 @@ class CountDuplicateIds(CountingDoFn):
         if n > 1:
             self.count(("output", "duplicate_ids"))
             self.count(("output", "duplicate_id_documents"), n)
-            self._named = getattr(self, "_named", 0) + 1
+            self._named += 1
             if self._named <= DUPLICATE_EXAMPLES:
                 self.count(("output", "duplicate_id", str(doc_id)), n)
 

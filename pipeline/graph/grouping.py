@@ -6,8 +6,9 @@ key, an id and a signature per band and document). `GroupOnDisk` is a GroupByKey
 to files instead, the way `spill.py` moves documents:
 
 - each bundle pickles its ``(key, value)`` pairs into one buffer per *partition* (a stable hash
-  of the key, ``partitions`` of them) and, when its buffers together reach ``max_bytes`` or the
-  bundle ends, writes each partition's pairs as a file of its own;
+  of the key, ``partitions`` of them) and, when its buffers together reach ``buffer_bytes`` (or
+  all groupings' buffers in the worker twice that) or the bundle ends, writes each partition's
+  pairs as a compressed file of its own;
 - the runner's GroupByKey carries only ``(partition, file)`` pairs, a few dozen bytes a file;
 - the reader of a partition loads its files, groups the pairs by key in memory (one partition at a
   time: the grouping's bytes / ``partitions``), deletes the files and emits ``(key, [values])``.
@@ -47,10 +48,6 @@ def key_hash(key) -> int:
     """A key's 32-bit hash, the same in every process (Python's hash() of a str is salted per
     process). Keys are str, bytes, numbers or tuples of them, whose repr is stable."""
     return zlib.crc32(repr(key).encode("utf-8", "surrogatepass"))
-
-
-def partition_of(key, partitions: int) -> int:
-    return key_hash(key) % partitions
 
 
 # The write buffers of all groupings in a worker process together (a fused stage can write
@@ -206,9 +203,6 @@ class OnDisk(NamedTuple):
     partitions: int = PARTITIONS
     buffer_bytes: int = BUFFER_BYTES
     read_bytes: int = READ_BYTES
-
-    def sub(self, name: str) -> "OnDisk":
-        return self._replace(folder=f"{self.folder}/{name}")
 
 
 class GroupOnDisk(beam.PTransform):
