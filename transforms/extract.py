@@ -100,8 +100,11 @@ class ExtractionSandbox:
 
     def _start(self) -> None:
         env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
+        # its own session: Ctrl-C at the terminal goes to the job's process group, and a child still
+        # importing Python's site module when it lands would print "Fatal Python error" and a
+        # traceback; the child ends with its parent instead (`_serve`)
         self.proc = subprocess.Popen([sys.executable, "-m", "thresher.transforms.extract", *self.args], stdin=subprocess.PIPE,
-                                     stdout=subprocess.PIPE, env=env)
+                                     stdout=subprocess.PIPE, env=env, start_new_session=True)
 
     def _stop(self) -> None:
         if self.proc is not None:
@@ -165,8 +168,9 @@ def _read_reply(fh, timeout_s: float):
 
 def _serve(backend: str, main_content: bool) -> None:
     """The child's loop: length-prefixed UTF-8 pages in, (ok, text or error) out, until stdin closes."""
-    # Ctrl-C reaches the whole process group: the job's driver reports it, and this child ends
-    # when its parent does (stdin closes; on Linux it is also killed with it)
+    # the child runs in its own session (`ExtractionSandbox._start`), so Ctrl-C at the terminal does
+    # not reach it; it ends when its parent does (stdin closes; on Linux it is also killed with it).
+    # SIGINT sent to it alone is ignored too: the driver reports an interrupt, once.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     if sys.platform.startswith("linux"):  # die with the parent, even one killed by SIGKILL
         import ctypes
@@ -183,8 +187,11 @@ def _serve(backend: str, main_content: bool) -> None:
             out, ok = extractor(html).encode("utf-8", "surrogatepass"), 1
         except Exception as e:
             out, ok = f"{type(e).__name__}: {e}".encode("utf-8", "surrogatepass"), 0
-        stdout.write(struct.pack("<BQ", ok, len(out)) + out)
-        stdout.flush()
+        try:
+            stdout.write(struct.pack("<BQ", ok, len(out)) + out)
+            stdout.flush()
+        except BrokenPipeError:  # the parent is gone (Ctrl-C, killed): nobody waits for this page
+            os._exit(0)
 
 
 _SPACES = re.compile(r"[ \t\u00a0\u3000]+")

@@ -14,6 +14,7 @@ from pathlib import Path
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from thresher.pipeline.config import LOCAL_RUNNERS, ConfigError
+from thresher.pipeline.interrupts import WORKER_MODULE
 
 # The folder holding this copy's `pipeline` folder (pipeline/engines/ is two below): a source tree, or site-packages
 PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])
@@ -26,8 +27,13 @@ def is_local(runner: str) -> bool:
 def worker_command() -> str:
     """The shell command of a local SDK worker process: pipeline/engines/worker.py of this installation
     (Thresher's import names are namespaced, ``thresher.*``, so a user's own ``pipeline`` package in
-    the current folder is not imported instead)."""
-    return f"{shlex.quote(sys.executable)} -m thresher.pipeline.engines.worker"
+    the current folder is not imported instead).
+
+    The worker starts with Ctrl-C ignored and takes it (`interrupts.end_quietly`) once Python is up:
+    a SIGINT that lands while the interpreter still imports its site module would otherwise print
+    "Fatal Python error" and a traceback under the driver's one line (the driver kills a worker
+    that missed it, pipeline/interrupts.py)."""
+    return f"trap '' INT; exec {shlex.quote(sys.executable)} -m {WORKER_MODULE}"
 
 
 def unknown_beam_flags(flags: list[str]) -> list[str]:

@@ -183,12 +183,43 @@ def test_inspect_html_says_where_it_wrote_the_report(small_run, tmp_path, capsys
     assert page.read_text().startswith("<!DOCTYPE html>")
 
 
+def _descendants(root: int) -> set[int]:
+    """The live processes under `root` (Linux /proc), whatever session they run in."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(ppid, []).append(int(entry))
+    found, todo = set(), [root]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.add(child)
+            todo.append(child)
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("workers", [1, 2])
-def test_ctrl_c_is_one_line_and_exit_130(tmp_path, workers):
-    """SIGINT to the process group, as a terminal sends it, while the job works: one line, exit
-    130, no traceback from the driver, the workers or the extraction children, no staging left,
-    and no process of the group still alive."""
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="finds the run's processes in /proc")
+@pytest.mark.parametrize("workers,when", [(1, "working"), (2, "working"), (1, "a child starts"),
+                                          (2, "a child starts")])
+def test_ctrl_c_is_one_line_and_exit_130(tmp_path, workers, when):
+    """SIGINT to the process group, as a terminal sends it, while the job works or at the moment
+    its first child process (a worker, an extraction child) starts: one line, exit 130, no
+    traceback from the driver, the workers or the extraction children (a Python interrupted while
+    it imports its site module prints "Fatal Python error"), no staging left, and no process of
+    the run still alive."""
     import signal
     import time
 
@@ -202,11 +233,19 @@ def test_ctrl_c_is_one_line_and_exit_130(tmp_path, workers):
     proc = subprocess.Popen([sys.executable, "-m", "thresher.pipeline", "run", "--input", str(inputs), "--output",
                              str(out), "--workers", str(workers), "-q"], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, start_new_session=True)
+    seen: set[int] = set()
     deadline = time.monotonic() + 120
-    while not (out / ".staging").exists() and proc.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.1)
-    time.sleep(3)  # the job is reading and filtering now
+    if when == "working":
+        while not (out / ".staging").exists() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        time.sleep(3)  # the job is reading and filtering now
+        seen |= _descendants(proc.pid)
+    else:
+        while not seen and proc.poll() is None and time.monotonic() < deadline:
+            seen |= _descendants(proc.pid)
+            time.sleep(0.005)
     assert proc.poll() is None, proc.communicate()
+    assert seen, "the run started no child process"
     os.killpg(proc.pid, signal.SIGINT)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err
@@ -214,14 +253,14 @@ def test_ctrl_c_is_one_line_and_exit_130(tmp_path, workers):
         "thresher: interrupted; the previous output is intact (rerun the command to do the job)"], err
     assert not (out / ".staging").exists() and not (out / "stats.json").exists()
     deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        try:
-            os.killpg(proc.pid, 0)
-        except ProcessLookupError:
-            break
+    while any(_alive(pid) for pid in seen) and time.monotonic() < deadline:
         time.sleep(0.1)
-    else:
-        raise AssertionError("a process of the interrupted run is still alive")
+    assert not any(_alive(pid) for pid in seen), "a process of the interrupted run is still alive"
+    try:
+        os.killpg(proc.pid, 0)
+        raise AssertionError("a process of the interrupted run's group is still alive")
+    except ProcessLookupError:
+        pass
 
 
 def test_the_funnel_gives_each_word_one_meaning_and_counts_in_the_singular():
