@@ -296,7 +296,7 @@ PATH_KEYS = (
     ("stages", "urlfilter", "domain_lists", "[]"), ("stages", "urlfilter", "url_lists", "[]"),
     ("stages", "decontaminate", "benchmarks", "[]", "path"),
     ("stages", "quality_classifier", "model"), ("stages", "quality_classifier", "models", "[]", "model"),
-    ("stages", "tokenize", "tokenizer"),
+    ("stages", "tokenize", "tokenizer"), ("stages", "dedup_exact", "against", "[]"),
 )
 
 
@@ -361,7 +361,8 @@ def stage_list(value: str | None, what: str) -> list[str]:
 
 def apply_overrides(cfg: Config, input: list[str] | None = None, output: str | None = None,
                     runner: str | None = None, workers: int | None = None, only: str | None = None,
-                    skip: str | None = None, memory_mb: int | None = None) -> Config:
+                    skip: str | None = None, memory_mb: int | None = None,
+                    dedup_against: list[str] | None = None) -> Config:
     """What `thresher run`'s flags (and a service job's fields) change in a loaded config, checked
     the same way as the config itself: ``only``/``skip`` name stages (``a,b``; ingest and writing
     always run). Returns `cfg`, changed in place and validated."""
@@ -375,6 +376,8 @@ def apply_overrides(cfg: Config, input: list[str] | None = None, output: str | N
         cfg.runner.workers = workers
     if memory_mb is not None:
         cfg.runner.memory_mb = memory_mb
+    if dedup_against:
+        cfg.stages.dedup_exact.against = list(dedup_against)
     chosen, skipped = stage_list(only, "--only"), stage_list(skip, "--skip")
     if chosen and skipped:
         raise ConfigError("--only and --skip cannot be used together")

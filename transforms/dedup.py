@@ -9,14 +9,15 @@ datasketch's bulk path; datasketch stays the test oracle for signature quality).
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 import unicodedata
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import xxhash
 
-from thresher.transforms.stage import Stage, check, register
+from thresher.transforms.stage import ConfigError, Stage, check, register
 from thresher.transforms.text import CHAR_SCRIPTS
 
 # Scripts written without spaces between words: each character is a token there.
@@ -234,9 +235,58 @@ class DedupExactParams:
     digits: bool = True
     unicode_nfkc: bool = True
     by_url: bool = False  # first keep only the newest capture (WARC-Date) of each URL
+    against: list[str] = field(default_factory=list)  # earlier run directories: their kept texts drop ours
 
     def normalisation(self) -> Normalisation:
         return Normalisation(self.lowercase, self.whitespace, self.punctuation, self.digits, self.unicode_nfkc)
+
+
+# A run's dedup index (the run-directory contract, docs/run-directory.md): the exact key and id of
+# every document dedup_exact kept, in Parquet shards under dedup/index/exact/, and a manifest that
+# lists them with the settings the keys were made with. A later run reads it with `against:`.
+INDEX_FOLDER = "dedup/index"
+INDEX_MANIFEST = f"{INDEX_FOLDER}/manifest.json"
+EXACT_INDEX = f"{INDEX_FOLDER}/exact"
+EXACT_KEY_KIND = "blake2b-128 of the normalised text"
+
+
+@dataclass(frozen=True)
+class EarlierIndex:
+    """An earlier run's exact index, checked on the driver: its folder and its files (full paths)."""
+
+    run: str
+    files: tuple[str, ...]
+
+
+def exact_index_manifest(params: DedupExactParams, files: list[str], rows: int) -> dict:
+    return {"exact": {"files": files, "rows": rows, "key": EXACT_KEY_KIND, "normalisation": asdict(params.normalisation())}}
+
+
+def exact_against(params: DedupExactParams, open_file) -> tuple[EarlierIndex, ...]:
+    """The earlier runs of `against`, each checked before the job: a run without an index, or whose
+    keys were made with other normalisation settings (they could never match ours), is refused
+    with one line naming the setting."""
+    found = []
+    for run in params.against:
+        where = f"{run.rstrip('/')}/{INDEX_MANIFEST}"
+        try:
+            with open_file(where) as fh:
+                manifest = json.loads(fh.read())
+            exact = manifest["exact"]
+        except Exception:
+            raise ConfigError(f"dedup against {run}: no dedup index there ({INDEX_MANIFEST} is missing or unreadable: "
+                              "not a Thresher run, one made before runs wrote an index, or one with dedup_exact off)"
+                              ) from None
+        if exact.get("key") != EXACT_KEY_KIND:
+            raise ConfigError(f"dedup against {run}: its exact index holds keys of another kind ({exact.get('key')})")
+        theirs, ours = exact.get("normalisation") or {}, asdict(params.normalisation())
+        for name, value in ours.items():
+            if theirs.get(name) != value:
+                raise ConfigError(f"dedup against {run}: its stages.dedup_exact.{name} is "
+                                  f"{str(theirs.get(name)).lower()}, this run's is {str(value).lower()} "
+                                  "(its keys and ours would never match)")
+        found.append(EarlierIndex(run.rstrip("/"), tuple(f"{run.rstrip('/')}/{INDEX_FOLDER}/{f}" for f in exact["files"])))
+    return tuple(found)
 
 
 def exact_prepare(params: DedupExactParams):
@@ -246,12 +296,14 @@ def exact_prepare(params: DedupExactParams):
 
 
 register(Stage(name="dedup_exact", order=90, params=DedupExactParams, prepare=exact_prepare, dedup=True,
-               corpus="thresher.pipeline.graph.dedup_shuffle:ExactDedup",
+               corpus="thresher.pipeline.graph.dedup_shuffle:ExactDedup", resolve=exact_against, outputs=("dedup",),
                description="one document per normalised-text hash (optionally newest capture per URL)",
                details=("one document per hash of the normalised text (NFKC, case, whitespace, "
                         "punctuation, digits: each switchable); the lowest id is kept. Optionally "
-                        "first one capture per URL, the newest by date"),
-               reasons=("exact_duplicate", "url_duplicate")))
+                        "first one capture per URL, the newest by date. `against: [RUN_DIR, ...]` "
+                        "(`--dedup-against`) also drops a document whose text an earlier run kept. "
+                        "Writes `dedup/index/`"),
+               reasons=("exact_duplicate", "url_duplicate", "earlier_duplicate")))
 
 
 @dataclass

@@ -31,6 +31,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="local worker processes for the direct runner; Spark's local[N] / Flink's parallelism")
     add("--memory-mb", type=int, metavar="MB",
         help="what a local run may hold in memory, its processes together (default: half the machine's)")
+    add("--dedup-against", nargs="+", action="extend", metavar="RUN_DIR",
+        help="earlier runs: a document whose text one of them kept is dropped as earlier_duplicate "
+             "(stages.dedup_exact.against)")
     add("--only", metavar="A,B", help="run only these stages (ingest and writing always run)")
     add("--skip", metavar="A,B", help="skip these stages")
     add("--overwrite", action="store_true",
@@ -67,7 +70,8 @@ def main(args: argparse.Namespace, beam_flags: list[str]) -> int:
     interrupts.watch()  # Ctrl-C: one line and exit 130 (cli/__init__.py), whatever Beam wraps it in
     tune_heap()  # this process is the local runner, which holds every shuffle (pipeline/graph/heap.py)
     cfg = apply_overrides(load(args.config), input=args.input, output=args.output, runner=args.runner,
-                          workers=args.workers, memory_mb=args.memory_mb, only=args.only, skip=args.skip)
+                          workers=args.workers, memory_mb=args.memory_mb, only=args.only, skip=args.skip,
+                          dedup_against=args.dedup_against)
     from thresher.pipeline.engines.run import run  # Beam is slow to import: only for commands that need it
 
     if not args.quiet:

@@ -25,6 +25,7 @@ from thresher.pipeline.progress import PROGRESS_ENV, ProgressDisplay, ProgressWr
 from thresher.pipeline.engines.runners import is_dry_run, is_local, make_runner_and_options
 from thresher.pipeline.graph.stages import PipelineContext, enabled_stages
 from thresher.pipeline.stats import AccountingError, accounting_problems, duplicate_ids_line
+from thresher.transforms import dedup
 from thresher.transforms.document import input_root, source_names
 from thresher.transforms.ingest import detect_format
 from thresher.transforms.stage import Stage
@@ -120,7 +121,19 @@ def stage_resources(resources: tuple, staging: str) -> tuple:
 
 def output_folders(stages: list[Stage]) -> tuple[str, ...]:
     """The run-directory folders this run writes: documents/, rejected/ and the stages' own."""
-    return rundir.DATA_FOLDERS + tuple(f for s in stages for f in s.outputs)
+    return tuple(dict.fromkeys(rundir.DATA_FOLDERS + tuple(f for s in stages for f in s.outputs)))
+
+
+def write_index_manifest(staging: str, cfg: Config, stages: list[Stage], stats: dict) -> None:
+    """dedup/index/manifest.json: the index files dedup_exact wrote and the settings of their keys,
+    what a later run's `against` reads (transforms/dedup.py `exact_against`)."""
+    if "dedup_exact" not in {s.name for s in stages}:
+        return
+    folder = rundir.join(staging, dedup.EXACT_INDEX)
+    files = sorted(m.path for m in FileSystems.match([rundir.join(folder, "*.parquet")])[0].metadata_list)
+    names = [f"{os.path.basename(dedup.EXACT_INDEX)}/{os.path.basename(f)}" for f in files]
+    manifest = dedup.exact_index_manifest(cfg.stages.dedup_exact, names, stats["output"]["index_exact_rows"])
+    rundir.atomic_write(rundir.join(staging, dedup.INDEX_MANIFEST), json.dumps(manifest, indent=2).encode())
 
 
 @dataclass
@@ -149,7 +162,7 @@ def _dry_run(cfg: Config, stages, files, runner, options) -> RunResult:
     (Dataflow's --dry_run: the job is translated and its environment resolved, nothing submitted)."""
     output = cfg.output.rstrip("/")
     ctx = PipelineContext(cfg, rundir.join(output, ".staging"), None, resolve_resources(cfg, stages),
-                          cfg.runner.spill_files())
+                          cfg.runner.spill_files(), sum(f.size for f in files))
     t0 = time.perf_counter()
     pipeline = beam.Pipeline(runner=runner, options=options)
     _ = pipeline | "Curate" >> Curate(ctx, [(f.path, f.source, f.size) for f in files], stages)
@@ -212,7 +225,9 @@ def run(cfg: Config, beam_flags: list[str] | None = None, show_progress: bool = 
     cfg.input = [p if "://" in p else os.path.abspath(p) for p in cfg.input or [embedded_sample()]]
     if cfg.input_root and "://" not in cfg.input_root:
         cfg.input_root = os.path.abspath(cfg.input_root)
-    check_filesystems([*cfg.input, cfg.output])
+    against = cfg.stages.dedup_exact.against
+    against[:] = [p if "://" in p else os.path.abspath(p) for p in against]
+    check_filesystems([*cfg.input, cfg.output, *against])
     if is_local(cfg.runner.name):
         cfg.runner.worker_memory_mb()  # a budget too small for the workers: say so before reading
     files, skipped = resolve_inputs(cfg.input, cfg.input_root)
@@ -226,6 +241,8 @@ def run(cfg: Config, beam_flags: list[str] | None = None, show_progress: bool = 
         output = os.path.abspath(output)
         os.makedirs(output, exist_ok=True)
     cfg.output = output
+    if output in (p.rstrip("/") for p in against):
+        raise ConfigError(f"dedup against {output}: that is this run's output, which the run replaces")
     rundir.check_replaceable(output, cfg.to_yaml(), overwrite)
     resources = resolve_resources(cfg, stages)
     folders = output_folders(stages)
@@ -240,7 +257,7 @@ def run(cfg: Config, beam_flags: list[str] | None = None, show_progress: bool = 
         ProgressWriter.release(progress_dir)  # an earlier run in this process starts no totals of this one
         if watched:
             write_run_meta(watched, {"input_bytes": input_bytes, "stages": stage_names})
-    ctx = PipelineContext(cfg, staging, progress_dir, resources, cfg.runner.spill_files())
+    ctx = PipelineContext(cfg, staging, progress_dir, resources, cfg.runner.spill_files(), input_bytes)
 
     started = dt.datetime.now(dt.timezone.utc)
     t0 = time.perf_counter()
@@ -302,6 +319,7 @@ def run(cfg: Config, beam_flags: list[str] | None = None, show_progress: bool = 
         rundir.atomic_write(rundir.join(staging, "stats.json"), json.dumps(stats, indent=2).encode())
         raise AccountingError(f"accounting identity broken: {'; '.join(problems)} (nothing was published; "
                               f"this run's files are in {staging})")
+    write_index_manifest(staging, cfg, stages, stats)
     rundir.publish(output, staging, folders)
     rundir.atomic_write(rundir.join(output, "config.yaml"), cfg.to_yaml().encode())
     rundir.atomic_write(rundir.join(output, card.FILENAME), card.dataset_card(stats, folders).encode())

@@ -3,8 +3,6 @@ and rejected/ shards, each stage's extra outputs, and stats.json."""
 
 from __future__ import annotations
 
-import math
-
 import apache_beam as beam
 
 from thresher.pipeline.graph.counting import COUNTS, CountDuplicateIds, MergeCounts
@@ -54,12 +52,8 @@ class Curate(beam.PTransform):
         if parked is not None:
             branches = self._unpark(parked, parked_rejected, rejected)
 
-        # File counts follow the input's size, known before the job (a count computed from the data
-        # would make the runner hold every document until it is known): the same input and config
-        # give the same files on any runner, and a writer's memory stays bounded as corpora grow.
-        auto = max(1, math.ceil(sum(size for _, _, size in self.files) / 1e6 / w.shard_input_mb))
         written_docs = tuple(branches.values()) | "WriteDocuments" >> WriteShards(
-            "documents", f"{ctx.staging}/documents", document_schema(self.stages, ctx.config), w.document_shards or auto,
+            "documents", f"{ctx.staging}/documents", document_schema(self.stages, ctx.config), ctx.document_shards,
             w.seed, w.compression, ctx.progress_dir, ctx.spill("documents"),
             partition=partition_column(self.stages, ctx.config))
         # Ids are the documents' keys for every reader: the ids kept more than once are counted
@@ -69,7 +63,7 @@ class Curate(beam.PTransform):
             | "GroupIds" >> GroupOnDisk(ctx.groups("ids"))
             | "CountDuplicateIds" >> beam.ParDo(CountDuplicateIds()).with_outputs(COUNTS, main="none"))
         written_rejected = tuple(rejected) | "WriteRejected" >> WriteShards(
-            "rejected", f"{ctx.staging}/rejected", REJECTED_SCHEMA, w.rejected_shards or auto, w.seed, w.compression,
+            "rejected", f"{ctx.staging}/rejected", REJECTED_SCHEMA, w.rejected_shards or ctx.auto_shards, w.seed, w.compression,
             ctx.progress_dir, ctx.spill("rejected"))
         return (
             counts + [written_docs, written_rejected, duplicates[COUNTS]]

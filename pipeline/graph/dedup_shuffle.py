@@ -23,11 +23,13 @@ from thresher.pipeline.graph.grouping import CoGroupOnDisk, DistinctOnDisk, Grou
 from thresher.pipeline.graph.heap import give_back_memory
 from thresher.pipeline.graph.spill import read_rows
 from thresher.pipeline.graph.write_documents import WriteShards
-from thresher.transforms.dedup import (BAND_KEYS, EXACT_KEY, SIGNATURE, TEXT_LENGTH, bucket_pairs, exact_jaccard,
-                                       shingle_hashes)
+from thresher.transforms.dedup import (BAND_KEYS, EXACT_INDEX, EXACT_KEY, SIGNATURE, TEXT_LENGTH, bucket_pairs,
+                                       exact_jaccard, shingle_hashes)
 from thresher.transforms.hashing import row_order
 
 CLUSTERS_SCHEMA = pa.schema([("id", pa.string()), ("cluster_id", pa.string())])
+EXACT_INDEX_SCHEMA = pa.schema([("key", pa.binary(16)), ("id", pa.string())])
+INDEX_ROWS_PER_SHARD = 16  # document shards per index shard: an index row is ~1/50 of a document
 
 
 class KeepOnePerKey(CountingDoFn):
@@ -55,6 +57,50 @@ class KeepOnePerKey(CountingDoFn):
             yield from self.reject(d, self.stage, self.reason, f"duplicate of {keep['id']}", False)
 
 
+class OnePerTextUnlessEarlier(KeepOnePerKey):
+    """(key, {this run's documents, (run number, id) of earlier runs' kept documents with the key})
+    -> as `KeepOnePerKey`, unless an earlier run kept this text: then every document is dropped as
+    `earlier_duplicate`, naming the earlier one (of the first run listed, the lowest id). A key
+    only earlier runs hold gives nothing."""
+
+    def __init__(self, stage: str, reason: str, runs: list[str], **kw):
+        super().__init__(stage, reason, **kw)
+        self.runs = runs  # the `against` runs' folders, by number
+
+    def process(self, element):
+        key, grouped = element
+        docs = list(grouped["doc"])
+        if not docs:
+            return
+        earlier = min(grouped["earlier"], default=None)
+        if earlier is None:
+            yield from super().process((key, docs))
+            return
+        if self.count_in:
+            self.count((self.stage, "in"), len(docs))
+        run, earlier_id = earlier
+        for d in docs:
+            yield from self.reject(d, self.stage, "earlier_duplicate", f"duplicate of {earlier_id} in {self.runs[run]}",
+                                   False)
+
+
+def read_exact_index(run_and_file: tuple):
+    """(run number, an earlier run's index file) -> (key, (run number, id)) for each row, the key
+    as this run's (hex)."""
+    import pyarrow.parquet as pq
+    from apache_beam.io.filesystems import FileSystems
+
+    run, path = run_and_file
+    with FileSystems.open(path) as fh:
+        for batch in pq.ParquetFile(fh).iter_batches(batch_size=65536, columns=["key", "id"]):
+            for key, doc_id in zip(batch.column(0).to_pylist(), batch.column(1).to_pylist()):
+                yield key.hex(), (run, doc_id)
+
+
+def index_row(doc: dict) -> dict:
+    return {"key": bytes.fromhex(doc[EXACT_KEY]), "id": str(doc["id"])}
+
+
 def _neg(s: str) -> tuple:
     """A key that sorts strings in reverse (ties on date: the lowest id wins under reverse=True)."""
     return tuple(-ord(c) for c in s)
@@ -79,6 +125,11 @@ class ExactDedup(beam.PTransform):
         self.c = params
         self.common = ctx.common
         self.groups = ctx.groups(stage)
+        self.earlier = ctx.resource(stage) or ()  # transforms.dedup.EarlierIndex of each `against` run
+        w = ctx.config.write
+        shards = max(1, -(-ctx.document_shards // INDEX_ROWS_PER_SHARD))
+        self.write_index = WriteShards("index_exact", f"{ctx.staging}/{EXACT_INDEX}", EXACT_INDEX_SCHEMA, shards, w.seed,
+                                       w.compression, None, ctx.spill("index_exact"))
 
     def expand(self, docs):
         c, stage = self.c, self.stage
@@ -92,17 +143,27 @@ class ExactDedup(beam.PTransform):
             docs, count_in = out.docs, False
             counts.append(out[COUNTS])
             rejected.append(out[REJECTED])
-        out = (
-            docs
-            | "TextKey" >> beam.Map(lambda d: (d[EXACT_KEY], d))
-            | "GroupText" >> GroupOnDisk(self.groups)
-            | "OnePerText" >> beam.ParDo(KeepOnePerKey(stage, "exact_duplicate", count_in=count_in,
-                                                       **self.common)).with_outputs(COUNTS, REJECTED, main="docs")
-        )
+        keyed = docs | "TextKey" >> beam.Map(lambda d: (d[EXACT_KEY], d))
+        if self.earlier:  # the texts earlier runs kept join this run's in the same grouping
+            index = (docs.pipeline
+                     | "EarlierIndexFiles" >> beam.Create([(i, f) for i, e in enumerate(self.earlier) for f in e.files])
+                     | "ReadEarlierIndex" >> beam.FlatMap(read_exact_index))
+            out = ({"doc": keyed, "earlier": index}
+                   | "GroupText" >> CoGroupOnDisk(self.groups)
+                   | "OnePerText" >> beam.ParDo(OnePerTextUnlessEarlier(stage, "exact_duplicate",
+                                                                         [e.run for e in self.earlier],
+                                                                         count_in=count_in, **self.common))
+                                     .with_outputs(COUNTS, REJECTED, main="docs"))
+        else:
+            out = (keyed
+                   | "GroupText" >> GroupOnDisk(self.groups)
+                   | "OnePerText" >> beam.ParDo(KeepOnePerKey(stage, "exact_duplicate", count_in=count_in,
+                                                              **self.common)).with_outputs(COUNTS, REJECTED, main="docs"))
         counts.append(out[COUNTS])
         rejected.append(out[REJECTED])
         kept = out.docs | "CountKept" >> beam.ParDo(CountKept(stage, **self.common)).with_outputs(COUNTS, main="docs")
         counts.append(kept[COUNTS])
+        counts.append(kept.docs | "IndexRows" >> beam.Map(index_row) | "WriteIndex" >> self.write_index)
         return StageResult(kept.docs, counts, rejected)
 
 

@@ -4,6 +4,7 @@ names. Nothing here knows a stage by name."""
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
 
@@ -51,6 +52,18 @@ class PipelineContext:
     progress_dir: str | None = None
     resources: tuple = ()  # ((stage name, resource), ...)
     spill_files: bool = True  # bulk rows between stages through files (runner.spill)
+    input_bytes: int = 0  # the input files' total size, known before the job
+
+    @property
+    def auto_shards(self) -> int:
+        """Output files by the input's size, known before the job (a count computed from the data
+        would make the runner hold every document until it is known): the same input and config
+        give the same files on any runner, and a writer's memory stays bounded as corpora grow."""
+        return max(1, math.ceil(self.input_bytes / 1e6 / self.config.write.shard_input_mb))
+
+    @property
+    def document_shards(self) -> int:
+        return self.config.write.document_shards or self.auto_shards
 
     def spill(self, name: str) -> str | None:
         """The folder a writer spills `name` rows to, or None: the runner's shuffle carries them."""

@@ -100,8 +100,8 @@ def test_dedup_output_is_byte_identical_for_two_workers(corpus, tmp_path):
     cfg.runner.workers = 2
     two = Path(run(cfg).output)
     for sub in ("documents", "dedup", "rejected"):
-        a = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in (one / sub).glob("*.parquet")}
-        b = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in (two / sub).glob("*.parquet")}
+        a = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in (one / sub).rglob("*.parquet")}
+        b = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in (two / sub).rglob("*.parquet")}
         assert a == b and a, sub
 
 
@@ -149,7 +149,8 @@ def test_spill_files_on_and_off_give_the_same_bytes(corpus, tmp_path):
         cfg.runner.spill, cfg.runner.workers = mode, workers
         outs[(mode, workers)] = Path(run(cfg).output)
     digests = {k: {str(p.relative_to(out)): hashlib.sha256(p.read_bytes()).hexdigest()
-                   for sub in ("documents", "rejected", "dedup", "shards") for p in sorted((out / sub).iterdir())}
+                   for sub in ("documents", "rejected", "dedup", "shards") for p in sorted((out / sub).rglob("*"))
+                   if p.is_file()}
                for k, out in outs.items()}
     assert len(digests[("on", 1)]) >= 5
     assert digests[("on", 1)] == digests[("off", 1)] == digests[("off", 2)]

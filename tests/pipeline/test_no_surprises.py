@@ -236,7 +236,8 @@ def test_ctrl_c_is_one_line_and_exit_130(tmp_path, workers, when):
     seen: set[int] = set()
     deadline = time.monotonic() + 120
     if when == "working":
-        while not (out / ".staging").exists() and proc.poll() is None and time.monotonic() < deadline:
+        while not ((out / ".staging").exists() and seen) and proc.poll() is None and time.monotonic() < deadline:
+            seen |= _descendants(proc.pid)
             time.sleep(0.1)
         time.sleep(3)  # the job is reading and filtering now
         seen |= _descendants(proc.pid)

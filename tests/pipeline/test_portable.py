@@ -61,7 +61,8 @@ def job_service_and_pool():
 
 def digests(out: Path) -> dict:
     return {str(p.relative_to(out)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for sub in ("documents", "rejected", "dedup", "shards") for p in sorted((out / sub).iterdir())}
+            for sub in ("documents", "rejected", "dedup", "shards") for p in sorted((out / sub).rglob("*"))
+                   if p.is_file()}
 
 
 def thresher(args, env, timeout=600):

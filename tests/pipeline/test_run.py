@@ -33,7 +33,7 @@ def run_to(tmp_path: Path, name: str, **overrides) -> tuple[Path, dict]:
 
 
 def folder_digest(folder: Path) -> dict:
-    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.iterdir())
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.rglob("*"))
             if p.suffix in (".parquet", ".arrow", ".json")}
 
 

@@ -1,0 +1,150 @@
+"""Exact dedup against earlier runs (issue 35): every run leaves dedup/index/, a later run reads it
+with `against`, and dump by dump gives the kept documents of one run over all the dumps."""
+
+import json
+import random
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from thresher.pipeline.cli import main
+from thresher.pipeline.config import Config, ConfigError
+from thresher.pipeline.engines.run import run
+from thresher.transforms.dedup import EXACT_KEY_KIND, exact_key
+from tests.stages import CURATION_FILTERS
+
+pytestmark = pytest.mark.slow
+
+VOCAB = [f"word{i}" for i in range(2000)]
+
+
+def text(seed: int) -> str:
+    rng = random.Random(seed)
+    return " ".join(rng.choice(VOCAB) for _ in range(60)) + "."
+
+
+def shouted(t: str) -> str:
+    """The same text after normalisation (case and spacing differ)."""
+    return "  " + t.upper().replace(" ", "   ")
+
+
+@pytest.fixture(scope="module")
+def dumps(tmp_path_factory):
+    """Three dumps; ids order the dumps (a < b < c), so one run over all keeps, of each text, the
+    copy of the earliest dump, as dump by dump does."""
+    d = tmp_path_factory.mktemp("dumps")
+    a = [{"id": f"a{i:02d}", "text": text(i)} for i in range(20)]
+    a.append({"id": "a20", "text": shouted(a[3]["text"])})  # a duplicate inside dump a
+    b = [{"id": f"b{i:02d}", "text": text(100 + i)} for i in range(15)]
+    b += [{"id": "b15", "text": shouted(a[0]["text"])},  # copies of texts dump a kept
+          {"id": "b16", "text": a[5]["text"]},
+          {"id": "b17", "text": a[20]["text"]},  # a copy of the text a dropped (a03 kept it)
+          {"id": "b18", "text": b[2]["text"]}]  # a duplicate inside dump b
+    c = [{"id": f"c{i:02d}", "text": text(200 + i)} for i in range(10)]
+    c += [{"id": "c10", "text": a[7]["text"]}, {"id": "c11", "text": shouted(b[4]["text"])},
+          {"id": "c12", "text": b[15]["text"]}]  # the text of b15, which b dropped: a00 holds it
+    for name, docs in (("a", a), ("b", b), ("c", c)):
+        (d / f"{name}.jsonl").write_text("".join(json.dumps(x) + "\n" for x in docs))
+    return d
+
+
+def config(inputs: list[Path], out: Path, against=()) -> Config:
+    cfg = Config()
+    cfg.input = [str(p) for p in inputs]
+    cfg.output = str(out)
+    cfg.stages.tokenize.enabled = False
+    cfg.stages.dedup_minhash.enabled = False  # against covers exact dedup (MinHash: not yet)
+    for name in CURATION_FILTERS:
+        getattr(cfg.stages, name).enabled = False
+    cfg.stages.dedup_exact.against = [str(p) for p in against]
+    return cfg
+
+
+def kept(run_dir: Path) -> set[tuple[str, str]]:
+    return {(r["id"], r["text"]) for r in pq.read_table(run_dir / "documents", columns=["id", "text"]).to_pylist()}
+
+
+def test_dump_by_dump_keeps_what_one_run_over_all_dumps_keeps(dumps, tmp_path):
+    run(config([dumps / "a.jsonl"], tmp_path / "A"))
+    b = run(config([dumps / "b.jsonl"], tmp_path / "B", against=[tmp_path / "A"])).stats
+    c = run(config([dumps / "c.jsonl"], tmp_path / "C", against=[tmp_path / "A", tmp_path / "B"])).stats
+    whole = run(config([dumps / f"{n}.jsonl" for n in "abc"], tmp_path / "all"))
+    assert kept(tmp_path / "A") | kept(tmp_path / "B") | kept(tmp_path / "C") == kept(Path(whole.output))
+    assert len(kept(Path(whole.output))) == 20 + 15 + 10
+
+    ex = b["stages"]["dedup_exact"]
+    assert ex["dropped"] == {"earlier_duplicate": 3, "exact_duplicate": 1} and ex["in"] == 19 and ex["kept"] == 15
+    assert c["stages"]["dedup_exact"]["dropped"] == {"earlier_duplicate": 3}
+    why = {r["id"]: r for r in pq.read_table(tmp_path / "C" / "rejected").to_pylist()}
+    assert why["c10"]["reason"] == "earlier_duplicate" and why["c10"]["stage"] == "dedup_exact"
+    assert why["c10"]["detail"] == f"duplicate of a07 in {tmp_path / 'A'}"
+    assert why["c11"]["detail"] == f"duplicate of b04 in {tmp_path / 'B'}"
+    assert why["c12"]["detail"] == f"duplicate of a00 in {tmp_path / 'A'}"
+    why_b = {r["id"]: r["detail"] for r in pq.read_table(tmp_path / "B" / "rejected").to_pylist()}
+    assert why_b["b17"] == f"duplicate of a03 in {tmp_path / 'A'}"
+    assert why_b["b18"] == "duplicate of b02"
+
+    # each run's index holds its own kept documents: key and id, as the manifest says
+    manifest = json.loads((tmp_path / "C" / "dedup" / "index" / "manifest.json").read_text())
+    assert manifest["exact"]["key"] == EXACT_KEY_KIND and manifest["exact"]["rows"] == 10
+    rows = pq.read_table([tmp_path / "C" / "dedup" / "index" / f for f in manifest["exact"]["files"]]).to_pylist()
+    assert {(r["id"], r["key"].hex()) for r in rows} == {(i, exact_key(t)) for i, t in kept(tmp_path / "C")}
+    assert (tmp_path / "A").exists() and kept(tmp_path / "A") == {(d["id"], d["text"]) for d in map(
+        json.loads, (dumps / "a.jsonl").read_text().splitlines()) if d["id"] != "a20"}  # read, never changed
+
+
+def test_against_is_refused_before_the_job_when_it_cannot_match(dumps, tmp_path, capsys):
+    run(config([dumps / "a.jsonl"], tmp_path / "A"))
+    base = ["run", "--input", str(dumps / "b.jsonl"), "-q", "--no-progress",
+            "--skip", ",".join(CURATION_FILTERS + ("tokenize", "dedup_minhash"))]
+
+    def refused(*args) -> str:
+        assert main([*base, *args]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith("thresher: error: dedup against "), err
+        return err[0]
+
+    assert "no dedup index there" in refused("--output", str(tmp_path / "B"), "--dedup-against", str(tmp_path / "nothing"))
+    assert "that is this run's output" in refused("--output", str(tmp_path / "A"), "--dedup-against", str(tmp_path / "A"))
+    cased = tmp_path / "cased.yaml"
+    cased.write_text("stages:\n  dedup_exact:\n    lowercase: false\n")
+    line = refused(str(cased), "--output", str(tmp_path / "B"), "--dedup-against", str(tmp_path / "A"))
+    assert "stages.dedup_exact.lowercase is true, this run's is false" in line
+    assert not (tmp_path / "B").exists() or not any((tmp_path / "B").iterdir())
+
+
+def test_a_recipes_against_is_relative_to_its_folder(dumps, tmp_path, monkeypatch):
+    from thresher.pipeline.config import load
+
+    run(config([dumps / "a.jsonl"], tmp_path / "runs" / "A"))
+    recipe = tmp_path / "runs" / "next.yaml"
+    recipe.write_text("stages:\n  dedup_exact:\n    against: [A]\n")
+    monkeypatch.chdir(dumps)
+    assert load(str(recipe)).stages.dedup_exact.against == [str(tmp_path / "runs" / "A")]
+    with pytest.raises(ConfigError, match="no dedup index"):
+        run(config([dumps / "b.jsonl"], tmp_path / "B", against=["A"]))  # relative to here: none
+
+
+@pytest.mark.skipif(shutil.which("java") is None or shutil.which("mvn") is None,
+                    reason="the Spark job server needs java and mvn")
+def test_against_on_spark_gives_the_local_runners_bytes(dumps, tmp_path):
+    """The earlier run's index read by Spark's workers: the same files as the local runner writes."""
+    run(config([dumps / "a.jsonl"], tmp_path / "A"))
+    skip = ",".join(CURATION_FILTERS + ("tokenize", "dedup_minhash"))
+    outs = {}
+    for runner in ("direct", "spark"):
+        outs[runner] = tmp_path / runner
+        proc = subprocess.run([sys.executable, "-m", "thresher.pipeline", "run", "-q", "--runner", runner, "--workers",
+                               "2", "--input", str(dumps / "b.jsonl"), "--skip", skip, "--dedup-against",
+                               str(tmp_path / "A"), "--output", str(outs[runner])],
+                              capture_output=True, text=True, timeout=900)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+    local, spark = ({str(p.relative_to(d)): p.read_bytes() for sub in ("documents", "rejected", "dedup")
+                     for p in sorted((d / sub).rglob("*")) if p.is_file()} for d in outs.values())
+    assert local == spark and "dedup/index/manifest.json" in local
+    stats = json.loads((outs["spark"] / "stats.json").read_text())
+    assert stats["stages"]["dedup_exact"]["dropped"] == {"earlier_duplicate": 3, "exact_duplicate": 1}
