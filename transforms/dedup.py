@@ -15,6 +15,7 @@ import unicodedata
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
+import pyarrow as pa
 import xxhash
 
 from thresher.transforms.stage import ConfigError, Stage, check, register
@@ -224,6 +225,10 @@ EXACT_KEY = "_exact"  # reference fields the prepare functions add
 BAND_KEYS = "_bands"
 SIGNATURE = "_sig"
 TEXT_LENGTH = "_len"
+# A kept document's column: the documents it stands for, itself included (its exact duplicates,
+# and with dedup_minhash every document of its near-duplicate cluster and their exact duplicates).
+DUP_COUNT = "dup_count"
+DUP_COUNT_COLUMN = ((DUP_COUNT, pa.int32()),)
 
 
 @dataclass
@@ -297,6 +302,7 @@ def exact_prepare(params: DedupExactParams):
 
 register(Stage(name="dedup_exact", order=90, params=DedupExactParams, prepare=exact_prepare, dedup=True,
                corpus="thresher.pipeline.graph.dedup_shuffle:ExactDedup", resolve=exact_against, outputs=("dedup",),
+               columns=DUP_COUNT_COLUMN,
                description="one document per normalised-text hash (optionally newest capture per URL)",
                details=("one document per hash of the normalised text (NFKC, case, whitespace, "
                         "punctuation, digits: each switchable); the lowest id is kept. Optionally "
@@ -368,6 +374,7 @@ def minhash_finish(stats: dict, params: DedupMinhashParams) -> list[str]:
 
 register(Stage(name="dedup_minhash", order=100, params=DedupMinhashParams, prepare=minhash_prepare, dedup=True,
                corpus="thresher.pipeline.graph.dedup_shuffle:MinHashDedup", finish=minhash_finish, outputs=("dedup",),
+               columns=DUP_COUNT_COLUMN,
                description="MinHash LSH near-duplicate removal, components clustered in parallel; writes dedup/",
                details=("word 5-gram shingles (single characters in scripts without spaces: CJK, "
                         "Thai, ...), 64-bit MinHash, 18 bands x 6 rows (or derived from "

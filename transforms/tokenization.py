@@ -90,9 +90,11 @@ class TokenizeDocuments:
     crossing into Rust once per document costs about a tenth of the throughput, and the character
     offsets ``encode_batch`` also computes (nothing here reads them) about a fifth; same ids."""
 
-    def __init__(self, tokenizer_json: str, name: str, eos_token: str = DEFAULT_EOS):
+    def __init__(self, tokenizer_json: str, name: str, eos_token: str = DEFAULT_EOS, rehydrate: dict | None = None):
         self.tokenizer, self.info = tokenizer_from_json(tokenizer_json, name, eos_token)
         self.dtype = np.uint16 if self.info.dtype == "uint16" else np.uint32
+        self.rehydrate = dict(rehydrate or {})
+        self._extra_copies = 0
 
     def encode(self, texts: list[str]) -> list[np.ndarray]:
         out = []
@@ -108,7 +110,31 @@ class TokenizeDocuments:
         for doc, ids in zip(docs, self.encode([d["text"] for d in docs])):
             doc["tokens"] = ids
             doc["n_tokens"] = len(ids)
+            if self.rehydrate:
+                doc[COPIES] = copies(self.rehydrate, doc.get(DUP_COUNT) or 1)
+                self._extra_copies += doc[COPIES] - 1
         return docs
+
+    def pop_counters(self) -> dict:
+        """Counted in stats.json's tokenize counters: the rows shards/ holds beyond the kept documents."""
+        n, self._extra_copies = self._extra_copies, 0
+        return {REHYDRATED: n} if n else {}
+
+
+COPIES = "_copies"  # a tokenized document's rows in shards/ (rehydration)
+REHYDRATED = "rehydrated_copies"  # stats.json: stages.tokenize.counters, the copies beyond the first
+DUP_COUNT = "dup_count"  # the dedup stages' column (transforms/dedup.py)
+
+
+def copies(table: dict[int, int], dup_count: int) -> int:
+    """Rehydration: the copies of a document whose cluster held `dup_count` documents, from
+    {lowest dup_count of a bucket: copies}; 1 below the lowest bucket."""
+    lows = [low for low in table if low <= dup_count]
+    return table[max(lows)] if lows else 1
+
+
+def extra_copies(stats: dict) -> int:
+    return int(stats["stages"].get("tokenize", {}).get("counters", {}).get(REHYDRATED, 0))
 
 
 # --- the `tokenize` stage ----------------------------------------------------------------------
@@ -124,8 +150,14 @@ class TokenizeParams:
     # encoding threads in each worker process; 0: the machine's cores shared out among the local
     # runner's workers (one each on other runners, which run a worker process per core)
     threads: int = 0
+    # rehydration as FineWeb-2 does it: a kept document is written to shards/ this many times by the
+    # documents its duplicate cluster held (dup_count), {lowest dup_count of a bucket: copies};
+    # empty: once each
+    rehydrate: dict[int, int] = field(default_factory=dict)
 
     def validate(self, path: str) -> None:
+        for low, n in self.rehydrate.items():
+            check(low >= 1 and n >= 1, f"{path}.rehydrate", f"{low}: {n}: dup_count buckets and copies must be >= 1")
         check(self.shard_tokens >= 1, f"{path}.shard_tokens", "must be >= 1")
         check(self.shard_tokens < 2**31, f"{path}.shard_tokens", "must be < 2**31 (Arrow list offsets are int32)")
         check(self.batch_docs >= 1, f"{path}.batch_docs", "must be >= 1")
@@ -184,12 +216,14 @@ def use_threads(n: int, explicit: bool) -> None:
 def _build(params: TokenizeParams, ctx) -> TokenizeDocuments:
     res: LoadedTokenizer = ctx.resource
     use_threads(worker_threads(params, ctx.config), explicit=bool(params.threads))
-    return TokenizeDocuments(res.json, res.name, params.eos_token)
+    return TokenizeDocuments(res.json, res.name, params.eos_token, params.rehydrate)
 
 
 def _finish(stats: dict, params: TokenizeParams) -> list[str]:
-    kept, rows = stats["totals"]["kept"], stats["output"]["shard_rows"]
-    return [] if rows == kept else [f"kept {kept} != rows written to shards/ {rows}"]
+    kept, rows, extra = stats["totals"]["kept"], stats["output"]["shard_rows"], extra_copies(stats)
+    if rows == kept + extra:
+        return []
+    return [f"kept {kept}{f' + {extra} rehydrated copies' if extra else ''} != rows written to shards/ {rows}"]
 
 
 register(Stage(name="tokenize", order=110, params=TokenizeParams, build=_build, batch="batch_docs",

@@ -23,7 +23,7 @@ from thresher.pipeline.graph.grouping import CoGroupOnDisk, DistinctOnDisk, Grou
 from thresher.pipeline.graph.heap import give_back_memory
 from thresher.pipeline.graph.spill import read_rows
 from thresher.pipeline.graph.write_documents import WriteShards
-from thresher.transforms.dedup import (BAND_KEYS, EXACT_INDEX, EXACT_KEY, SIGNATURE, TEXT_LENGTH, bucket_pairs,
+from thresher.transforms.dedup import (BAND_KEYS, DUP_COUNT, EXACT_INDEX, EXACT_KEY, SIGNATURE, TEXT_LENGTH, bucket_pairs,
                                        exact_jaccard, shingle_hashes)
 from thresher.transforms.hashing import row_order
 
@@ -52,7 +52,8 @@ class KeepOnePerKey(CountingDoFn):
         else:
             docs.sort(key=row_order)
         keep, rest = docs[0], docs[1:]
-        yield keep
+        # the documents the kept one stands for, itself included (rehydration weights by cluster size)
+        yield {**keep, DUP_COUNT: sum(d.get(DUP_COUNT, 1) for d in docs)}
         for d in rest:
             yield from self.reject(d, self.stage, self.reason, f"duplicate of {keep['id']}", False)
 
@@ -242,8 +243,9 @@ class ConnectedComponents(beam.PTransform):
 
 
 class Signatures(CountingDoFn):
-    """A reference -> (id, compact signature, text length, band keys); all computed when the
-    document was parked (`minhash_prepare`), while its text was at hand."""
+    """A reference -> (id, compact signature, (text length, documents it stands for), band keys);
+    all but the count computed when the document was parked (`minhash_prepare`), while its text
+    was at hand; the count is dedup_exact's."""
 
     def __init__(self, stage: str, **kw):
         super().__init__(**kw)
@@ -251,7 +253,7 @@ class Signatures(CountingDoFn):
 
     def process(self, doc):
         self.count((self.stage, "in"))
-        yield (str(doc["id"]), doc[SIGNATURE], doc[TEXT_LENGTH], doc[BAND_KEYS])
+        yield (str(doc["id"]), doc[SIGNATURE], (doc[TEXT_LENGTH], doc.get(DUP_COUNT, 1)), doc[BAND_KEYS])
 
 
 BAND_KEY_BYTES = 8  # a band's key in a document's band keys (transforms/dedup.py)
@@ -265,8 +267,9 @@ def band_entries(row: tuple, group) -> list:
 
 
 def id_and_length(row: tuple) -> tuple:
-    doc_id, _, text_length, _ = row
-    return doc_id, text_length
+    """(id, (text length, documents it stands for))."""
+    doc_id, _, length_and_count, _ = row
+    return doc_id, length_and_count
 
 
 MAX_BAND_SHUFFLES = 16
@@ -399,7 +402,8 @@ class ExactCheck(beam.PTransform):
 
 
 class ChooseRepresentative(CountingDoFn):
-    """(component, [(id, length)]) -> (id, representative) for every member; cluster stats."""
+    """(component, [(id, length, documents it stands for)]) -> (id, (representative, documents the
+    component stands for)) for every member; cluster stats."""
 
     def __init__(self, stage: str, rule: str):
         super().__init__()
@@ -415,8 +419,9 @@ class ChooseRepresentative(CountingDoFn):
             rep = members[0][0]
         self.count((self.stage, "info", "clusters"))
         self.count((self.stage, "cluster_size", f"{len(members):06d}"))
-        for node, _ in members:
-            yield (node, rep)
+        total = sum(m[2] for m in members)
+        for node, *_ in members:
+            yield (node, (rep, total))
 
 
 class ApplyDecision(CountingDoFn):
@@ -428,13 +433,13 @@ class ApplyDecision(CountingDoFn):
         _, grouped = element
         reps = list(grouped["rep"])
         for doc in grouped["doc"]:
-            rep = reps[0] if reps else None
+            rep, total = reps[0] if reps else (None, None)
             if rep is not None and rep != str(doc["id"]):
                 doc["near_duplicate_of"] = rep
                 yield from self.reject(doc, self.stage, "near_duplicate", f"near duplicate of {rep}", False)
             else:
                 self.count((self.stage, "kept"))
-                yield doc
+                yield {**doc, DUP_COUNT: total or doc.get(DUP_COUNT, 1)}
 
 
 class MinHashDedup(beam.PTransform):
@@ -484,7 +489,7 @@ class MinHashDedup(beam.PTransform):
         members = (
             {"label": labels, "length": lengths}
             | "JoinLengths" >> CoGroupOnDisk(self.groups)
-            | "ByComponent" >> beam.FlatMap(lambda kv: [(lab, (kv[0], max(kv[1]["length"] or [0])))
+            | "ByComponent" >> beam.FlatMap(lambda kv: [(lab, (kv[0], *max(kv[1]["length"] or [(0, 1)])))
                                                         for lab in kv[1]["label"]])
             | "GroupComponents" >> GroupOnDisk(self.groups)
             | "Representative" >> beam.ParDo(ChooseRepresentative(stage, c.keep)).with_outputs(COUNTS, main="reps")
@@ -494,7 +499,7 @@ class MinHashDedup(beam.PTransform):
             | "JoinDecisions" >> CoGroupOnDisk(self.groups)
             | "Apply" >> beam.ParDo(ApplyDecision(stage, **self.common)).with_outputs(COUNTS, REJECTED, main="docs")
         )
-        written = (members.reps | "ClusterRows" >> beam.MapTuple(lambda i, rep: {"id": i, "cluster_id": rep})
+        written = (members.reps | "ClusterRows" >> beam.MapTuple(lambda i, rep: {"id": i, "cluster_id": rep[0]})
                    | "WriteClusters" >> self.write_clusters)
         counts = [sigs[COUNTS], members[COUNTS], decided[COUNTS], written] + cc_counts + exact_counts
         return StageResult(decided.docs, counts, [decided[REJECTED]])

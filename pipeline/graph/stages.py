@@ -30,7 +30,8 @@ def document_schema(stages: list[Stage], cfg: Config) -> pa.Schema:
     schema = DOCUMENT_SCHEMA
     for s in stages:
         for name, dtype in s.document_columns(getattr(cfg.stages, s.name)):
-            schema = schema.append(pa.field(name, dtype))
+            if schema.get_field_index(name) < 0:  # both dedup stages add dup_count
+                schema = schema.append(pa.field(name, dtype))
     return schema
 
 

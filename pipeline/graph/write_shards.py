@@ -14,7 +14,7 @@ from thresher.pipeline.graph.rundir import atomic_write
 from thresher.pipeline.graph.write_documents import SpillByShard, rows_of
 from thresher.transforms.hashing import TOKEN_BUCKETS, row_order, seeded_hash, shard_of, shards_of_bucket
 from thresher.transforms.shards import Manifest, ShardInfo, encode_shard, shard_name
-from thresher.transforms.tokenization import TokenizerInfo
+from thresher.transforms.tokenization import COPIES, TokenizerInfo
 
 SHUFFLE_SALT = "shuffle:"
 
@@ -74,6 +74,14 @@ class WriteManifest(beam.DoFn):
                ("output", "shard_tokens"): manifest.tokens}
 
 
+def shard_rows(doc: dict) -> list[dict]:
+    """A tokenized document's rows in shards/: one, or with rehydration (tokenize.rehydrate) one per
+    copy, the copies' ids suffixed ``#2``, ``#3``, ... so the seeded order spreads them over the shards."""
+    row = {"id": doc["id"], "url": doc.get("url"), "lang": doc.get("lang"), "source": doc.get("source"),
+           "offset": doc.get("offset"), "tokens": doc["tokens"]}
+    return [row] + [{**row, "id": f"{doc['id']}#{k}"} for k in range(2, doc.get(COPIES, 1) + 1)]
+
+
 class WriteTokenShards(beam.PTransform):
     """The tokenize stage's extra output: tokenized documents -> ``shards/shard-NNNNN.arrow`` +
     ``shards/manifest.json``; the documents go on without their tokens.
@@ -101,9 +109,7 @@ class WriteTokenShards(beam.PTransform):
         # buckets that overlap it (a bucket on a boundary is read by both of its shards).
         refs = flatten("AllSpilled", [
             pcoll
-            | f"ShardRows{i}" >> beam.Map(
-                lambda d: {"id": d["id"], "url": d.get("url"), "lang": d.get("lang"), "source": d.get("source"),
-                           "offset": d.get("offset"), "tokens": d["tokens"]})
+            | f"ShardRows{i}" >> beam.FlatMap(shard_rows)
             | f"Spill{i}" >> beam.ParDo(SpillByShard(self.spill, None, self.seed, salt=SHUFFLE_SALT,
                                                      buckets=TOKEN_BUCKETS))
             for i, pcoll in enumerate(branches.values())])

@@ -21,6 +21,8 @@ from thresher.pipeline.layout import partition_values
 from thresher.pipeline.tools.report import row_details, tokens_by_language
 from thresher.pipeline.stats import accounting_problems
 from thresher.transforms import stage as stage_registry
+from thresher.transforms.dedup import DUP_COUNT
+from thresher.transforms.tokenization import extra_copies
 from thresher.transforms.shards import MANIFEST, open_shard, read_manifest, token_arrays, verify
 
 PERCENTILES = (5, 25, 50, 75, 95, 99)
@@ -104,9 +106,12 @@ def build_report(run_dir: str, details: bool = True) -> dict:
         sites: Counter = Counter()
         sections: Counter = Counter()
         char_lengths = []
+        dup_buckets: Counter = Counter()
         for f in doc_files:
-            cols = [c for c in ("url", "text", "lang") if c in pq.read_schema(f).names]
+            cols = [c for c in ("url", "text", "lang", DUP_COUNT) if c in pq.read_schema(f).names]
             t = pq.read_table(f, columns=cols)
+            if DUP_COUNT in cols:
+                dup_buckets.update(dup_count_bucket(n or 1) for n in t.column(DUP_COUNT).to_pylist())
             char_lengths.append(pc.utf8_length(t.column("text")).to_numpy(zero_copy_only=False))
             for url in t.column("url").to_pylist():
                 sites[_site(url)] += 1
@@ -127,6 +132,8 @@ def build_report(run_dir: str, details: bool = True) -> dict:
             "sites": _top(sites),
             "sections": _top(sections),
         }
+        if dup_buckets:  # the documents each kept one stands for (its duplicate cluster's size)
+            report["documents"]["dup_count"] = {k: dup_buckets[k] for k in sorted(dup_buckets, key=_bucket_low)}
 
     if details and "funnel" in report:
         report.update(row_details(run_dir, stats))
@@ -188,8 +195,9 @@ def verify_run(run_dir: str) -> list[str]:
         problems += [f"shards/{p}" for p in verify(shard_dir)]
         try:
             m = read_manifest(shard_dir)
-            if stats is not None and m.rows != stats["totals"]["kept"]:
-                problems.append(f"shards/{MANIFEST}: {m.rows} rows, stats.json says {stats['totals']['kept']} kept")
+            if stats is not None and m.rows != stats["totals"]["kept"] + extra_copies(stats):
+                problems.append(f"shards/{MANIFEST}: {m.rows} rows, stats.json says {stats['totals']['kept']} kept"
+                                + (f" and {extra_copies(stats)} rehydrated copies" if extra_copies(stats) else ""))
         except (OSError, ValueError, KeyError, TypeError):
             pass  # already reported by verify()
     return problems
@@ -265,6 +273,18 @@ def funnel_lines(stats: dict, limit: int = 12, drops: bool = True) -> list[str]:
     return lines
 
 
+def dup_count_bucket(n: int) -> str:
+    """Cluster sizes in powers of two: 1, 2, 3-4, 5-8, 9-16, ..."""
+    if n <= 2:
+        return str(n)
+    high = 1 << (n - 1).bit_length()
+    return f"{high // 2 + 1}-{high}"
+
+
+def _bucket_low(bucket: str) -> int:
+    return int(bucket.split("-")[0])
+
+
 def render_console(r: dict) -> str:
     out = [f"Run directory {r['dir']}"]
     if "totals" in r:
@@ -292,6 +312,9 @@ def render_console(r: dict) -> str:
         if c:
             out.append("  characters: " + "  ".join(f"p{p} {c[f'p{p}']:,.0f}" for p in PERCENTILES)
                        + f"  max {c['max']:,.0f}  total {c['total']:,}")
+        if d.get("dup_count"):
+            out.append("  documents each stands for (dup_count): "
+                       + ", ".join(f"{k} {v:,}" for k, v in d["dup_count"].items()))
         for title, key in (("languages", "languages"), ("sites", "sites"), ("sections (site/first path segment)", "sections")):
             items = list(d[key].items())
             out.append(f"  {title}: " + ", ".join(f"{k} {v:,}" for k, v in items[:15])

@@ -74,6 +74,9 @@ def test_exact_and_near_duplicates_are_removed_with_reasons(corpus, tmp_path):
     assert mh["clusters"] == 1 and mh["cluster_sizes"] == {"4": 1} and mh["converged"]
     kept = {d["id"] for d in pq.read_table(out / "documents").to_pylist()}
     assert kept == {"base0", "base1", "base2", "base3", "base4", "base5", "far"}
+    # what each kept document stands for: base0 its two exact copies, base1 its three near ones
+    counts = {d["id"]: d["dup_count"] for d in pq.read_table(out / "documents").to_pylist()}
+    assert counts == {"base0": 3, "base1": 4, "base2": 1, "base3": 1, "base4": 1, "base5": 1, "far": 1}
     rejected = {r["id"]: r for r in pq.read_table(out / "rejected").to_pylist()}
     assert rejected["exact1"]["reason"] == "exact_duplicate" and "base0" in rejected["exact1"]["detail"]
     for near in ("near1", "near2", "near3"):
@@ -188,3 +191,21 @@ def test_pairs_near_the_threshold_are_decided_on_exact_shingle_sets(tmp_path, sp
     assert kept == {"a", "c"}
     mh = stats["stages"]["dedup_minhash"]
     assert mh["exact_checks"] >= 2 and mh["exact_linked"] == 1
+
+
+def test_rehydration_writes_copies_by_cluster_size_and_inspect_shows_the_sizes(corpus, tmp_path):
+    """FineWeb-2's rehydration: a kept document goes to shards/ as many times as its cluster's
+    size bucket says; the accounting and `inspect --verify` count the copies."""
+    from thresher.pipeline.tools.inspection import build_report, verify_run
+    from thresher.transforms.shards import open_shard
+
+    cfg = dedup_config(corpus / "docs.jsonl", tmp_path / "r")
+    cfg.stages.tokenize.enabled = True
+    cfg.stages.tokenize.rehydrate = {2: 2, 4: 3}  # base0 stands for 3 documents, base1 for 4
+    res = run(cfg)
+    out = Path(res.output)
+    assert res.stats["stages"]["tokenize"]["counters"] == {"rehydrated_copies": 1 + 2}
+    ids = sorted(i for f in sorted((out / "shards").glob("*.arrow")) for i in open_shard(str(f)).column("id").to_pylist())
+    assert ids == sorted(["base0", "base0#2", "base1", "base1#2", "base1#3", "base2", "base3", "base4", "base5", "far"])
+    assert verify_run(str(out)) == []
+    assert build_report(str(out), details=False)["documents"]["dup_count"] == {"1": 5, "3-4": 2}
