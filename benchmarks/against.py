@@ -2,12 +2,12 @@
 its own and against the index of an earlier run of M documents, side by side; the index's bytes.
 
     python benchmarks/against.py --crawl CRAWL.warc.gz [--earlier 1000000] [--new 100000]
-        [--workers 2] [--work scale-work]
+        [--only dedup_exact,dedup_minhash] [--workers 2] [--work scale-work]
 
 The corpora are benchmarks/scale.py's: the earlier dump is its corpus of M documents (kept in
 --work between calls), the new dump the same generator with another seed (new documents made of
-the same pages, so some texts repeat across the dumps). The jobs run dedup_exact only, the stage
-`against` applies to. Each job runs in a fresh process tree, sampled every 0.2 s.
+the same pages). The jobs run the dedup stages only (`--only`). Each job runs in a fresh process
+tree, sampled every 0.2 s.
 """
 
 from __future__ import annotations
@@ -33,9 +33,9 @@ def corpus(texts: list[str], folder: Path, n: int, seed: int) -> Path:
     return folder
 
 
-def job(inputs: Path, out: Path, workers: int, *extra: str) -> dict:
+def job(inputs: Path, out: Path, workers: int, only: str, *extra: str) -> dict:
     cmd = [sys.executable, "-m", "thresher.pipeline", "run", "--input", str(inputs), "--output", str(out), "--workers",
-           str(workers), "--only", "dedup_exact", "--overwrite", "--no-progress", "-q", *extra]
+           str(workers), "--only", only, "--overwrite", "--no-progress", "-q", *extra]
     t0 = time.perf_counter()
     proc, peak = measure(cmd, dict(os.environ), interval=0.2)
     wall = time.perf_counter() - t0
@@ -45,8 +45,12 @@ def job(inputs: Path, out: Path, workers: int, *extra: str) -> dict:
     return {"wall": wall, "stats": stats, **peak}
 
 
-def index_bytes(run_dir: Path) -> int:
-    return sum(p.stat().st_size for p in (run_dir / "dedup" / "index").rglob("*") if p.is_file())
+def dropped(stages: dict, reason: str) -> int:
+    return sum(s["dropped"].get(reason, 0) for s in stages.values())
+
+
+def index_bytes(run_dir: Path, part: str) -> int:
+    return sum(p.stat().st_size for p in (run_dir / "dedup" / "index" / part).rglob("*") if p.is_file())
 
 
 def main() -> None:
@@ -54,6 +58,7 @@ def main() -> None:
     ap.add_argument("--crawl", required=True, help="a WARC crawl: the source of the texts")
     ap.add_argument("--earlier", type=int, default=1_000_000, help="documents of the earlier dump")
     ap.add_argument("--new", type=int, default=100_000, help="documents of the new dump")
+    ap.add_argument("--only", default="dedup_exact,dedup_minhash", help="the stages the jobs run")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--work", default="scale-work", help="corpora and the earlier run go here (kept between calls)")
     args = ap.parse_args()
@@ -63,26 +68,31 @@ def main() -> None:
     earlier_corpus = corpus(texts, work / f"corpus-{args.earlier}", args.earlier, seed=0)
     new_corpus = corpus(texts, work / f"next-{args.new}", args.new, seed=1)
 
-    earlier = work / f"earlier-{args.earlier}"
+    earlier = work / f"earlier-{args.earlier}-{args.only.replace(',', '+')}"
     if not (earlier / "stats.json").exists():
-        r = job(earlier_corpus, earlier, args.workers)
+        r = job(earlier_corpus, earlier, args.workers, args.only)
         print(f"earlier run: {r['stats']['totals']['read']:,} documents in {r['wall']:.1f} s")
     stats = json.loads((earlier / "stats.json").read_text())
-    rows, size = stats["output"]["index_exact_rows"], index_bytes(earlier)
-    print(f"earlier run's index: {rows:,} rows (documents dedup_exact kept of {stats['totals']['read']:,}), "
-          f"{size / 1e6:.1f} MB: {size / rows:.1f} bytes a row, {size / rows:.0f} MB per million documents kept")
+    rows = 0
+    for part in ("exact", "minhash"):
+        part_rows, size = stats["output"][f"index_{part}_rows"], index_bytes(earlier, part)
+        if part_rows:
+            rows = max(rows, part_rows)
+            print(f"earlier run's {part} index: {part_rows:,} rows, {size / 1e6:,.1f} MB: {size / part_rows:,.1f} bytes "
+                  f"a row, {size / part_rows:,.0f} MB per million documents")
 
     print(f"  {'job':<22} {'docs':>8} {'wall s':>7} {'docs/s':>7} {'runner MB':>10} {'tree MB':>8} "
-          f"{'exact dup':>9} {'earlier dup':>11} {'kept':>8}")
+          f"{'exact dup':>9} {'near dup':>8} {'earlier dup':>11} {'kept':>8}")
     walls = {}
     for name, extra in (("alone", ()), (f"against {rows // 1000:,}k index", ("--dedup-against", str(earlier)))):
         out = work / "against-out"
-        r = job(new_corpus, out, args.workers, *extra)
-        ex = r["stats"]["stages"]["dedup_exact"]
+        r = job(new_corpus, out, args.workers, args.only, *extra)
+        st = r["stats"]["stages"]
+        first, last = st[args.only.split(",")[0]], st[args.only.split(",")[-1]]
         walls[name] = r["wall"]
-        print(f"  {name:<22} {ex['in']:>8,} {r['wall']:>7.1f} {ex['in'] / r['wall']:>7.0f} {r['runner']:>10.0f} "
-              f"{r['tree']:>8.0f} {ex['dropped'].get('exact_duplicate', 0):>9,} "
-              f"{ex['dropped'].get('earlier_duplicate', 0):>11,} {ex['kept']:>8,}", flush=True)
+        print(f"  {name:<22} {first['in']:>8,} {r['wall']:>7.1f} {first['in'] / r['wall']:>7.0f} {r['runner']:>10.0f} "
+              f"{r['tree']:>8.0f} {dropped(st, 'exact_duplicate'):>9,} {dropped(st, 'near_duplicate'):>8,} "
+              f"{dropped(st, 'earlier_duplicate'):>11,} {last['kept']:>8,}", flush=True)
         shutil.rmtree(out, ignore_errors=True)
     alone, against = walls.values()
     print(f"the lookup costs {against - alone:.1f} s ({against / alone:.2f}x the job alone)")

@@ -297,6 +297,7 @@ PATH_KEYS = (
     ("stages", "decontaminate", "benchmarks", "[]", "path"),
     ("stages", "quality_classifier", "model"), ("stages", "quality_classifier", "models", "[]", "model"),
     ("stages", "tokenize", "tokenizer"), ("stages", "dedup_exact", "against", "[]"),
+    ("stages", "dedup_minhash", "against", "[]"),
 )
 
 
@@ -376,8 +377,9 @@ def apply_overrides(cfg: Config, input: list[str] | None = None, output: str | N
         cfg.runner.workers = workers
     if memory_mb is not None:
         cfg.runner.memory_mb = memory_mb
-    if dedup_against:
+    if dedup_against:  # both dedup stages
         cfg.stages.dedup_exact.against = list(dedup_against)
+        cfg.stages.dedup_minhash.against = list(dedup_against)
     chosen, skipped = stage_list(only, "--only"), stage_list(skip, "--skip")
     if chosen and skipped:
         raise ConfigError("--only and --skip cannot be used together")

@@ -39,7 +39,6 @@ def _on_sigint(signum, frame):
         _interrupted.set()
         logging.disable(logging.CRITICAL)
         threading.excepthook = lambda args: None  # the runner's threads fail as their workers go
-        threading.Thread(target=_stop_local_workers, name="stop-workers", daemon=True).start()
     raise KeyboardInterrupt
 
 
@@ -66,8 +65,9 @@ def _child_workers(parent: int) -> list[int]:
 
 
 def _stop_local_workers(seconds: float = 60.0) -> None:
-    """Kill the driver's local workers after Ctrl-C, and any Beam starts meanwhile, until the
+    """After Ctrl-C, kill the driver's local workers, and any Beam starts meanwhile, until the
     driver exits (a daemon thread) or `seconds` pass. A worker has nothing to finish (see above)."""
+    _interrupted.wait()
     me, end = os.getpid(), time.monotonic() + seconds
     while time.monotonic() < end:
         for pid in _child_workers(me):
@@ -79,8 +79,11 @@ def _stop_local_workers(seconds: float = 60.0) -> None:
 
 
 def watch() -> None:
-    """In the driver (main thread), before the job starts."""
+    """In the driver (main thread), before the job starts. The thread that stops the workers is
+    started here, not in the handler: a handler runs between two bytecodes of the main thread,
+    which may hold threading's own lock (Beam starting a thread) that starting one needs."""
     signal.signal(signal.SIGINT, _on_sigint)
+    threading.Thread(target=_stop_local_workers, name="stop-workers", daemon=True).start()
 
 
 def end_quietly() -> None:

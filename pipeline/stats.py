@@ -65,6 +65,7 @@ def assemble(counts: dict, stage_names: list[str]) -> dict:
             "shard_tokens": int(counts.get(("output", "shard_tokens"), 0)),
             "clusters_rows": int(counts.get(("output", "clusters"), 0)),
             "index_exact_rows": int(counts.get(("output", "index_exact"), 0)),
+            "index_minhash_rows": int(counts.get(("output", "index_minhash"), 0)),
         },
         "duplicate_ids": {
             "ids": int(counts.get(("output", "duplicate_ids"), 0)),

@@ -68,6 +68,13 @@ def tokens(text: str) -> list[str]:
     return _TOKEN.findall(text)
 
 
+def fingerprints_of(hashes: np.ndarray) -> bytes:
+    """Distinct shingles as 32-bit fingerprints (the top half of their 64-bit hashes): half the
+    bytes to shuffle or store; with n shingles a side, about n^2 / 2^33 spurious matches (0.01 at
+    10,000), far below one shingle's weight in a Jaccard."""
+    return np.unique((hashes >> np.uint64(32)).astype(np.uint32)).tobytes()
+
+
 def shingle_hashes(text: str, n: int = 5, seed: int = 0) -> np.ndarray:
     """The distinct 64-bit hashes of the document's token n-grams (fewer tokens: one shingle of all)."""
     toks = tokens(text)
@@ -225,6 +232,7 @@ EXACT_KEY = "_exact"  # reference fields the prepare functions add
 BAND_KEYS = "_bands"
 SIGNATURE = "_sig"
 TEXT_LENGTH = "_len"
+SHINGLES = "_shingles"  # the fingerprints, for this run's MinHash index (read before the stage's shuffles)
 # A kept document's column: the documents it stands for, itself included (its exact duplicates,
 # and with dedup_minhash every document of its near-duplicate cluster and their exact duplicates).
 DUP_COUNT = "dup_count"
@@ -252,6 +260,7 @@ class DedupExactParams:
 INDEX_FOLDER = "dedup/index"
 INDEX_MANIFEST = f"{INDEX_FOLDER}/manifest.json"
 EXACT_INDEX = f"{INDEX_FOLDER}/exact"
+MINHASH_INDEX = f"{INDEX_FOLDER}/minhash"
 EXACT_KEY_KIND = "blake2b-128 of the normalised text"
 
 
@@ -267,21 +276,28 @@ def exact_index_manifest(params: DedupExactParams, files: list[str], rows: int) 
     return {"exact": {"files": files, "rows": rows, "key": EXACT_KEY_KIND, "normalisation": asdict(params.normalisation())}}
 
 
+def _index_of(run: str, part: str, stage: str, open_file) -> dict:
+    """An earlier run's manifest entry for `part` (exact, minhash), or a one-line refusal."""
+    try:
+        with open_file(f"{run.rstrip('/')}/{INDEX_MANIFEST}") as fh:
+            return json.loads(fh.read())[part]
+    except Exception:
+        raise ConfigError(f"dedup against {run}: no {part} index there ({INDEX_MANIFEST} is missing, unreadable or "
+                          f"has no {part} part: not a Thresher run, one made before runs wrote an index, or one "
+                          f"with {stage} off)") from None
+
+
+def _earlier(run: str, entry: dict) -> EarlierIndex:
+    return EarlierIndex(run.rstrip("/"), tuple(f"{run.rstrip('/')}/{INDEX_FOLDER}/{f}" for f in entry["files"]))
+
+
 def exact_against(params: DedupExactParams, open_file) -> tuple[EarlierIndex, ...]:
     """The earlier runs of `against`, each checked before the job: a run without an index, or whose
     keys were made with other normalisation settings (they could never match ours), is refused
     with one line naming the setting."""
     found = []
     for run in params.against:
-        where = f"{run.rstrip('/')}/{INDEX_MANIFEST}"
-        try:
-            with open_file(where) as fh:
-                manifest = json.loads(fh.read())
-            exact = manifest["exact"]
-        except Exception:
-            raise ConfigError(f"dedup against {run}: no dedup index there ({INDEX_MANIFEST} is missing or unreadable: "
-                              "not a Thresher run, one made before runs wrote an index, or one with dedup_exact off)"
-                              ) from None
+        exact = _index_of(run, "exact", "dedup_exact", open_file)
         if exact.get("key") != EXACT_KEY_KIND:
             raise ConfigError(f"dedup against {run}: its exact index holds keys of another kind ({exact.get('key')})")
         theirs, ours = exact.get("normalisation") or {}, asdict(params.normalisation())
@@ -290,7 +306,7 @@ def exact_against(params: DedupExactParams, open_file) -> tuple[EarlierIndex, ..
                 raise ConfigError(f"dedup against {run}: its stages.dedup_exact.{name} is "
                                   f"{str(theirs.get(name)).lower()}, this run's is {str(value).lower()} "
                                   "(its keys and ours would never match)")
-        found.append(EarlierIndex(run.rstrip("/"), tuple(f"{run.rstrip('/')}/{INDEX_FOLDER}/{f}" for f in exact["files"])))
+        found.append(_earlier(run, exact))
     return tuple(found)
 
 
@@ -326,6 +342,7 @@ class DedupMinhashParams:
     keep: str = "lowest_id"  # lowest_id | longest
     rounds: int = 20  # connected-components rounds unrolled in the graph
     seed: int = 1
+    against: list[str] = field(default_factory=list)  # earlier run directories: near duplicates of theirs drop ours
 
     def resolved_bands(self) -> tuple[int, int]:
         if self.auto_bands:
@@ -350,11 +367,39 @@ def minhash_prepare(params: DedupMinhashParams):
 
     def prepare(doc: dict) -> dict:
         text = doc.get("text") or ""
-        sig = hasher.signature(shingle_hashes(text, params.ngram))
+        hashes = shingle_hashes(text, params.ngram)
+        sig = hasher.signature(hashes)
         return {BAND_KEYS: b"".join(key for _, key in band_keys(sig, bands, rows)),
-                SIGNATURE: compact_signature(sig).tobytes(), TEXT_LENGTH: len(text)}
+                SIGNATURE: compact_signature(sig).tobytes(), TEXT_LENGTH: len(text), SHINGLES: fingerprints_of(hashes)}
 
     return prepare
+
+
+def minhash_settings(params: DedupMinhashParams) -> dict:
+    """What makes two runs' band keys, signatures and shingles comparable."""
+    bands, rows = params.resolved_bands()
+    return {"ngram": params.ngram, "bands": bands, "rows": rows, "seed": params.seed}
+
+
+def minhash_index_manifest(params: DedupMinhashParams, files: list[str], rows: int) -> dict:
+    return {"minhash": {"files": files, "rows": rows, "settings": minhash_settings(params),
+                        "columns": "id, bands (8 bytes a band), signature (a byte a permutation), "
+                                   "shingles (distinct 32-bit fingerprints)"}}
+
+
+def minhash_against(params: DedupMinhashParams, open_file) -> tuple[EarlierIndex, ...]:
+    """The earlier runs of `against` for dedup_minhash, checked before the job: refused, naming the
+    setting, when their shingles or bands were made otherwise (they could never match ours)."""
+    found = []
+    for run in params.against:
+        entry = _index_of(run, "minhash", "dedup_minhash", open_file)
+        theirs = entry.get("settings") or {}
+        for name, value in minhash_settings(params).items():
+            if theirs.get(name) != value:
+                raise ConfigError(f"dedup against {run}: its stages.dedup_minhash.{name} is {theirs.get(name)}, "
+                                  f"this run's is {value} (its band keys and ours would never match)")
+        found.append(_earlier(run, entry))
+    return tuple(found)
 
 
 def minhash_finish(stats: dict, params: DedupMinhashParams) -> list[str]:
@@ -374,6 +419,7 @@ def minhash_finish(stats: dict, params: DedupMinhashParams) -> list[str]:
 
 register(Stage(name="dedup_minhash", order=100, params=DedupMinhashParams, prepare=minhash_prepare, dedup=True,
                corpus="thresher.pipeline.graph.dedup_shuffle:MinHashDedup", finish=minhash_finish, outputs=("dedup",),
+               resolve=minhash_against,
                columns=DUP_COUNT_COLUMN,
                description="MinHash LSH near-duplicate removal, components clustered in parallel; writes dedup/",
                details=("word 5-gram shingles (single characters in scripts without spaces: CJK, "
@@ -381,6 +427,7 @@ register(Stage(name="dedup_minhash", order=100, params=DedupMinhashParams, prepa
                         "`threshold`: `auto_bands`), band keys -> `GroupByKey` -> "
                         "candidate pairs verified at `threshold` (by the signatures, and on the "
                         "exact shingle sets within `exact_margin` of it) -> connected components "
-                        "-> one representative per component (lowest id, or the longest). Writes "
-                        "`dedup/clusters.parquet`"),
-               reasons=("near_duplicate",)))
+                        "-> one representative per component (lowest id, or the longest). "
+                        "`against: [RUN_DIR, ...]` (`--dedup-against`) also drops a near duplicate of a "
+                        "document an earlier run saw. Writes `dedup/clusters.parquet` and `dedup/index/`"),
+               reasons=("near_duplicate", "earlier_duplicate")))

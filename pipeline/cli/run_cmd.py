@@ -32,8 +32,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add("--memory-mb", type=int, metavar="MB",
         help="what a local run may hold in memory, its processes together (default: half the machine's)")
     add("--dedup-against", nargs="+", action="extend", metavar="RUN_DIR",
-        help="earlier runs: a document whose text one of them kept is dropped as earlier_duplicate "
-             "(stages.dedup_exact.against)")
+        help="earlier runs: a document whose text one of them kept, or a near duplicate of one of their "
+             "documents, is dropped as earlier_duplicate (stages.dedup_exact.against and dedup_minhash.against)")
     add("--only", metavar="A,B", help="run only these stages (ingest and writing always run)")
     add("--skip", metavar="A,B", help="skip these stages")
     add("--overwrite", action="store_true",

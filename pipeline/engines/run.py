@@ -125,15 +125,23 @@ def output_folders(stages: list[Stage]) -> tuple[str, ...]:
 
 
 def write_index_manifest(staging: str, cfg: Config, stages: list[Stage], stats: dict) -> None:
-    """dedup/index/manifest.json: the index files dedup_exact wrote and the settings of their keys,
-    what a later run's `against` reads (transforms/dedup.py `exact_against`)."""
-    if "dedup_exact" not in {s.name for s in stages}:
-        return
-    folder = rundir.join(staging, dedup.EXACT_INDEX)
-    files = sorted(m.path for m in FileSystems.match([rundir.join(folder, "*.parquet")])[0].metadata_list)
-    names = [f"{os.path.basename(dedup.EXACT_INDEX)}/{os.path.basename(f)}" for f in files]
-    manifest = dedup.exact_index_manifest(cfg.stages.dedup_exact, names, stats["output"]["index_exact_rows"])
-    rundir.atomic_write(rundir.join(staging, dedup.INDEX_MANIFEST), json.dumps(manifest, indent=2).encode())
+    """dedup/index/manifest.json: the index files the dedup stages wrote and the settings of their
+    keys, what a later run's `against` reads (transforms/dedup.py `exact_against`, `minhash_against`)."""
+    names = {s.name for s in stages}
+    manifest = {}
+
+    def files(folder: str) -> list[str]:
+        found = FileSystems.match([rundir.join(staging, folder, "*.parquet")])[0].metadata_list
+        return sorted(f"{os.path.basename(folder)}/{os.path.basename(m.path)}" for m in found)
+
+    if "dedup_exact" in names:
+        manifest.update(dedup.exact_index_manifest(cfg.stages.dedup_exact, files(dedup.EXACT_INDEX),
+                                                   stats["output"]["index_exact_rows"]))
+    if "dedup_minhash" in names:
+        manifest.update(dedup.minhash_index_manifest(cfg.stages.dedup_minhash, files(dedup.MINHASH_INDEX),
+                                                     stats["output"]["index_minhash_rows"]))
+    if manifest:
+        rundir.atomic_write(rundir.join(staging, dedup.INDEX_MANIFEST), json.dumps(manifest, indent=2).encode())
 
 
 @dataclass
@@ -225,8 +233,9 @@ def run(cfg: Config, beam_flags: list[str] | None = None, show_progress: bool = 
     cfg.input = [p if "://" in p else os.path.abspath(p) for p in cfg.input or [embedded_sample()]]
     if cfg.input_root and "://" not in cfg.input_root:
         cfg.input_root = os.path.abspath(cfg.input_root)
-    against = cfg.stages.dedup_exact.against
-    against[:] = [p if "://" in p else os.path.abspath(p) for p in against]
+    for section in (cfg.stages.dedup_exact, cfg.stages.dedup_minhash):
+        section.against = [p if "://" in p else os.path.abspath(p) for p in section.against]
+    against = cfg.stages.dedup_exact.against + cfg.stages.dedup_minhash.against
     check_filesystems([*cfg.input, cfg.output, *against])
     if is_local(cfg.runner.name):
         cfg.runner.worker_memory_mb()  # a budget too small for the workers: say so before reading

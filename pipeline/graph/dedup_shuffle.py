@@ -23,13 +23,30 @@ from thresher.pipeline.graph.grouping import CoGroupOnDisk, DistinctOnDisk, Grou
 from thresher.pipeline.graph.heap import give_back_memory
 from thresher.pipeline.graph.spill import read_rows
 from thresher.pipeline.graph.write_documents import WriteShards
-from thresher.transforms.dedup import (BAND_KEYS, DUP_COUNT, EXACT_INDEX, EXACT_KEY, SIGNATURE, TEXT_LENGTH, bucket_pairs,
-                                       exact_jaccard, shingle_hashes)
+from thresher.transforms.dedup import (BAND_KEYS, DUP_COUNT, EXACT_INDEX, EXACT_KEY, MINHASH_INDEX, SHINGLES, SIGNATURE,
+                                       TEXT_LENGTH, bucket_pairs, exact_jaccard, fingerprints_of, shingle_hashes)
 from thresher.transforms.hashing import row_order
 
 CLUSTERS_SCHEMA = pa.schema([("id", pa.string()), ("cluster_id", pa.string())])
 EXACT_INDEX_SCHEMA = pa.schema([("key", pa.binary(16)), ("id", pa.string())])
 INDEX_ROWS_PER_SHARD = 16  # document shards per index shard: an index row is ~1/50 of a document
+MINHASH_INDEX_SCHEMA = pa.schema([("id", pa.string()), ("bands", pa.binary()), ("signature", pa.binary()),
+                                  ("shingles", pa.binary())])
+# An earlier run's document in this run's MinHash graph: "\x00", the run's number in `against`, "\x00",
+# its id. The prefix sorts it before every id of this run, so it represents its buckets and clusters.
+EARLIER = "\x00"
+
+
+def earlier_node(run: int, doc_id: str) -> str:
+    return f"{EARLIER}{run:04d}{EARLIER}{doc_id}"
+
+
+def is_earlier(node: str) -> bool:
+    return node.startswith(EARLIER)
+
+
+def split_earlier(node: str) -> tuple[int, str]:
+    return int(node[1:5]), node[6:]
 
 
 class KeepOnePerKey(CountingDoFn):
@@ -287,9 +304,16 @@ UNSURE = "unsure"  # candidate pairs whose estimate lies within exact_margin of 
 
 
 def _bucket_pairs(element, threshold, margin):
+    """A bucket's pairs to link; none between two earlier runs' documents (each run decided its
+    own), and none in a bucket of earlier documents only."""
     _, members = element
+    members = list(members)
+    if all(is_earlier(i) for i, _ in members):
+        return
     members = [(i, np.frombuffer(s, dtype=np.uint8)) for i, s in members]
     for a, b, decided in bucket_pairs(members, threshold, margin):
+        if is_earlier(a) and is_earlier(b):
+            continue
         yield (a, b) if decided else TaggedOutput(UNSURE, (a, b))
 
 
@@ -316,6 +340,8 @@ class _Destinations(beam.DoFn):
         loc = where[0]
         if isinstance(loc, str):
             yield from _routed(fingerprints(loc, self.ngram), doc_id, dests)
+        elif isinstance(loc, bytes):  # an earlier run's document: its index holds the fingerprints
+            yield from _routed(loc, doc_id, dests)
         else:
             ref, row = loc
             yield TaggedOutput("parked", (f"{ref.path}@{ref.offset}", (ref, row, doc_id, dests)))
@@ -344,10 +370,8 @@ class _ReadShingles(beam.DoFn):
 
 
 def fingerprints(text: str, ngram: int) -> bytes:
-    """The document's distinct shingles as 32-bit fingerprints (the top half of their 64-bit
-    hashes): half the bytes to shuffle; with n shingles a side, about n^2 / 2^33 spurious matches
-    (0.01 at 10,000), far below one shingle's weight in a Jaccard."""
-    return np.unique((shingle_hashes(text, ngram) >> np.uint64(32)).astype(np.uint32)).tobytes()
+    """The document's distinct shingles as 32-bit fingerprints (`transforms.dedup.fingerprints_of`)."""
+    return fingerprints_of(shingle_hashes(text, ngram))
 
 
 class _ExactPairs(CountingDoFn):
@@ -384,12 +408,14 @@ class ExactCheck(beam.PTransform):
         self.stage, self.ngram, self.threshold, self.groups = stage, ngram, threshold, groups
 
     def expand(self, pcolls):
-        pairs, refs = pcolls
+        pairs, refs, *earlier = pcolls  # earlier: (node, fingerprints) of earlier runs' documents
         outs = ("rep", "member")
+        where = {"where": refs | "Where" >> beam.Map(lambda r: (str(r["id"]), _locator(r)))}
+        if earlier:
+            where["where_earlier"] = earlier[0]
         routed = (
-            {"dests": pairs | "Destinations" >> beam.FlatMap(lambda rm: [(rm[0], rm[0]), (rm[1], rm[0])]),
-             "where": refs | "Where" >> beam.Map(lambda r: (str(r["id"]), _locator(r)))}
-            | "JoinWhere" >> CoGroupOnDisk(self.groups)
+            {"dests": pairs | "Destinations" >> beam.FlatMap(lambda rm: [(rm[0], rm[0]), (rm[1], rm[0])]), **where}
+            | "JoinWhere" >> CoGroupOnDisk(self.groups, merge={"where_earlier": "where"} if earlier else None)
             | "Route" >> beam.ParDo(_Destinations(self.ngram)).with_outputs("parked", *outs)
         )
         read = (routed.parked | "GroupSegment" >> GroupOnDisk(self.groups)
@@ -413,7 +439,10 @@ class ChooseRepresentative(CountingDoFn):
     def process(self, element):
         _, members = element
         members = sorted(set(members))
-        if self.rule == "longest":
+        earlier = [m for m in members if is_earlier(m[0])]
+        if earlier:  # earlier runs win: their document stands for the cluster (the first run's, lowest id)
+            rep = earlier[0][0]
+        elif self.rule == "longest":
             rep = min(members, key=lambda m: (-m[1], m[0]))[0]
         else:
             rep = members[0][0]
@@ -425,16 +454,22 @@ class ChooseRepresentative(CountingDoFn):
 
 
 class ApplyDecision(CountingDoFn):
-    def __init__(self, stage: str, **kw):
+    def __init__(self, stage: str, runs: list[str] = (), **kw):
         super().__init__(**kw)
         self.stage = stage
+        self.runs = list(runs)  # the `against` runs' folders, by number
 
     def process(self, element):
         _, grouped = element
         reps = list(grouped["rep"])
         for doc in grouped["doc"]:
             rep, total = reps[0] if reps else (None, None)
-            if rep is not None and rep != str(doc["id"]):
+            if rep is not None and is_earlier(rep):
+                run, rep_id = split_earlier(rep)
+                doc["near_duplicate_of"] = rep_id
+                yield from self.reject(doc, self.stage, "earlier_duplicate",
+                                       f"near duplicate of {rep_id} in {self.runs[run]}", False)
+            elif rep is not None and rep != str(doc["id"]):
                 doc["near_duplicate_of"] = rep
                 yield from self.reject(doc, self.stage, "near_duplicate", f"near duplicate of {rep}", False)
             else:
@@ -442,8 +477,39 @@ class ApplyDecision(CountingDoFn):
                 yield {**doc, DUP_COUNT: total or doc.get(DUP_COUNT, 1)}
 
 
+def minhash_index_row(ref: dict) -> dict:
+    return {"id": str(ref["id"]), "bands": ref[BAND_KEYS], "signature": ref[SIGNATURE], "shingles": ref[SHINGLES]}
+
+
+def read_minhash_index(run_and_file: tuple):
+    """(run number, an earlier run's MinHash index file) -> (node, signature, band keys, fingerprints)."""
+    import pyarrow.parquet as pq
+    from apache_beam.io.filesystems import FileSystems
+
+    run, path = run_and_file
+    with FileSystems.open(path) as fh:
+        for batch in pq.ParquetFile(fh).iter_batches(batch_size=8192, columns=["id", "signature", "bands", "shingles"]):
+            for doc_id, sig, bands, shingles in zip(*(c.to_pylist() for c in batch.columns)):
+                yield earlier_node(run, doc_id), sig, bands, shingles
+
+
+def earlier_band_entries(row: tuple, group) -> list:
+    node, signature, band_keys, _ = row
+    return [((b, band_keys[BAND_KEY_BYTES * b:BAND_KEY_BYTES * (b + 1)]), (node, signature)) for b in group]
+
+
+def cluster_row(node: str, rep_and_total: tuple) -> list:
+    """A clusters.parquet row for a document of this run (an earlier run's representative by its id)."""
+    if is_earlier(node):
+        return []
+    rep = rep_and_total[0]
+    return [{"id": node, "cluster_id": split_earlier(rep)[1] if is_earlier(rep) else rep}]
+
+
 class MinHashDedup(beam.PTransform):
-    """The ``dedup_minhash`` stage over parked references; writes ``dedup/clusters.parquet``."""
+    """The ``dedup_minhash`` stage over parked references; writes ``dedup/clusters.parquet`` and
+    ``dedup/index/minhash/`` (every document that entered the stage: what a later run's `against`
+    compares with)."""
 
     def __init__(self, stage: str, params, ctx):
         super().__init__()
@@ -454,12 +520,22 @@ class MinHashDedup(beam.PTransform):
         w = ctx.config.write
         self.write_clusters = WriteShards("clusters", f"{ctx.staging}/dedup", CLUSTERS_SCHEMA, 1, w.seed, w.compression,
                                           None, ctx.spill("clusters"), filename="clusters.parquet")
+        self.write_index = WriteShards("index_minhash", f"{ctx.staging}/{MINHASH_INDEX}", MINHASH_INDEX_SCHEMA,
+                                       ctx.document_shards, w.seed, w.compression, None, ctx.spill("index_minhash"))
+        self.earlier = ctx.resource(stage) or ()  # transforms.dedup.EarlierIndex of each `against` run
 
     def expand(self, docs):
         c, stage = self.c, self.stage
         bands, _ = c.resolved_bands()
         threshold = c.threshold if c.verify else None
         margin = c.exact_margin
+        index_written = docs | "IndexRows" >> beam.Map(minhash_index_row) | "WriteIndex" >> self.write_index
+        docs = docs | "DropShingles" >> beam.Map(lambda d: {k: v for k, v in d.items() if k != SHINGLES})
+        earlier = None
+        if self.earlier:
+            earlier = (docs.pipeline
+                       | "EarlierIndexFiles" >> beam.Create([(i, f) for i, e in enumerate(self.earlier) for f in e.files])
+                       | "ReadEarlierIndex" >> beam.FlatMap(read_minhash_index))
         keyed_docs = docs | "KeyById" >> beam.Map(lambda d: (str(d["id"]), d))
         sigs = docs | "Signatures" >> beam.ParDo(Signatures(stage, **self.common)).with_outputs(COUNTS, main="sigs")
         # One shuffle per group of bands, not one for all: Beam's local runner hands each worker its
@@ -469,9 +545,11 @@ class MinHashDedup(beam.PTransform):
         per_band, unsure = [], []
         # On disk (the local runner) one grouping takes every band: its memory is a partition's.
         for g, group in enumerate(band_groups(bands, 1 if self.groups else MAX_BAND_SHUFFLES)):
+            entries = sigs.sigs | f"BandKeys{g}" >> beam.FlatMap(band_entries, group)
+            if earlier is not None:  # earlier runs' documents join the buckets
+                entries = (entries, earlier | f"EarlierBandKeys{g}" >> beam.FlatMap(earlier_band_entries, group))
             out = (
-                sigs.sigs
-                | f"BandKeys{g}" >> beam.FlatMap(band_entries, group)
+                entries
                 | f"GroupBuckets{g}" >> GroupOnDisk(self.groups)
                 | f"BucketPairs{g}" >> beam.FlatMap(_bucket_pairs, threshold, margin).with_output_types(KeyValue)
                                         .with_outputs(UNSURE, main="edges"))
@@ -479,7 +557,8 @@ class MinHashDedup(beam.PTransform):
             unsure.append(out[UNSURE])
         exact_counts = []
         if threshold is not None and margin:
-            checked = ((tuple(unsure) | "UniqueUnsure" >> DistinctOnDisk(self.groups), docs)
+            checked = ((tuple(unsure) | "UniqueUnsure" >> DistinctOnDisk(self.groups), docs,
+                        *([earlier | "EarlierShingles" >> beam.Map(lambda r: (r[0], r[3]))] if earlier is not None else []))
                        | "ExactCheck" >> ExactCheck(stage, c.ngram, threshold, self.groups))
             per_band.append(checked.edges)
             exact_counts.append(checked[COUNTS])
@@ -497,9 +576,10 @@ class MinHashDedup(beam.PTransform):
         decided = (
             {"doc": keyed_docs, "rep": members.reps}
             | "JoinDecisions" >> CoGroupOnDisk(self.groups)
-            | "Apply" >> beam.ParDo(ApplyDecision(stage, **self.common)).with_outputs(COUNTS, REJECTED, main="docs")
+            | "Apply" >> beam.ParDo(ApplyDecision(stage, [e.run for e in self.earlier], **self.common))
+                           .with_outputs(COUNTS, REJECTED, main="docs")
         )
-        written = (members.reps | "ClusterRows" >> beam.MapTuple(lambda i, rep: {"id": i, "cluster_id": rep[0]})
+        written = (members.reps | "ClusterRows" >> beam.FlatMapTuple(cluster_row)
                    | "WriteClusters" >> self.write_clusters)
-        counts = [sigs[COUNTS], members[COUNTS], decided[COUNTS], written] + cc_counts + exact_counts
+        counts = [sigs[COUNTS], members[COUNTS], decided[COUNTS], written, index_written] + cc_counts + exact_counts
         return StageResult(decided.docs, counts, [decided[REJECTED]])

@@ -65,8 +65,8 @@ def dataset_card(stats: dict, folders: tuple[str, ...]) -> str:
         lines.append(f"| `dedup/clusters.parquet` | {out.get('clusters_rows', 0):,} | near-duplicate clusters: id, "
                      "cluster_id |")
     if "dedup_exact" in run.get("stages", []):
-        lines.append(f"| `dedup/index/` | {out.get('index_exact_rows', 0):,} | the kept documents' exact keys and ids, "
-                     "for a later run's `--dedup-against` |")
+        lines.append(f"| `dedup/index/` | {out.get('index_exact_rows', 0):,} | exact keys and ids (and MinHash band keys, "
+                     "signatures and shingles) for a later run's `--dedup-against` |")
     if "shards" in folders:
         lines.append(f"| `shards/` | {out.get('shard_rows', 0):,} | {out.get('shard_tokens', 0):,} tokens in "
                      f"{out.get('shards', 0):,} Arrow IPC stream shards, with `manifest.json` |")
