@@ -27,6 +27,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from thresher.pipeline.processes import descendants
+
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_CRAWL = ROOT.parent / "shared" / "data" / "crawl-sample.warc.gz"
 
@@ -64,20 +66,6 @@ def _rss_mb(pid: int) -> float:
     return 0.0
 
 
-def _children() -> dict[int, list[int]]:
-    tree: dict[int, list[int]] = {}
-    for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{name}/stat") as fh:
-                ppid = int(fh.read().rsplit(")", 1)[1].split()[1])
-        except (OSError, IndexError, ValueError):
-            continue
-        tree.setdefault(ppid, []).append(int(name))
-    return tree
-
-
 def measure(cmd: list[str], env: dict, interval: float = 0.1) -> tuple[subprocess.CompletedProcess, dict]:
     """Runs `cmd`; the peak RSS of its root, of its largest descendant, and of the tree at once."""
     # run from a neutral folder: a checkout before 1f93d4c (`--compare`) starts its workers with
@@ -86,12 +74,7 @@ def measure(cmd: list[str], env: dict, interval: float = 0.1) -> tuple[subproces
                             cwd=tempfile.gettempdir())
     peak = {"runner": 0.0, "worker": 0.0, "tree": 0.0}
     while proc.poll() is None:
-        tree, todo, members = _children(), [proc.pid], []
-        while todo:
-            pid = todo.pop()
-            members.append(pid)
-            todo += tree.get(pid, [])
-        rss = {pid: _rss_mb(pid) for pid in members}
+        rss = {pid: _rss_mb(pid) for pid in [proc.pid, *descendants(proc.pid)]}
         peak["runner"] = max(peak["runner"], rss.get(proc.pid, 0.0))
         peak["worker"] = max([peak["worker"]] + [v for pid, v in rss.items() if pid != proc.pid])
         peak["tree"] = max(peak["tree"], sum(rss.values()))

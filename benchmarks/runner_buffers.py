@@ -20,6 +20,8 @@ import weakref
 
 from apache_beam.runners.portability.fn_api_runner import execution, fn_runner
 
+from thresher.pipeline.processes import descendants
+
 _live: "weakref.WeakSet" = weakref.WeakSet()
 
 
@@ -45,24 +47,13 @@ def _children_rss_mb() -> int:
     """The largest RSS among this process's descendants (the local runner's worker processes)."""
     import os
 
-    parent, rss = {}, {}
-    for pid in os.listdir("/proc"):
-        if not pid.isdigit():
-            continue
+    most = 0
+    for pid in descendants(os.getpid()):
         try:
-            with open(f"/proc/{pid}/stat") as fh:
-                parent[int(pid)] = int(fh.read().rsplit(")", 1)[1].split()[1])
             with open(f"/proc/{pid}/status") as fh:
-                rss[int(pid)] = next(int(line.split()[1]) for line in fh if line.startswith("VmRSS")) // 1024
+                most = max(most, next(int(line.split()[1]) for line in fh if line.startswith("VmRSS")) // 1024)
         except (OSError, StopIteration, ValueError, IndexError):
             continue
-    me, most = os.getpid(), 0
-    for pid, mb in rss.items():
-        p, seen = parent.get(pid), 0
-        while p and p != me and seen < 64:
-            p, seen = parent.get(p), seen + 1
-        if p == me:
-            most = max(most, mb)
     return most
 
 

@@ -25,6 +25,8 @@ import signal
 import threading
 import time
 
+from thresher.pipeline.processes import children_by_parent, cmdline
+
 WORKER_MODULE = "thresher.pipeline.engines.worker"  # engines/runners.py `worker_command` runs it
 
 _interrupted = threading.Event()
@@ -44,24 +46,7 @@ def _on_sigint(signum, frame):
 
 def _child_workers(parent: int) -> list[int]:
     """This process's children that run a local worker (Linux /proc; none found elsewhere)."""
-    found = []
-    try:
-        entries = os.listdir("/proc")
-    except OSError:
-        return found
-    for entry in entries:
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat", "rb") as f:
-                if int(f.read().rsplit(b")", 1)[1].split()[1]) != parent:
-                    continue
-            with open(f"/proc/{entry}/cmdline", "rb") as f:
-                if WORKER_MODULE.encode() in f.read():
-                    found.append(int(entry))
-        except (OSError, IndexError, ValueError):
-            continue  # gone meanwhile
-    return found
+    return [pid for pid in children_by_parent().get(parent, []) if WORKER_MODULE.encode() in cmdline(pid)]
 
 
 def _stop_local_workers(seconds: float = 60.0) -> None:

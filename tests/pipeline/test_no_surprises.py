@@ -183,25 +183,6 @@ def test_inspect_html_says_where_it_wrote_the_report(small_run, tmp_path, capsys
     assert page.read_text().startswith("<!DOCTYPE html>")
 
 
-def _descendants(root: int) -> set[int]:
-    """The live processes under `root` (Linux /proc), whatever session they run in."""
-    children: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat") as f:
-                    ppid = int(f.read().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
-            children.setdefault(ppid, []).append(int(entry))
-    found, todo = set(), [root]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            found.add(child)
-            todo.append(child)
-    return found
-
-
 def _alive(pid: int) -> bool:
     try:
         with open(f"/proc/{pid}/stat") as f:
@@ -224,6 +205,7 @@ def test_ctrl_c_is_one_line_and_exit_130(tmp_path, workers, when):
     import time
 
     from thresher.pipeline.engines.run import embedded_sample
+    from thresher.pipeline.processes import descendants
 
     inputs = tmp_path / "in"
     inputs.mkdir()
@@ -237,13 +219,13 @@ def test_ctrl_c_is_one_line_and_exit_130(tmp_path, workers, when):
     deadline = time.monotonic() + 120
     if when == "working":
         while not ((out / ".staging").exists() and seen) and proc.poll() is None and time.monotonic() < deadline:
-            seen |= _descendants(proc.pid)
+            seen |= set(descendants(proc.pid))
             time.sleep(0.1)
         time.sleep(3)  # the job is reading and filtering now
-        seen |= _descendants(proc.pid)
+        seen |= set(descendants(proc.pid))
     else:
         while not seen and proc.poll() is None and time.monotonic() < deadline:
-            seen |= _descendants(proc.pid)
+            seen |= set(descendants(proc.pid))
             time.sleep(0.005)
     assert proc.poll() is None, proc.communicate()
     assert seen, "the run started no child process"
