@@ -12,6 +12,7 @@ import numpy as np
 import pyarrow as pa
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
+from thresher.transforms.dedup import DUP_COUNT
 from thresher.transforms.stage import ConfigError, Stage, check, register
 
 DEFAULT_EOS = "<|endoftext|>"
@@ -123,7 +124,6 @@ class TokenizeDocuments:
 
 COPIES = "_copies"  # a tokenized document's rows in shards/ (rehydration)
 REHYDRATED = "rehydrated_copies"  # stats.json: stages.tokenize.counters, the copies beyond the first
-DUP_COUNT = "dup_count"  # the dedup stages' column (transforms/dedup.py)
 
 
 def copies(table: dict[int, int], dup_count: int) -> int:

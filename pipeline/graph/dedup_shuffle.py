@@ -102,17 +102,30 @@ class OnePerTextUnlessEarlier(KeepOnePerKey):
                                    False)
 
 
-def read_exact_index(run_and_file: tuple):
-    """(run number, an earlier run's index file) -> (key, (run number, id)) for each row, the key
-    as this run's (hex)."""
+def read_index(run_and_file: tuple, columns: list[str]):
+    """(run number, an earlier run's index file) -> (run number, *the row's `columns`) for each row."""
     import pyarrow.parquet as pq
     from apache_beam.io.filesystems import FileSystems
 
     run, path = run_and_file
     with FileSystems.open(path) as fh:
-        for batch in pq.ParquetFile(fh).iter_batches(batch_size=65536, columns=["key", "id"]):
-            for key, doc_id in zip(batch.column(0).to_pylist(), batch.column(1).to_pylist()):
-                yield key.hex(), (run, doc_id)
+        for batch in pq.ParquetFile(fh).iter_batches(batch_size=8192, columns=columns):
+            for row in zip(*(c.to_pylist() for c in batch.columns)):
+                yield (run, *row)
+
+
+class ReadEarlierIndexes(beam.PTransform):
+    """The rows of the `against` runs' index files (transforms.dedup.EarlierIndex each), tagged
+    with the run's number in `against`."""
+
+    def __init__(self, earlier: tuple, columns: list[str]):
+        super().__init__()
+        self.earlier, self.columns = earlier, columns
+
+    def expand(self, pbegin):
+        return (pbegin
+                | "Files" >> beam.Create([(i, f) for i, e in enumerate(self.earlier) for f in e.files])
+                | "Rows" >> beam.FlatMap(read_index, self.columns))
 
 
 def index_row(doc: dict) -> dict:
@@ -164,8 +177,8 @@ class ExactDedup(beam.PTransform):
         keyed = docs | "TextKey" >> beam.Map(lambda d: (d[EXACT_KEY], d))
         if self.earlier:  # the texts earlier runs kept join this run's in the same grouping
             index = (docs.pipeline
-                     | "EarlierIndexFiles" >> beam.Create([(i, f) for i, e in enumerate(self.earlier) for f in e.files])
-                     | "ReadEarlierIndex" >> beam.FlatMap(read_exact_index))
+                     | "ReadEarlierIndex" >> ReadEarlierIndexes(self.earlier, ["key", "id"])
+                     | "EarlierKeys" >> beam.Map(lambda r: (r[1].hex(), (r[0], r[2]))))  # key as this run's: hex
             out = ({"doc": keyed, "earlier": index}
                    | "GroupText" >> CoGroupOnDisk(self.groups)
                    | "OnePerText" >> beam.ParDo(OnePerTextUnlessEarlier(stage, "exact_duplicate",
@@ -277,8 +290,9 @@ BAND_KEY_BYTES = 8  # a band's key in a document's band keys (transforms/dedup.p
 
 
 def band_entries(row: tuple, group) -> list:
-    """A signature row -> ((band, the document's key in that band), (id, signature)) for each band
-    of the group: what the band's GroupByKey buckets."""
+    """A signature row (id, signature, anything, band keys), this run's or an earlier run's ->
+    ((band, the document's key in that band), (id, signature)) for each band of the group: what the
+    band's GroupByKey buckets."""
     doc_id, signature, _, band_keys = row
     return [((b, band_keys[BAND_KEY_BYTES * b:BAND_KEY_BYTES * (b + 1)]), (doc_id, signature)) for b in group]
 
@@ -481,23 +495,6 @@ def minhash_index_row(ref: dict) -> dict:
     return {"id": str(ref["id"]), "bands": ref[BAND_KEYS], "signature": ref[SIGNATURE], "shingles": ref[SHINGLES]}
 
 
-def read_minhash_index(run_and_file: tuple):
-    """(run number, an earlier run's MinHash index file) -> (node, signature, band keys, fingerprints)."""
-    import pyarrow.parquet as pq
-    from apache_beam.io.filesystems import FileSystems
-
-    run, path = run_and_file
-    with FileSystems.open(path) as fh:
-        for batch in pq.ParquetFile(fh).iter_batches(batch_size=8192, columns=["id", "signature", "bands", "shingles"]):
-            for doc_id, sig, bands, shingles in zip(*(c.to_pylist() for c in batch.columns)):
-                yield earlier_node(run, doc_id), sig, bands, shingles
-
-
-def earlier_band_entries(row: tuple, group) -> list:
-    node, signature, band_keys, _ = row
-    return [((b, band_keys[BAND_KEY_BYTES * b:BAND_KEY_BYTES * (b + 1)]), (node, signature)) for b in group]
-
-
 def cluster_row(node: str, rep_and_total: tuple) -> list:
     """A clusters.parquet row for a document of this run (an earlier run's representative by its id)."""
     if is_earlier(node):
@@ -533,9 +530,10 @@ class MinHashDedup(beam.PTransform):
         docs = docs | "DropShingles" >> beam.Map(lambda d: {k: v for k, v in d.items() if k != SHINGLES})
         earlier = None
         if self.earlier:
+            # (node, signature, fingerprints, band keys): `band_entries` reads it as a signature row
             earlier = (docs.pipeline
-                       | "EarlierIndexFiles" >> beam.Create([(i, f) for i, e in enumerate(self.earlier) for f in e.files])
-                       | "ReadEarlierIndex" >> beam.FlatMap(read_minhash_index))
+                       | "ReadEarlierIndex" >> ReadEarlierIndexes(self.earlier, ["id", "signature", "shingles", "bands"])
+                       | "EarlierNodes" >> beam.Map(lambda r: (earlier_node(r[0], r[1]), *r[2:])))
         keyed_docs = docs | "KeyById" >> beam.Map(lambda d: (str(d["id"]), d))
         sigs = docs | "Signatures" >> beam.ParDo(Signatures(stage, **self.common)).with_outputs(COUNTS, main="sigs")
         # One shuffle per group of bands, not one for all: Beam's local runner hands each worker its
@@ -547,7 +545,7 @@ class MinHashDedup(beam.PTransform):
         for g, group in enumerate(band_groups(bands, 1 if self.groups else MAX_BAND_SHUFFLES)):
             entries = sigs.sigs | f"BandKeys{g}" >> beam.FlatMap(band_entries, group)
             if earlier is not None:  # earlier runs' documents join the buckets
-                entries = (entries, earlier | f"EarlierBandKeys{g}" >> beam.FlatMap(earlier_band_entries, group))
+                entries = (entries, earlier | f"EarlierBandKeys{g}" >> beam.FlatMap(band_entries, group))
             out = (
                 entries
                 | f"GroupBuckets{g}" >> GroupOnDisk(self.groups)
@@ -558,7 +556,7 @@ class MinHashDedup(beam.PTransform):
         exact_counts = []
         if threshold is not None and margin:
             checked = ((tuple(unsure) | "UniqueUnsure" >> DistinctOnDisk(self.groups), docs,
-                        *([earlier | "EarlierShingles" >> beam.Map(lambda r: (r[0], r[3]))] if earlier is not None else []))
+                        *([earlier | "EarlierShingles" >> beam.Map(lambda r: (r[0], r[2]))] if earlier is not None else []))
                        | "ExactCheck" >> ExactCheck(stage, c.ngram, threshold, self.groups))
             per_band.append(checked.edges)
             exact_counts.append(checked[COUNTS])
