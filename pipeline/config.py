@@ -125,6 +125,10 @@ class RunnerConfig:
     # through spill files in the run's staging folder (on), or through the runner's own shuffle
     # (off); auto: on for the local runner, which holds a shuffle in memory, off elsewhere.
     spill: str = "auto"
+    # A rerun after a crash reuses the document stages' results of the input ranges (gzip WARC byte
+    # ranges) the crashed run finished: each range's checkpoint waits in the staging folder until
+    # the run is published. Needs spill files and a corpus stage (dedup), where documents park.
+    resume: bool = True
     # What a local run may hold in memory, its processes together, in MB (0: half of this machine's).
     # The groupings kept on disk size their write buffers and what they group at once from each
     # worker's share; a budget that cannot hold the runner and its workers fails before the run.

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 STAGING = ".staging"
+RESUME = "resume"  # under STAGING: a crashed run's finished input ranges, kept for its rerun
 DATA_FOLDERS = ("documents", "rejected")  # every run's; stages add their own (dedup/, shards/)
 TMP_PREFIX = ".tmp-"
 

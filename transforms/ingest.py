@@ -268,7 +268,9 @@ class IngestParams:
     keep_content_types: list[str] = field(default_factory=lambda: ["text/html", "text/plain"])
     max_record_bytes: int = 64 * 1024 * 1024  # larger records are dropped as `oversize`, never loaded
     max_control_ratio: float = 0.05  # decoded pages with more control characters are `binary_payload`
-    split_bytes: int = 4 * 1024 * 1024  # gzip WARC files are read in byte ranges of this size, in parallel
+    # gzip WARC files are read in byte ranges of this size, in parallel; the records of files read
+    # whole (JSONL, Parquet, plain WARC) are spread over the workers in chunks of about this size
+    split_bytes: int = 4 * 1024 * 1024
 
     def validate(self, path: str) -> None:
         check(self.max_record_bytes > 0, f"{path}.max_record_bytes", "must be > 0")

@@ -52,13 +52,23 @@ def split_args(argv: list[str], parser: argparse.ArgumentParser) -> tuple[argpar
     return parser.parse_args(ours), beam_flags
 
 
+def resumed_line(stats: dict) -> list[str]:
+    """What a rerun took from the stopped run of the same config (graph/resume.py)."""
+    r = (stats.get("run") or {}).get("resumed")
+    if not r:
+        return []
+    unread = f"{r['bytes'] / 1e6:,.1f} MB of input not read again, " if r["bytes"] else ""
+    return [f"  reused {r['ranges']:,} input range{'s' if r['ranges'] != 1 else ''} a stopped run of this config had "
+            f"finished ({unread}{r['documents']:,} documents past the document stages)"]
+
+
 def summary(result) -> str:
     from thresher.pipeline.tools.inspection import funnel_lines
 
     s = result.stats
     files = s["input"]["files"]
     lines = [f"Thresher: {s['totals']['read']:,} records read from {files} file{'s' if files != 1 else ''} "
-             f"({s['input']['bytes'] / 1e6:,.1f} MB) in {result.seconds:,.1f} s", *funnel_lines(s),
+             f"({s['input']['bytes'] / 1e6:,.1f} MB) in {result.seconds:,.1f} s", *resumed_line(s), *funnel_lines(s),
              f"  output   {result.output}"]
     return "\n".join(lines)
 

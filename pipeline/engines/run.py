@@ -17,10 +17,11 @@ from importlib import resources
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 
-from thresher.pipeline.graph import rundir
+from thresher.pipeline.graph import resume, rundir
 from thresher.pipeline.tools import card
 from thresher.pipeline.config import Config, ConfigError
 from thresher.pipeline.graph.curate import Curate
+from thresher.pipeline.layout import RESUME
 from thresher.pipeline.progress import PROGRESS_ENV, ProgressDisplay, ProgressWriter, write_run_meta
 from thresher.pipeline.engines.runners import is_dry_run, is_local, make_runner_and_options
 from thresher.pipeline.graph.stages import PipelineContext, enabled_stages
@@ -255,7 +256,12 @@ def run(cfg: Config, beam_flags: list[str] | None = None, show_progress: bool = 
     rundir.check_replaceable(output, cfg.to_yaml(), overwrite)
     resources = resolve_resources(cfg, stages)
     folders = output_folders(stages)
-    staging = rundir.prepare(output, folders)
+    resumable = cfg.runner.resume and resume.supported(cfg, stages)
+    staging = rundir.prepare(output, folders, keep=RESUME if resumable else None)
+    resume_plan = None
+    if resumable:  # the input ranges a crashed run of this config finished are not read again
+        resume_plan = resume.plan(staging, resume.config_digest(cfg, stages), files,
+                                  cfg.stages.ingest.split_bytes)
     resources = stage_resources(resources, staging)
     # THRESHER_PROGRESS_DIR: a folder the caller watches (`thresher serve` does); it is left in place
     watched = os.environ.get(PROGRESS_ENV) or None
@@ -266,7 +272,7 @@ def run(cfg: Config, beam_flags: list[str] | None = None, show_progress: bool = 
         ProgressWriter.release(progress_dir)  # an earlier run in this process starts no totals of this one
         if watched:
             write_run_meta(watched, {"input_bytes": input_bytes, "stages": stage_names})
-    ctx = PipelineContext(cfg, staging, progress_dir, resources, cfg.runner.spill_files(), input_bytes)
+    ctx = PipelineContext(cfg, staging, progress_dir, resources, cfg.runner.spill_files(), input_bytes, resume_plan)
 
     started = dt.datetime.now(dt.timezone.utc)
     t0 = time.perf_counter()
@@ -286,7 +292,8 @@ def run(cfg: Config, beam_flags: list[str] | None = None, show_progress: bool = 
                 result.wait_until_finish()
     except BaseException as e:  # the job failed or was interrupted: the previous output was never touched
         try:
-            rundir.finish(staging)  # and no half-written staging folder stays behind (a rerun starts afresh)
+            # no half-written staging folder stays behind, but for the finished input ranges a rerun reuses
+            rundir.finish(staging, keep=RESUME if resumable else None)
         except Exception:  # workers still writing into it: the next run clears it
             pass
         if "Unable to fetch remote job server jar" in str(e):  # Beam's SparkRunner / FlinkRunner
@@ -311,6 +318,9 @@ def run(cfg: Config, beam_flags: list[str] | None = None, show_progress: bool = 
         "input_root": cfg.input_root or input_root([f.path for f in files]),
         "skipped_inputs": skipped,
     }
+    if resume_plan is not None and resume_plan.reused:
+        stats["run"]["resumed"] = {"ranges": len(resume_plan.reused), "bytes": resume_plan.reused_bytes,
+                                   "documents": int(stats.get("counts", {}).get("resume|documents", 0))}
     problems = accounting_problems(stats)
     for s in stages:
         if s.finish is not None:

@@ -37,6 +37,50 @@ class StageResult(NamedTuple):
     rejected: list
 
 
+class RangeEnd:
+    """Resumable runs (graph/resume.py): behind an input range's documents on a document branch,
+    which range ended (a byte range of a file read in ranges, or ordinals ``[start, end)`` of the
+    records of a file read whole, `last` when the file ends there), how many documents the stage
+    before passed on, and what the stages so far counted and rejected for it."""
+
+    __slots__ = ("key", "identity", "kind", "start", "end", "last", "expected", "counts", "rejected", "broken")
+
+    def __init__(self, key: str, identity: str, kind: str, start: int, end: int, expected: int, last: bool = False):
+        self.key, self.identity, self.kind, self.start, self.end = key, identity, kind, start, end
+        self.expected, self.last = expected, last
+        self.counts: Counter = Counter()
+        self.rejected: list = []
+        self.broken = ""  # why this range cannot be checkpointed
+
+    def __getstate__(self):
+        return {k: getattr(self, k) for k in self.__slots__}
+
+    def __setstate__(self, state):
+        for k, v in state.items():
+            setattr(self, k, v)
+
+
+class RangeTracker:
+    """What a counting DoFn did since the last marker: counts, rejected rows, documents in and out."""
+
+    __slots__ = ("counts", "rejected", "docs_in", "docs_out")
+
+    def __init__(self):
+        self.counts: Counter = Counter()
+        self.rejected: list = []
+        self.docs_in = 0
+        self.docs_out = 0
+
+    def close(self, marker: RangeEnd, counts_in: bool = True) -> RangeEnd:
+        """Adds this DoFn's share to the marker; the marker then expects this DoFn's output count."""
+        if counts_in and self.docs_in != marker.expected and not marker.broken:
+            marker.broken = f"{self.docs_in} documents arrived where {marker.expected} were sent"
+        marker.counts.update(self.counts)
+        marker.rejected.extend(self.rejected)
+        marker.expected = self.docs_out
+        return marker
+
+
 def in_global_window(item):
     """An output of `finish_bundle` (a value or a TaggedOutput), which Beam wants windowed."""
     if isinstance(item, TaggedOutput):
@@ -68,20 +112,26 @@ def rejected_row(doc: dict, stage: str, reason: str, detail: str, errored: bool,
 class CountingDoFn(beam.DoFn):
     """Base: per-bundle counts on the ``counts`` output; rejected rows (sampled) on ``rejected``."""
 
-    def __init__(self, rejected_sample: float = 1.0, seed: int = 0, text_chars: int = 0, progress_dir: str | None = None):
+    def __init__(self, rejected_sample: float = 1.0, seed: int = 0, text_chars: int = 0, progress_dir: str | None = None,
+                 track_ranges: bool = False):
         self.rejected_sample = rejected_sample
         self.seed = seed
         self.text_chars = text_chars
         self.progress_dir = progress_dir
+        # on the document branch of a resumable run: also count per input range (graph/resume.py)
+        self.track_ranges = track_ranges
 
     def setup(self):
         self.progress = ProgressWriter.shared(self.progress_dir)
 
     def start_bundle(self):
         self._counts: Counter = Counter()
+        self._range = RangeTracker() if self.track_ranges else None
 
     def count(self, key: tuple, n: float = 1) -> None:
         self._counts[key] += n
+        if self._range is not None:
+            self._range.counts[key] += n
         if key[1] == "in":  # the progress line: documents into each stage, corpus stages included
             self.progress.add(f"stage:{key[0]}", n)
 
@@ -92,7 +142,16 @@ class CountingDoFn(beam.DoFn):
             if PARKED in doc:  # a parked document's reference (corpus stages): `Unpark` writes the row
                 yield TaggedOutput(REJECTED, {**doc, FATE: (stage, reason, detail, errored)})
             else:
-                yield TaggedOutput(REJECTED, rejected_row(doc, stage, reason, detail, errored, self.text_chars))
+                row = rejected_row(doc, stage, reason, detail, errored, self.text_chars)
+                if self._range is not None:
+                    self._range.rejected.append(dict(row))
+                yield TaggedOutput(REJECTED, row)
+
+    def end_range(self, marker, counts_in: bool = True):
+        """A range's marker arrived (or, in the reader, a range ended): this DoFn's share goes into
+        it and counting starts afresh for the next range."""
+        tracker, self._range = self._range, RangeTracker()
+        return tracker.close(marker, counts_in)
 
     def finish_bundle(self):
         self.progress.flush()

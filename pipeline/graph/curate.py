@@ -9,6 +9,7 @@ from thresher.pipeline.graph.counting import COUNTS, CountDuplicateIds, MergeCou
 from thresher.pipeline.graph.grouping import GroupOnDisk
 from thresher.pipeline.graph.park import ParkDocuments, UnparkDocuments
 from thresher.pipeline.graph.read import ReadInputs, ReadRecords
+from thresher.pipeline.graph.resume import ReuseCheckpoints
 from thresher.pipeline.graph.stages import (PipelineContext, RunDocumentStage, document_schema, partition_column,
                                             stage_composite)
 from thresher.pipeline.graph.write_documents import REJECTED_SCHEMA, WriteShards, WriteStats
@@ -29,7 +30,13 @@ class Curate(beam.PTransform):
         ingest = ctx.params(ReadRecords.STAGE)
         branches, counts, rejected = pbegin | "Read" >> ReadInputs(
             self.files, ingest.warc_options(), ingest.split_bytes, ctx.spill("spread"), ctx.common,
-            delete_spilled=ctx.read_once)
+            delete_spilled=ctx.read_once, resume=ctx.resume)
+        # A rerun after a crash: the ranges the crashed run finished come from their checkpoints
+        # (graph/resume.py) and join the read ones where those leave `Park`.
+        self._reused = None
+        if ctx.resume is not None and ctx.resume.reused:
+            self._reused, c, r = pbegin | "Reuse" >> ReuseCheckpoints(ctx.resume.reused, ctx.progress_dir)
+            counts, rejected = counts + [c], rejected + [r]
         # Before the corpus stages (dedup) the branches park their documents: those stages shuffle
         # references, and the documents come back after the last of them (pipeline/graph/park.py).
         parked = None
@@ -75,8 +82,8 @@ class Curate(beam.PTransform):
     def _park(self, branches):
         prepares = [(s.name, s.prepare, self.ctx.params(s.name)) for s in self.stages
                     if s.corpus is not None and s.prepare is not None]
-        parked, counts, rejected = branches | "Park" >> ParkDocuments(prepares, self.ctx.spill("parked"),
-                                                                      self.ctx.common, self.ctx.groups("park"))
+        parked, counts, rejected = branches | "Park" >> ParkDocuments(
+            prepares, self.ctx.spill("parked"), self.ctx.common, self.ctx.groups("park"), self.ctx.resume, self._reused)
         return parked, [], counts, rejected
 
     def _unpark(self, parked, parked_rejected: list, rejected: list) -> dict:

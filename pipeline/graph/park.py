@@ -9,8 +9,9 @@ import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.pvalue import TaggedOutput
 
-from thresher.pipeline.graph.counting import (COUNTS, FATE, PARKED, REJECTED, CountingDoFn, flatten, in_global_window,
-                                              rejected_row)
+from thresher.pipeline.graph.counting import (COUNTS, FATE, PARKED, REJECTED, CountingDoFn, RangeEnd, flatten,
+                                              in_global_window, rejected_row)
+from thresher.pipeline.graph.resume import RESUME, write_checkpoint
 from thresher.pipeline.graph.grouping import FlattenOnDisk, GroupOnDisk, OnDisk
 from thresher.pipeline.graph.heap import give_back_memory
 from thresher.pipeline.graph.spill import MAX_BYTES, SpillBuffer, read_rows
@@ -32,11 +33,14 @@ class Park(CountingDoFn):
     the reference is the whole document with the prepared fields added.
     """
 
-    def __init__(self, folder: str | None, prepares: list, max_bytes: int = MAX_BYTES, **kw):
-        super().__init__(**kw)
+    def __init__(self, folder: str | None, prepares: list, max_bytes: int = MAX_BYTES, checkpoints=None, **kw):
+        super().__init__(track_ranges=checkpoints is not None, **kw)
         self.folder = folder
         self.prepares = prepares  # [(stage name, params -> (doc -> dict of reference fields), params)]
         self.max_bytes = max_bytes
+        # a resumable run's document branch: graph/resume.py's ResumeFolder, where each finished
+        # range's references, rejected rows and counts go (`folder` is then its parked/)
+        self.checkpoints = checkpoints
 
     def setup(self):
         super().setup()
@@ -46,8 +50,14 @@ class Park(CountingDoFn):
         super().start_bundle()
         self._buffer = SpillBuffer(self.folder, self.max_bytes) if self.folder else None
         self._refs: list[dict] = []
+        self._range_refs: list[dict] = []
 
     def process(self, doc: dict):
+        if isinstance(doc, RangeEnd):
+            yield from self._end_range(doc)
+            return
+        if self._range is not None:
+            self._range.docs_in += 1
         ref = {k: doc[k] for k in REFERENCE_FIELDS if k in doc} if self._buffer is not None else dict(doc)
         for stage, fn in self.fns:
             start = time.perf_counter()
@@ -75,8 +85,25 @@ class Park(CountingDoFn):
         for _, spill_ref in self._buffer.flush():
             for ref in self._refs:
                 ref[PARKED] = spill_ref
+                if self._range is not None:
+                    self._range_refs.append(dict(ref))
                 yield ref
         self._refs = []
+
+    def _end_range(self, marker: RangeEnd):
+        """The range's documents go to spill files of their own, then its checkpoint is written: the
+        references, rejected rows and counts a rerun uses instead of reading the range again."""
+        yield from self._flush()
+        refs, self._range_refs = self._range_refs, []
+        self._range.docs_out = len(refs)
+        marker = self.end_range(marker)
+        if marker.broken:
+            self.count((RESUME, "ranges_not_saved"))  # a runner that did not keep the range together
+            return
+        header = {"key": marker.key, "identity": marker.identity, "kind": marker.kind, "start": marker.start,
+                  "end": marker.end, "last": marker.last, "documents": len(refs), "counts": dict(marker.counts),
+                  "spill_files": sorted({r[PARKED].path for r in refs})}
+        write_checkpoint(self.checkpoints.path(marker.key), header, refs, marker.rejected)
 
     def finish_bundle(self):
         for ref in self._flush():
@@ -119,17 +146,26 @@ class Unpark(beam.DoFn):
 
 class ParkDocuments(beam.PTransform):
     """Each branch's documents ({name: PCollection}) to spill files; their references, as one
-    PCollection (+ counts, rejected). Without a folder, the documents themselves travel."""
+    PCollection (+ counts, rejected). Without a folder, the documents themselves travel.
 
-    def __init__(self, prepares: list, folder: str | None, common: dict, groups: OnDisk | None = None):
+    A resumable run (`resume`, graph/resume.py's ResumePlan) parks under its resume folder, a
+    checkpoint per input range, and adds the references of the ranges a crashed run finished
+    (`reused`)."""
+
+    def __init__(self, prepares: list, folder: str | None, common: dict, groups: OnDisk | None = None,
+                 resume=None, reused=None):
         super().__init__()
         self.prepares, self.folder, self.common, self.groups = prepares, folder, common, groups
+        self.resume, self.reused = resume, reused
 
     def expand(self, branches):
         refs, counts, rejected = [], [], []
+        if self.reused is not None:
+            refs.append(self.reused)
         for branch, pcoll in branches.items():
-            out = pcoll | f"Park/{branch}" >> beam.ParDo(
-                Park(self.folder, self.prepares, **self.common)).with_outputs(COUNTS, REJECTED, main="refs")
+            ranges = self.resume.folder if self.resume is not None else None
+            park = Park(ranges.parked if ranges else self.folder, self.prepares, checkpoints=ranges, **self.common)
+            out = pcoll | f"Park/{branch}" >> beam.ParDo(park).with_outputs(COUNTS, REJECTED, main="refs")
             counts.append(out[COUNTS])
             rejected.append(out[REJECTED])
             refs.append(out.refs)

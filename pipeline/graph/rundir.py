@@ -3,8 +3,8 @@
 Workers write into ``DIR/.staging/``; only when the job has finished does the driver move the
 results into place, folder by folder, and write ``config.yaml`` and ``stats.json`` last. Every
 file appears under its final name whole (written under a temporary name, then renamed), and a
-rerun after a crash starts from an empty staging folder and replaces what an earlier run left,
-so nothing is duplicated. All file operations go through Beam's FileSystems: the same code
+rerun after a crash starts from an empty staging folder (but for the finished input ranges it reuses,
+``resume/``) and replaces what an earlier run left, so nothing is duplicated. All file operations go through Beam's FileSystems: the same code
 publishes to a local folder, gs:// or s3://.
 """
 
@@ -26,7 +26,7 @@ def _is_local(path: str) -> bool:
     return "://" not in path
 
 
-def _list(folder: str) -> list[str]:
+def list_files(folder: str) -> list[str]:
     """Every file under `folder`, sub-folders included (documents/lang=xx/...)."""
     if _is_local(folder):
         return sorted(os.path.join(d, f) for d, _, files in os.walk(folder) for f in files)
@@ -50,10 +50,27 @@ def safe_subpath(root: str, *parts: str) -> str:
     return join(root, *parts)
 
 
-def prepare(output: str, folders: tuple[str, ...] = DATA_FOLDERS) -> str:
-    """An empty staging folder under `output` (a crashed run's leftovers are removed)."""
+def clear(staging: str, keep: str | None) -> None:
+    """Removes the folder `staging`, or all of it but its sub-folder `keep`."""
+    if keep is None or not FileSystems.exists(staging):
+        _delete_tree(staging)
+        return
+    if _is_local(staging):
+        for name in os.listdir(staging):
+            if name != keep:
+                _delete_tree(join(staging, name))
+        return
+    kept = join(staging, keep) + "/"
+    others = [p for p in list_files(staging) if not p.startswith(kept)]
+    if others:
+        FileSystems.delete(others)
+
+
+def prepare(output: str, folders: tuple[str, ...] = DATA_FOLDERS, keep: str | None = None) -> str:
+    """An empty staging folder under `output` (a crashed run's leftovers are removed, but for its
+    sub-folder `keep`: the finished work a rerun reuses)."""
     staging = join(output, STAGING)
-    _delete_tree(staging)
+    clear(staging, keep)
     if _is_local(output):  # object stores have no folders to make
         for sub in folders:
             os.makedirs(join(staging, sub), exist_ok=True)
@@ -90,7 +107,7 @@ def publish(output: str, staging: str, folders: tuple[str, ...] = DATA_FOLDERS) 
             _delete_tree(safe_subpath(output, sub))
     for sub in folders:
         src, dst = safe_subpath(staging, sub), safe_subpath(output, sub)
-        listed = _list(src)
+        listed = list_files(src)
         staged = [p for p in listed if not os.path.basename(p).startswith(TMP_PREFIX)]
         _delete_tree(dst)
         if _is_local(output):
@@ -104,8 +121,8 @@ def publish(output: str, staging: str, folders: tuple[str, ...] = DATA_FOLDERS) 
             FileSystems.rename(staged, [join(dst, p[len(src):].lstrip("/")) for p in staged])
 
 
-def finish(staging: str) -> None:
-    _delete_tree(staging)
+def finish(staging: str, keep: str | None = None) -> None:
+    clear(staging, keep)
 
 
 def check_replaceable(output: str, config_yaml: str, overwrite: bool) -> None:

@@ -13,7 +13,7 @@ import pyarrow as pa
 
 from thresher.pipeline.config import LOCAL_RUNNERS, Config
 from thresher.pipeline.graph.read import ReadRecords
-from thresher.pipeline.graph.counting import CountingDoFn, StageResult, counted, in_global_window
+from thresher.pipeline.graph.counting import CountingDoFn, RangeEnd, StageResult, counted, in_global_window
 from thresher.pipeline.graph.grouping import BUFFER_BYTES, READ_BYTES, OnDisk
 from thresher.pipeline.graph.spill import SPILL_FOLDER
 from thresher.transforms import stage as registry
@@ -54,6 +54,7 @@ class PipelineContext:
     resources: tuple = ()  # ((stage name, resource), ...)
     spill_files: bool = True  # bulk rows between stages through files (runner.spill)
     input_bytes: int = 0  # the input files' total size, known before the job
+    resume: object = None  # graph/resume.py's ResumePlan: a resumable run (None: not one)
 
     @property
     def auto_shards(self) -> int:
@@ -133,6 +134,12 @@ class StageDoFn(CountingDoFn):
         self._buffer: list[dict] = []
 
     def process(self, doc: dict):
+        if isinstance(doc, RangeEnd):  # an input range's documents are all through (graph/resume.py)
+            yield from self._flush()
+            yield self.end_range(doc)
+            return
+        if self._range is not None:
+            self._range.docs_in += 1
         if self.count_in:
             self.count((self.stage, "in"))
         if self.batch:
@@ -176,6 +183,8 @@ class StageDoFn(CountingDoFn):
             yield from self.reject(doc, self.stage, "exception", f"{type(out).__name__}: {out}", True)
         else:
             self.count((self.stage, "kept"))
+            if self._range is not None:
+                self._range.docs_out += 1
             yield out
 
     def finish_bundle(self):
@@ -196,10 +205,12 @@ class RunDocumentStage(beam.PTransform):
     def expand(self, branches):
         params = self.ctx.params(self.stage.name)
         batch = getattr(params, self.stage.batch) if self.stage.batch else 0
-        dofn = StageDoFn(self.stage, params, self.ctx.stage_context(self.stage.name), count_in=self.stage.name != ReadRecords.STAGE,
-                         batch=batch, **self.ctx.common)
         outs, counts, rejected = {}, [], []
         for branch, pcoll in branches.items():
+            # in a resumable run every input range's documents are followed by its end (graph/resume.py)
+            dofn = StageDoFn(self.stage, params, self.ctx.stage_context(self.stage.name),
+                             count_in=self.stage.name != ReadRecords.STAGE, batch=batch, **self.ctx.common,
+                             track_ranges=self.ctx.resume is not None)
             r = counted(pcoll, f"Run/{branch}", dofn)
             outs[branch] = r.docs
             counts += r.counts

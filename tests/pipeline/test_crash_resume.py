@@ -72,3 +72,72 @@ def test_a_killed_rerun_keeps_the_previous_complete_output(reference, tmp_path):
     assert digest(out) == before == reference  # the old run stays whole until the new one publishes
     subprocess.run(command(out), check=True, timeout=600)
     assert digest(out) == reference
+
+
+# Reruns that reuse finished work (pipeline/graph/resume.py): small ranges, so a killed run has
+# finished some and not others; the rerun reads only the others and publishes the same bytes.
+SMALL_RANGES = "stages:\n  ingest:\n    split_bytes: 65536\nrunner:\n  workers: 2\n"
+
+
+def jsonl_inputs(folder: Path) -> Path:
+    """Four JSONL files of documents (Python's own docstrings), some repeated, some lines broken."""
+    from tests.reference_texts import stdlib_docs
+
+    docs = stdlib_docs()
+    folder.mkdir()
+    for k in range(4):
+        with open(folder / f"part-{k}.jsonl", "w") as fh:
+            for i, text in enumerate(docs):
+                if i % 4 == k or i % 9 == 0:  # every ninth document in every file: exact duplicates
+                    fh.write(json.dumps({"text": text, "url": f"https://docs.example/{i}"}) + "\n")
+                if i % 40 == k:
+                    fh.write("{not json\n")
+    return folder
+
+
+def checkpoints(out: Path) -> int:
+    return sum(not p.name.startswith(".") for p in (out / ".staging" / "resume").glob("*/ranges/*.range"))
+
+
+def stop_when(cmd: list[str], out: Path, ranges: int, sig: int) -> bool:
+    """Runs `cmd`; once `ranges` checkpoints exist, sends `sig` (SIGKILL: to every process of the
+    run, a crash; SIGINT: to the driver, Ctrl-C). False if the run ended first."""
+    proc = subprocess.Popen(cmd, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 300
+    while proc.poll() is None and time.monotonic() < deadline:
+        if checkpoints(out) >= ranges:
+            if sig == signal.SIGKILL:
+                os.killpg(proc.pid, signal.SIGKILL)
+            else:
+                os.kill(proc.pid, sig)
+            proc.wait(timeout=120)
+            return True
+        time.sleep(0.02)
+    proc.wait(timeout=120)
+    return False
+
+
+@pytest.mark.parametrize("inputs,sig", [("warc", signal.SIGKILL), ("jsonl", signal.SIGKILL), ("warc", signal.SIGINT)],
+                         ids=["warc-ranges-killed", "jsonl-chunks-killed", "warc-ranges-ctrl-c"])
+def test_a_rerun_reads_only_the_ranges_the_stopped_run_had_not_finished(tmp_path, inputs, sig):
+    config = tmp_path / "small-ranges.yaml"
+    extra = [str(config)]
+    if inputs == "jsonl":
+        extra += ["--input", str(jsonl_inputs(tmp_path / "jsonl"))]
+    config.write_text(SMALL_RANGES)
+    ref = tmp_path / "ref"
+    subprocess.run(command(ref) + extra, check=True, timeout=600)
+    reference = digest(ref)
+    out = tmp_path / "run"
+    assert stop_when(command(out) + extra, out, 4, sig), "the run finished before 4 ranges were checkpointed"
+    assert visible_files(out) == []
+    finished = checkpoints(out)
+    subprocess.run(command(out) + extra, check=True, timeout=600)
+    assert digest(out) == reference  # documents/, rejected/, dedup/, shards/ byte for byte; the funnel
+    stats = json.loads((out / "stats.json").read_text())
+    resumed = stats["run"]["resumed"]
+    assert finished >= resumed["ranges"] >= 4  # a checkpoint written as the kill came may be half-written
+    assert stats["counts"]["resume|ranges"] == resumed["ranges"]
+    assert resumed["documents"] < stats["stages"][stats["run"]["stages"][-1]]["in"]
+    assert not (out / ".staging").exists()
+    assert "resumed" not in json.loads((ref / "stats.json").read_text())["run"]
