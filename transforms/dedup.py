@@ -258,6 +258,7 @@ class DedupExactParams:
 # every document dedup_exact kept, in Parquet shards under dedup/index/exact/, and a manifest that
 # lists them with the settings the keys were made with. A later run reads it with `against:`.
 INDEX_FOLDER = "dedup/index"
+EARLIER_COPIES = "dedup/earlier_copies"  # per stage: earlier runs' documents this run's duplicates went to
 INDEX_MANIFEST = f"{INDEX_FOLDER}/manifest.json"
 EXACT_INDEX = f"{INDEX_FOLDER}/exact"
 MINHASH_INDEX = f"{INDEX_FOLDER}/minhash"

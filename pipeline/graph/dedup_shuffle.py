@@ -23,8 +23,8 @@ from thresher.pipeline.graph.grouping import CoGroupOnDisk, DistinctOnDisk, Grou
 from thresher.pipeline.graph.heap import give_back_memory
 from thresher.pipeline.graph.spill import read_rows
 from thresher.pipeline.graph.write_documents import WriteShards
-from thresher.transforms.dedup import (BAND_KEYS, DUP_COUNT, EXACT_INDEX, EXACT_KEY, MINHASH_INDEX, SHINGLES, SIGNATURE,
-                                       TEXT_LENGTH, bucket_pairs, exact_jaccard, fingerprints_of, shingle_hashes)
+from thresher.transforms.dedup import (BAND_KEYS, DUP_COUNT, EARLIER_COPIES, EXACT_INDEX, EXACT_KEY, MINHASH_INDEX,
+                                       SHINGLES, SIGNATURE, TEXT_LENGTH, bucket_pairs, exact_jaccard, fingerprints_of, shingle_hashes)
 from thresher.transforms.hashing import row_order
 
 CLUSTERS_SCHEMA = pa.schema([("id", pa.string()), ("cluster_id", pa.string())])
@@ -32,6 +32,8 @@ EXACT_INDEX_SCHEMA = pa.schema([("key", pa.binary(16)), ("id", pa.string())])
 INDEX_ROWS_PER_SHARD = 16  # document shards per index shard: an index row is ~1/50 of a document
 MINHASH_INDEX_SCHEMA = pa.schema([("id", pa.string()), ("bands", pa.binary()), ("signature", pa.binary()),
                                   ("shingles", pa.binary())])
+EARLIER_COPIES_SCHEMA = pa.schema([("run", pa.string()), ("id", pa.string()), ("copies", pa.int64())])
+COPIES = "earlier_copies"  # the tagged output: (earlier run, earlier id, documents of this run it stands for)
 # An earlier run's document in this run's MinHash graph: "\x00", the run's number in `against`, "\x00",
 # its id. The prefix sorts it before every id of this run, so it represents its buckets and clusters.
 EARLIER = "\x00"
@@ -100,6 +102,7 @@ class OnePerTextUnlessEarlier(KeepOnePerKey):
         for d in docs:
             yield from self.reject(d, self.stage, "earlier_duplicate", f"duplicate of {earlier_id} in {self.runs[run]}",
                                    False)
+        yield TaggedOutput(COPIES, (self.runs[run], earlier_id, sum(d.get(DUP_COUNT, 1) for d in docs)))
 
 
 def read_index(run_and_file: tuple, columns: list[str]):
@@ -112,6 +115,28 @@ def read_index(run_and_file: tuple, columns: list[str]):
         for batch in pq.ParquetFile(fh).iter_batches(batch_size=8192, columns=columns):
             for row in zip(*(c.to_pylist() for c in batch.columns)):
                 yield (run, *row)
+
+
+class WriteEarlierCopies(beam.PTransform):
+    """(earlier run, earlier id, documents of this run) -> ``dedup/earlier_copies/STAGE/``: per
+    earlier document, how many documents of this run it stands for (what a dup_count across runs
+    adds, pipeline/tools/rehydration.py)."""
+
+    def __init__(self, stage: str, ctx):
+        super().__init__()
+        w = ctx.config.write
+        self.groups = ctx.groups(f"{stage}_copies")
+        self.write = WriteShards("earlier_copies", f"{ctx.staging}/{EARLIER_COPIES}/{stage}", EARLIER_COPIES_SCHEMA,
+                                 max(1, -(-ctx.document_shards // INDEX_ROWS_PER_SHARD)), w.seed, w.compression, None,
+                                 ctx.spill(f"{stage}_copies"))
+
+    def expand(self, copies):
+        return (copies
+                | "ByEarlierDocument" >> beam.Map(lambda c: ((c[0], c[1]), c[2]))
+                | "GroupCopies" >> GroupOnDisk(self.groups)
+                # `source` (not written) orders rows of one id from two runs the same way every time
+                | "Sum" >> beam.MapTuple(lambda k, n: {"run": k[0], "id": k[1], "copies": sum(n), "source": k[0]})
+                | "Write" >> self.write)
 
 
 class ReadEarlierIndexes(beam.PTransform):
@@ -157,6 +182,7 @@ class ExactDedup(beam.PTransform):
         self.common = ctx.common
         self.groups = ctx.groups(stage)
         self.earlier = ctx.resource(stage) or ()  # transforms.dedup.EarlierIndex of each `against` run
+        self.ctx = ctx
         w = ctx.config.write
         shards = max(1, -(-ctx.document_shards // INDEX_ROWS_PER_SHARD))
         self.write_index = WriteShards("index_exact", f"{ctx.staging}/{EXACT_INDEX}", EXACT_INDEX_SCHEMA, shards, w.seed,
@@ -184,7 +210,8 @@ class ExactDedup(beam.PTransform):
                    | "OnePerText" >> beam.ParDo(OnePerTextUnlessEarlier(stage, "exact_duplicate",
                                                                          [e.run for e in self.earlier],
                                                                          count_in=count_in, **self.common))
-                                     .with_outputs(COUNTS, REJECTED, main="docs"))
+                                     .with_outputs(COUNTS, REJECTED, COPIES, main="docs"))
+            counts.append(out[COPIES] | "EarlierCopies" >> WriteEarlierCopies(stage, self.ctx))
         else:
             out = (keyed
                    | "GroupText" >> GroupOnDisk(self.groups)
@@ -483,6 +510,7 @@ class ApplyDecision(CountingDoFn):
                 doc["near_duplicate_of"] = rep_id
                 yield from self.reject(doc, self.stage, "earlier_duplicate",
                                        f"near duplicate of {rep_id} in {self.runs[run]}", False)
+                yield TaggedOutput(COPIES, (self.runs[run], rep_id, doc.get(DUP_COUNT, 1)))
             elif rep is not None and rep != str(doc["id"]):
                 doc["near_duplicate_of"] = rep
                 yield from self.reject(doc, self.stage, "near_duplicate", f"near duplicate of {rep}", False)
@@ -520,6 +548,7 @@ class MinHashDedup(beam.PTransform):
         self.write_index = WriteShards("index_minhash", f"{ctx.staging}/{MINHASH_INDEX}", MINHASH_INDEX_SCHEMA,
                                        ctx.document_shards, w.seed, w.compression, None, ctx.spill("index_minhash"))
         self.earlier = ctx.resource(stage) or ()  # transforms.dedup.EarlierIndex of each `against` run
+        self.ctx = ctx
 
     def expand(self, docs):
         c, stage = self.c, self.stage
@@ -575,8 +604,10 @@ class MinHashDedup(beam.PTransform):
             {"doc": keyed_docs, "rep": members.reps}
             | "JoinDecisions" >> CoGroupOnDisk(self.groups)
             | "Apply" >> beam.ParDo(ApplyDecision(stage, [e.run for e in self.earlier], **self.common))
-                           .with_outputs(COUNTS, REJECTED, main="docs")
+                           .with_outputs(COUNTS, REJECTED, COPIES, main="docs")
         )
+        if self.earlier:
+            exact_counts.append(decided[COPIES] | "EarlierCopies" >> WriteEarlierCopies(stage, self.ctx))
         written = (members.reps | "ClusterRows" >> beam.FlatMapTuple(cluster_row)
                    | "WriteClusters" >> self.write_clusters)
         counts = [sigs[COUNTS], members[COUNTS], decided[COUNTS], written, index_written] + cc_counts + exact_counts

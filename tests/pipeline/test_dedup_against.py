@@ -14,6 +14,7 @@ import pytest
 from thresher.pipeline.cli import main
 from thresher.pipeline.config import Config, ConfigError
 from thresher.pipeline.engines.run import run
+from thresher.pipeline.tools.rehydration import dup_counts
 from thresher.transforms.dedup import EXACT_KEY_KIND, exact_key
 from tests.stages import CURATION_FILTERS
 
@@ -88,6 +89,15 @@ def test_dump_by_dump_keeps_what_one_run_over_all_dumps_keeps(dumps, tmp_path):
     whole = run(config([dumps / f"{n}.jsonl" for n in "abc"], tmp_path / "all"))
     assert kept(tmp_path / "A") | kept(tmp_path / "B") | kept(tmp_path / "C") == kept(Path(whole.output))
     assert len(kept(Path(whole.output))) == 20 + 15 + 10
+    # dup_count across the dumps: each run's own, plus the copies later runs found (dedup/earlier_copies/)
+    # is what one run over all counts, document for document
+    across = dup_counts([tmp_path / "A", tmp_path / "B", tmp_path / "C"])
+    whole_counts = pq.read_table(Path(whole.output) / "documents", columns=["id", "dup_count"]).to_pylist()
+    assert {doc_id: n for (_, doc_id), n in across.items()} == {r["id"]: r["dup_count"] for r in whole_counts}
+    assert across[(str(tmp_path / "A"), "a00")] == 3 and across[(str(tmp_path / "A"), "a09")] == 3
+    copies = pq.read_table(tmp_path / "C" / "dedup" / "earlier_copies").to_pylist()
+    assert sorted((Path(r["run"]).name, r["id"], r["copies"]) for r in copies) == [
+        ("A", "a00", 1), ("A", "a07", 1), ("A", "a21", 1), ("B", "b04", 1), ("B", "b06", 1)]
 
     ex, mh = b["stages"]["dedup_exact"], b["stages"]["dedup_minhash"]
     assert ex["dropped"] == {"earlier_duplicate": 3, "exact_duplicate": 1} and ex["in"] == 21 and ex["kept"] == 17
