@@ -12,7 +12,7 @@ Each job runs in a fresh process tree, sampled every 0.2 s: wall, documents a se
 of the runner process, of the largest worker and of the whole tree, and the peak of the run's
 staging folder on disk (spill files, staged outputs), against the input's bytes.
 
-    python benchmarks/scale.py --crawl CRAWL.warc.gz --sizes 10000 100000 [--jobs dedup recipe]
+    python benchmarks/scale.py --crawl CRAWL.warc.gz --sizes 10000 100000 [--jobs dedup recipe] [--config X.yaml]
         [--workers 1 2] [--work DIR]
 
 Jobs: ``dedup`` (--only dedup_exact,dedup_minhash), ``recipe`` (the default recipe from JSONL:
@@ -110,8 +110,8 @@ def _disk(path: Path) -> int:
     return total
 
 
-def run_job(job: str, inputs: str, out: Path, workers: int) -> dict:
-    cmd = [sys.executable, "-m", "thresher.pipeline", "run", "--input", inputs, "--output", str(out),
+def run_job(job: str, inputs: str, out: Path, workers: int, configs: tuple = ()) -> dict:
+    cmd = [sys.executable, "-m", "thresher.pipeline", "run", *configs, "--input", inputs, "--output", str(out),
            "--workers", str(workers), "--overwrite", "--no-progress", "-q"]
     if job == "dedup":
         cmd += ["--only", "dedup_exact,dedup_minhash"]
@@ -146,6 +146,7 @@ def main() -> None:
     ap.add_argument("--jobs", nargs="+", default=["dedup", "recipe"], choices=["dedup", "recipe", "chain"])
     ap.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     ap.add_argument("--work", default="scale-work", help="corpora and runs go here (kept between calls)")
+    ap.add_argument("--config", action="append", default=[], help="a config file every job reads (e.g. runner.resume: false)")
     args = ap.parse_args()
     work = Path(args.work).resolve()
     work.mkdir(parents=True, exist_ok=True)
@@ -176,7 +177,7 @@ def main() -> None:
                 size = copies * os.path.getsize(args.crawl)
             for w in args.workers:
                 out = work / f"out-{job}-{n}-{w}"
-                r = run_job(job, inputs, out, w)
+                r = run_job(job, inputs, out, w, tuple(os.path.abspath(c) for c in args.config))
                 print(f"  {job:<7} {r['read']:>9,} {w:>3} {size / 1e6:>9.0f} {r['wall']:>8.1f} "
                       f"{r['read'] / r['wall']:>7.0f} {r['runner']:>10.0f} {r['worker']:>10.0f} {r['tree']:>8.0f} "
                       f"{r['disk'] / size:>10.2f} {r['kept']:>9,} {r['rounds']:>9}  {r['digest']}", flush=True)
