@@ -52,13 +52,6 @@ class RangeEnd:
         self.rejected: list = []
         self.broken = ""  # why this range cannot be checkpointed
 
-    def __getstate__(self):
-        return {k: getattr(self, k) for k in self.__slots__}
-
-    def __setstate__(self, state):
-        for k, v in state.items():
-            setattr(self, k, v)
-
 
 class RangeTracker:
     """What a counting DoFn did since the last marker: counts, rejected rows, documents in and out."""

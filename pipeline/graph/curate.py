@@ -33,9 +33,9 @@ class Curate(beam.PTransform):
             delete_spilled=ctx.read_once, resume=ctx.resume)
         # A rerun after a crash: the ranges the crashed run finished come from their checkpoints
         # (graph/resume.py) and join the read ones where those leave `Park`.
-        self._reused = None
+        reused = None
         if ctx.resume is not None and ctx.resume.reused:
-            self._reused, c, r = pbegin | "Reuse" >> ReuseCheckpoints(ctx.resume.reused, ctx.progress_dir)
+            reused, c, r = pbegin | "Reuse" >> ReuseCheckpoints(ctx.resume.reused, ctx.progress_dir)
             counts, rejected = counts + [c], rejected + [r]
         # Before the corpus stages (dedup) the branches park their documents: those stages shuffle
         # references, and the documents come back after the last of them (pipeline/graph/park.py).
@@ -44,7 +44,7 @@ class Curate(beam.PTransform):
             label = f"Stage[{stage.name}]"
             if stage.corpus is not None:
                 if parked is None:
-                    parked, parked_rejected, c, r = self._park(branches)
+                    parked, parked_rejected, c, r = self._park(branches, reused)
                     counts, rejected = counts + c, rejected + r
                 result = parked | label >> stage_composite(stage.corpus, stage, ctx)
                 parked, counts, parked_rejected = result.docs, counts + result.counts, parked_rejected + result.rejected
@@ -79,11 +79,11 @@ class Curate(beam.PTransform):
             | "WriteStats" >> beam.ParDo(WriteStats(f"{ctx.staging}/stats.json", [s.name for s in self.stages]))
         )
 
-    def _park(self, branches):
+    def _park(self, branches, reused):
         prepares = [(s.name, s.prepare, self.ctx.params(s.name)) for s in self.stages
                     if s.corpus is not None and s.prepare is not None]
         parked, counts, rejected = branches | "Park" >> ParkDocuments(
-            prepares, self.ctx.spill("parked"), self.ctx.common, self.ctx.groups("park"), self.ctx.resume, self._reused)
+            prepares, self.ctx.spill("parked"), self.ctx.common, self.ctx.groups("park"), self.ctx.resume, reused)
         return parked, [], counts, rejected
 
     def _unpark(self, parked, parked_rejected: list, rejected: list) -> dict:

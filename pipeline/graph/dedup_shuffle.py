@@ -24,7 +24,8 @@ from thresher.pipeline.graph.heap import give_back_memory
 from thresher.pipeline.graph.spill import read_rows
 from thresher.pipeline.graph.write_documents import WriteShards
 from thresher.transforms.dedup import (BAND_KEYS, DUP_COUNT, EARLIER_COPIES, EXACT_INDEX, EXACT_KEY, MINHASH_INDEX,
-                                       SHINGLES, SIGNATURE, TEXT_LENGTH, bucket_pairs, exact_jaccard, fingerprints_of, shingle_hashes)
+                                       SHINGLES, SIGNATURE, TEXT_LENGTH, bucket_pairs, exact_jaccard, fingerprints_of,
+                                       shingle_hashes)
 from thresher.transforms.hashing import row_order
 
 CLUSTERS_SCHEMA = pa.schema([("id", pa.string()), ("cluster_id", pa.string())])
@@ -37,6 +38,11 @@ COPIES = "earlier_copies"  # the tagged output: (earlier run, earlier id, docume
 # An earlier run's document in this run's MinHash graph: "\x00", the run's number in `against`, "\x00",
 # its id. The prefix sorts it before every id of this run, so it represents its buckets and clusters.
 EARLIER = "\x00"
+
+
+def small_table_shards(ctx) -> int:
+    """Files for a table of small rows, one per document at most (the exact index, earlier copies)."""
+    return max(1, -(-ctx.document_shards // INDEX_ROWS_PER_SHARD))
 
 
 def earlier_node(run: int, doc_id: str) -> str:
@@ -127,8 +133,7 @@ class WriteEarlierCopies(beam.PTransform):
         w = ctx.config.write
         self.groups = ctx.groups(f"{stage}_copies")
         self.write = WriteShards("earlier_copies", f"{ctx.staging}/{EARLIER_COPIES}/{stage}", EARLIER_COPIES_SCHEMA,
-                                 max(1, -(-ctx.document_shards // INDEX_ROWS_PER_SHARD)), w.seed, w.compression, None,
-                                 ctx.spill(f"{stage}_copies"))
+                                 small_table_shards(ctx), w.seed, w.compression, None, ctx.spill(f"{stage}_copies"))
 
     def expand(self, copies):
         return (copies
@@ -182,11 +187,10 @@ class ExactDedup(beam.PTransform):
         self.common = ctx.common
         self.groups = ctx.groups(stage)
         self.earlier = ctx.resource(stage) or ()  # transforms.dedup.EarlierIndex of each `against` run
-        self.ctx = ctx
+        self.write_copies = WriteEarlierCopies(stage, ctx) if self.earlier else None
         w = ctx.config.write
-        shards = max(1, -(-ctx.document_shards // INDEX_ROWS_PER_SHARD))
-        self.write_index = WriteShards("index_exact", f"{ctx.staging}/{EXACT_INDEX}", EXACT_INDEX_SCHEMA, shards, w.seed,
-                                       w.compression, None, ctx.spill("index_exact"))
+        self.write_index = WriteShards("index_exact", f"{ctx.staging}/{EXACT_INDEX}", EXACT_INDEX_SCHEMA,
+                                       small_table_shards(ctx), w.seed, w.compression, None, ctx.spill("index_exact"))
 
     def expand(self, docs):
         c, stage = self.c, self.stage
@@ -211,7 +215,7 @@ class ExactDedup(beam.PTransform):
                                                                          [e.run for e in self.earlier],
                                                                          count_in=count_in, **self.common))
                                      .with_outputs(COUNTS, REJECTED, COPIES, main="docs"))
-            counts.append(out[COPIES] | "EarlierCopies" >> WriteEarlierCopies(stage, self.ctx))
+            counts.append(out[COPIES] | "EarlierCopies" >> self.write_copies)
         else:
             out = (keyed
                    | "GroupText" >> GroupOnDisk(self.groups)
@@ -548,7 +552,7 @@ class MinHashDedup(beam.PTransform):
         self.write_index = WriteShards("index_minhash", f"{ctx.staging}/{MINHASH_INDEX}", MINHASH_INDEX_SCHEMA,
                                        ctx.document_shards, w.seed, w.compression, None, ctx.spill("index_minhash"))
         self.earlier = ctx.resource(stage) or ()  # transforms.dedup.EarlierIndex of each `against` run
-        self.ctx = ctx
+        self.write_copies = WriteEarlierCopies(stage, ctx) if self.earlier else None
 
     def expand(self, docs):
         c, stage = self.c, self.stage
@@ -607,7 +611,7 @@ class MinHashDedup(beam.PTransform):
                            .with_outputs(COUNTS, REJECTED, COPIES, main="docs")
         )
         if self.earlier:
-            exact_counts.append(decided[COPIES] | "EarlierCopies" >> WriteEarlierCopies(stage, self.ctx))
+            exact_counts.append(decided[COPIES] | "EarlierCopies" >> self.write_copies)
         written = (members.reps | "ClusterRows" >> beam.FlatMapTuple(cluster_row)
                    | "WriteClusters" >> self.write_clusters)
         counts = [sigs[COUNTS], members[COUNTS], decided[COUNTS], written, index_written] + cc_counts + exact_counts

@@ -166,24 +166,22 @@ class ReadRecords(CountingDoFn):
                 except StopIteration:
                     break
                 except Exception as e:  # a reader bug must cost this split's rest, not the job
-                    ordinal += 1
-                    if chunks is not None and chunks.reused(ordinal):
-                        break
-                    if chunks is not None:
-                        chunks.open(ordinal)
-                    self.count((self.STAGE, "in"))
-                    doc = {"id": make_id(source, f"reader_error@{start}"), "url": None, "source": source, "offset": start}
-                    yield from self.reject(doc, self.STAGE, "reader_error", f"{type(e).__name__}: {e}", True)
-                    break
+                    item = e
                 ordinal += 1
                 if chunks is not None:
                     if chunks.reused(ordinal):  # a crashed run finished it: the chunk open so far ends here
                         if chunks.start is not None:
                             yield from self._end_chunk(ordinal)
+                        if isinstance(item, Exception):
+                            break
                         continue
                     chunks.open(ordinal)
-                busy += time.perf_counter() - t0
                 self.count((self.STAGE, "in"))
+                if isinstance(item, Exception):
+                    doc = {"id": make_id(source, f"reader_error@{start}"), "url": None, "source": source, "offset": start}
+                    yield from self.reject(doc, self.STAGE, "reader_error", f"{type(item).__name__}: {item}", True)
+                    break
+                busy += time.perf_counter() - t0
                 self.progress.add("read_records")
                 if isinstance(item, Rejection):
                     yield from self.reject(item.doc, self.STAGE, item.reason, item.detail, item.errored)

@@ -42,6 +42,7 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.pvalue import TaggedOutput
 
 from thresher.pipeline.graph.counting import COUNTS, REJECTED
+from thresher.pipeline.graph.rundir import atomic_write, clear, list_files
 from thresher.pipeline.graph.spill import pack, unpack
 from thresher.pipeline.layout import RESUME, TMP_PREFIX
 from thresher.pipeline.progress import ProgressWriter
@@ -53,29 +54,34 @@ SUFFIX = ".range"
 _LENGTH = struct.Struct("<Q")
 
 
+def first_corpus_stage(stages) -> int | None:
+    """The position of the first corpus stage (where documents park), or None."""
+    return next((i for i, s in enumerate(stages) if s.corpus is not None), None)
+
+
 def supported(cfg, stages) -> bool:
     """Checkpoints need the local runner with spill files (a distributed runner's retried bundles
     and its own shuffle of the documents are not covered), a corpus stage where documents park,
     and no extra writer before it (the markers travel only through document stages and `Park`)."""
     from thresher.pipeline.config import LOCAL_RUNNERS
 
-    corpus = [i for i, s in enumerate(stages) if s.corpus is not None]
-    return (cfg.runner.spill_files() and cfg.runner.name in LOCAL_RUNNERS and bool(corpus)
-            and all(s.writes is None for s in stages[:corpus[0]]))
+    first = first_corpus_stage(stages)
+    return (cfg.runner.spill_files() and cfg.runner.name in LOCAL_RUNNERS and first is not None
+            and all(s.writes is None for s in stages[:first]))
 
 
 def config_digest(cfg, stages) -> str:
     """Everything that decides a range's documents as they reach park."""
     from thresher.pipeline import __version__
 
-    corpus = [i for i, s in enumerate(stages) if s.corpus is not None]
-    first = corpus[0] if corpus else len(stages)
-    section = lambda s: cfg.stages.to_dict()[s.name]  # noqa: E731
+    first = first_corpus_stage(stages)
+    first = len(stages) if first is None else first
+    sections = cfg.stages.to_dict()
     w = cfg.write
     decided = {
         "version": __version__,
-        "document_stages": [[s.name, section(s)] for s in stages[:first]],
-        "prepares": [[s.name, section(s)] for s in stages[first:] if s.prepare is not None],
+        "document_stages": [[s.name, sections[s.name]] for s in stages[:first]],
+        "prepares": [[s.name, sections[s.name]] for s in stages[first:] if s.prepare is not None],
         "rejected": [w.rejected_sample, w.seed, w.rejected_text_chars],
     }
     return hashlib.sha256(json.dumps(decided, sort_keys=True, default=str).encode()).hexdigest()[:16]
@@ -109,8 +115,6 @@ class ResumeFolder:
 def write_checkpoint(path: str, header: dict, refs: list, rejected: list) -> None:
     """Header, references, rejected rows: three segments, each after its length, written under a
     temporary name and renamed (a killed writer leaves no checkpoint)."""
-    from thresher.pipeline.graph.rundir import atomic_write
-
     blobs = [pack(pickle.dumps(part, protocol=pickle.HIGHEST_PROTOCOL)) for part in (header, refs, rejected)]
     atomic_write(path, b"".join(_LENGTH.pack(len(b)) + b for b in blobs))
 
@@ -141,12 +145,6 @@ class ResumePlan:
     reused_bytes: int = 0
 
 
-def _files_under(folder: str) -> list[str]:
-    from thresher.pipeline.graph.rundir import list_files
-
-    return list_files(folder)
-
-
 def _header(path: str):
     try:
         return read_checkpoint(path, header_only=True)
@@ -159,15 +157,14 @@ def plan(staging: str, digest: str, files: list, split_bytes: int) -> ResumePlan
     documents all still there) and removes everything else under ``resume/``: other configs'
     checkpoints, half-written ones, parked files no checkpoint names."""
     folder = ResumeFolder(staging, digest)
-    from thresher.pipeline.graph.rundir import clear
-
     clear(folder.root, keep=digest)
     identities = {f.path: file_identity(f.path) for f in files}
     by_identity = {identities[f.path]: f for f in files}
     splits = {(f.path, a, b) for f in files if splittable(f.path) for a, b in plan_splits(f.path, f.size, split_bytes)}
-    parked = set(_files_under(folder.parked))
-    named, reused, skip, nbytes, chunks, stale = set(), [], set(), 0, {}, []
-    for path in _files_under(folder.ranges):
+    parked = set(list_files(folder.parked))
+    # reused: checkpoint -> the input bytes it stands for on the progress line
+    named, reused, skip, nbytes, chunks, stale = set(), {}, set(), 0, {}, []
+    for path in list_files(folder.ranges):
         name = os.path.basename(path)
         header = _header(path) if name.endswith(SUFFIX) and not name.startswith(TMP_PREFIX) else None
         f = by_identity.get(header["identity"]) if header else None
@@ -177,7 +174,7 @@ def plan(staging: str, digest: str, files: list, split_bytes: int) -> ResumePlan
             if (f.path, header["start"], header["end"]) not in splits:
                 stale.append(path)
                 continue
-            reused.append((path, header["end"] - header["start"]))
+            reused[path] = header["end"] - header["start"]
             skip.add((f.path, header["start"], header["end"]))
             nbytes += header["end"] - header["start"]
             named.update(header["spill_files"])
@@ -194,21 +191,19 @@ def plan(staging: str, digest: str, files: list, split_bytes: int) -> ResumePlan
             named.update(header["spill_files"])
             whole, end = whole and a == end, b
             first = path if a == 0 else first
-            reused.append([path, 0])
+            reused[path] = 0
         records[fpath] = tuple(kept)
         size = by_identity[identities[fpath]].size
         if whole and kept[-1][2]:  # every record of the file: it is not read at all
             skip.add((fpath, 0, max(size, 1)))
             nbytes += size
-            for item in reused:
-                if item[0] == first:
-                    item[1] = size  # the progress line counts the file once
+            reused[first] = size  # the progress line counts the file once
     if stale:
         FileSystems.delete(stale)
     unnamed = sorted(parked - named)
     if unnamed:
         FileSystems.delete(unnamed)
-    return ResumePlan(folder, identities, tuple(sorted(map(tuple, reused))), frozenset(skip), records, nbytes)
+    return ResumePlan(folder, identities, tuple(sorted(reused.items())), frozenset(skip), records, nbytes)
 
 
 class ReuseRanges(beam.DoFn):

@@ -3,9 +3,9 @@
 Workers write into ``DIR/.staging/``; only when the job has finished does the driver move the
 results into place, folder by folder, and write ``config.yaml`` and ``stats.json`` last. Every
 file appears under its final name whole (written under a temporary name, then renamed), and a
-rerun after a crash starts from an empty staging folder (but for the finished input ranges it reuses,
-``resume/``) and replaces what an earlier run left, so nothing is duplicated. All file operations go through Beam's FileSystems: the same code
-publishes to a local folder, gs:// or s3://.
+rerun after a crash starts from an empty staging folder (but for the finished input ranges it
+reuses, ``resume/``) and replaces what an earlier run left, so nothing is duplicated. All file
+operations go through Beam's FileSystems: the same code publishes to a local folder, gs:// or s3://.
 """
 
 from __future__ import annotations
