@@ -24,7 +24,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from thresher.transforms.shards import MANIFEST, open_shard, read_manifest, token_arrays
+from thresher.transforms.shards import MANIFEST, read_manifest, shard_tokens
 
 
 class DataError(ValueError):
@@ -40,18 +40,28 @@ def shards_dir(path: str) -> str:
 
 
 class TokenSource:
-    """One run directory's shards as a single memory-mapped token stream."""
+    """One run directory's shards as a single memory-mapped token stream, read from the Arrow
+    shards or from another format the run wrote (``data_format``; "auto": Arrow when there, else
+    the first format the manifest lists). Every format holds the same tokens in the same order, so
+    the stream, and training, are the same whichever is read."""
 
-    def __init__(self, path: str, seq_len: int, holdout_shards: int = 0, holdout: bool = False):
+    def __init__(self, path: str, seq_len: int, holdout_shards: int = 0, holdout: bool = False,
+                 data_format: str = "auto"):
         self.path = path
         self.folder = shards_dir(path)
         self.manifest = read_manifest(self.folder)
+        if data_format == "auto":
+            data_format = "arrow" if "arrow" in self.manifest.formats else self.manifest.formats[0]
+        if data_format not in self.manifest.formats:
+            raise DataError(f"{path}: its shards were written as {', '.join(self.manifest.formats)}, not "
+                            f"{data_format} (stages.tokenize.formats, or `thresher export-shards`)")
+        self.format = data_format
         shards = self.manifest.shards
         if holdout_shards:
             if holdout_shards >= len(shards) and not holdout:
                 raise DataError(f"{path}: cannot hold out {holdout_shards} of {len(shards)} shards")
             shards = shards[-holdout_shards:] if holdout else shards[:-holdout_shards]
-        self.files = [s.file for s in shards]
+        self.shards = shards
         self.seq_len = seq_len
         self._flats = None  # opened lazily, once per process (DataLoader workers included)
         self.lengths = np.array([s.tokens for s in shards], dtype=np.int64)
@@ -67,10 +77,14 @@ class TokenSource:
 
     def _open(self):
         if self._flats is None:
-            self._flats = [token_arrays(open_shard(os.path.join(self.folder, f)))[0] for f in self.files]
-            for f, flat, n in zip(self.files, self._flats, self.lengths):
-                if len(flat) != n:
-                    raise DataError(f"{self.folder}/{f}: {len(flat)} tokens, manifest says {n}")
+            try:
+                self._flats = [shard_tokens(self.folder, s, self.format)[0] for s in self.shards]
+            except ValueError as e:
+                raise DataError(f"{self.folder}: {self.format} shards: {e}") from None
+            for s, flat in zip(self.shards, self._flats):
+                if len(flat) != s.tokens:
+                    raise DataError(f"{self.folder}/{s.file_of(self.format)[0]['file']}: {len(flat)} tokens, "
+                                    f"manifest says {s.tokens}")
         return self._flats
 
     def window(self, k: int) -> np.ndarray:

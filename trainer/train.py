@@ -20,6 +20,7 @@ import torch.nn.functional as F
 
 from thresher.trainer import checkpoint
 from thresher.trainer.data import DataError, Mixture, TokenLoader, TokenSource
+from thresher.transforms.shards import FORMATS
 from thresher.trainer.metrics import MetricsLogger, peak_flops
 from thresher.trainer.model import MODELS, EncoderDecoder, Transformer, document_layout
 from thresher.trainer.objectives import IGNORE, OBJECTIVES, Objective, ObjectiveParams
@@ -31,6 +32,7 @@ class TrainConfig:
     data: list[str] = field(default_factory=list)  # DIR or DIR:WEIGHT
     eval_data: list[str] = field(default_factory=list)
     holdout_shards: int = 0  # hold out the last N shards of each --data source for eval
+    data_format: str = "auto"  # which of the runs' shard formats to read (the same tokens in each)
     model: str = "tiny"
     objective: str = "clm"  # clm | mlm | span | fim (trainer/objectives.py)
     mlm_rate: float = 0.15
@@ -114,6 +116,9 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
                    help="a thresher run directory (or its shards/); repeat for a weighted mixture")
     p.add_argument("--eval-data", action="append", default=[], metavar="DIR",
                    help="run directories to evaluate on (repeatable)")
+    p.add_argument("--data-format", choices=("auto",) + FORMATS, default=d.data_format,
+                   help="the shard files to read (each format holds the same tokens); auto: Arrow when the run "
+                        "wrote it, else its first format")
     p.add_argument("--model", choices=sorted(MODELS), default=d.model, help="model size")
     p.add_argument("--objective", choices=OBJECTIVES, default=d.objective,
                    help="clm: next token (decoder); mlm: masked tokens (encoder); span: T5 span corruption "
@@ -255,13 +260,14 @@ def loss_on(model, batch: dict, cfg: TrainConfig, eos_id: int, env: Distributed)
     return F.cross_entropy(logits.float().flatten(0, 1), targets.flatten(), ignore_index=IGNORE)
 
 
-def make_sources(specs: list[str], seq_len: int, holdout_shards: int = 0, holdout: bool = False):
+def make_sources(specs: list[str], seq_len: int, holdout_shards: int = 0, holdout: bool = False,
+                 data_format: str = "auto"):
     """Sources and weights from DIR[:WEIGHT] specs; with holdout_shards, the training part
     (holdout=False) or the held-out last shards (holdout=True) of each."""
     sources, weights = [], []
     for spec in specs:
         path, w = split_weight(spec)
-        sources.append(TokenSource(path, seq_len, holdout_shards, holdout=holdout))
+        sources.append(TokenSource(path, seq_len, holdout_shards, holdout=holdout, data_format=data_format))
         weights.append(w)
     return sources, weights
 
@@ -316,10 +322,10 @@ def preflight(cfg: TrainConfig, world: int = 1) -> None:
     """What can be checked before any process starts: the data sources open, and a --resume can
     continue the newest checkpoint (`thresher train` runs this before torchrun, so a wrong --data
     is one line, not torchrun's report of a failed child)."""
-    sources, _ = make_sources(cfg.data, cfg.seq_len, cfg.holdout_shards)
+    sources, _ = make_sources(cfg.data, cfg.seq_len, cfg.holdout_shards, data_format=cfg.data_format)
     make_objective(cfg, sources[0].tokenizer)
     if cfg.eval_data:
-        make_sources(cfg.eval_data, cfg.seq_len)
+        make_sources(cfg.eval_data, cfg.seq_len, data_format=cfg.data_format)
     if not cfg.overwrite:
         try:
             checkpoint.claim(cfg.output, cfg.resume, overwrite=False)
@@ -353,15 +359,16 @@ def train(cfg: TrainConfig) -> list[dict]:
 
 
 def _train(cfg: TrainConfig, env: Distributed) -> list[dict]:
-    sources, weights = make_sources(cfg.data, cfg.seq_len, cfg.holdout_shards)
+    sources, weights = make_sources(cfg.data, cfg.seq_len, cfg.holdout_shards, data_format=cfg.data_format)
     mix = Mixture(sources, weights, seed=cfg.seed)
     tok = mix.tokenizer
     eval_mix = None
     if cfg.eval_data or cfg.holdout_shards:
         if cfg.eval_data:
-            eval_sources, _ = make_sources(cfg.eval_data, cfg.seq_len)
+            eval_sources, _ = make_sources(cfg.eval_data, cfg.seq_len, data_format=cfg.data_format)
         else:
-            eval_sources, _ = make_sources(cfg.data, cfg.seq_len, cfg.holdout_shards, holdout=True)
+            eval_sources, _ = make_sources(cfg.data, cfg.seq_len, cfg.holdout_shards, holdout=True,
+                                           data_format=cfg.data_format)
         eval_mix = Mixture(eval_sources, seed=cfg.seed)
         if eval_mix.tokenizer.get("sha256") != tok.get("sha256"):
             raise DataError("eval data was tokenized with a different tokenizer than the training data")

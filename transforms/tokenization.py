@@ -13,6 +13,7 @@ import pyarrow as pa
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
 from thresher.transforms.dedup import DUP_COUNT
+from thresher.transforms.shards import FORMATS
 from thresher.transforms.stage import ConfigError, Stage, check, register
 
 DEFAULT_EOS = "<|endoftext|>"
@@ -146,6 +147,9 @@ class TokenizeParams:
     tokenizer: str = ""  # a tokenizer.json (local, gs://, s3://); empty: the small default shipped in the package
     eos_token: str = "<|endoftext|>"
     shard_tokens: int = 50_000_000  # target tokens per shard
+    # the files each shard is written as (any of arrow, megatron, flat; transforms/shards.py): Arrow
+    # for `datasets` and Thresher's trainer, Megatron's indexed dataset, llm.c's / nanoGPT's token file
+    formats: list[str] = field(default_factory=lambda: ["arrow"])
     batch_docs: int = 256  # documents per encode_batch_fast call
     # encoding threads in each worker process; 0: the machine's cores shared out among the local
     # runner's workers (one each on other runners, which run a worker process per core)
@@ -161,6 +165,10 @@ class TokenizeParams:
         check(self.shard_tokens >= 1, f"{path}.shard_tokens", "must be >= 1")
         check(self.shard_tokens < 2**31, f"{path}.shard_tokens", "must be < 2**31 (Arrow list offsets are int32)")
         check(self.batch_docs >= 1, f"{path}.batch_docs", "must be >= 1")
+        check(bool(self.formats), f"{path}.formats", f"name at least one of {', '.join(FORMATS)}")
+        for fmt in self.formats:
+            check(fmt in FORMATS, f"{path}.formats", f"{fmt!r} is not one of {', '.join(FORMATS)}")
+        check(len(set(self.formats)) == len(self.formats), f"{path}.formats", "names a format twice")
         check(self.threads >= 0, f"{path}.threads", "must be >= 0 (0: automatic)")
         if self.enabled and self.tokenizer:
             check(os.path.exists(self.tokenizer) or "://" in self.tokenizer, f"{path}.tokenizer",

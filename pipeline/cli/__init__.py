@@ -21,11 +21,11 @@ from thresher.pipeline.logs import configure
 
 INTERRUPTED = "thresher: interrupted; the previous output is intact (rerun the command to do the job)"
 COMMANDS = ("run", "config", "stages", "jobserver", "tokenizer", "classifier", "calibrate", "inspect", "sample",
-            "train", "ablate", "export", "serve")
+            "train", "ablate", "export", "export-shards", "serve")
 
 
 def _module(name: str):
-    return importlib.import_module(f"thresher.pipeline.cli.{name}_cmd")
+    return importlib.import_module(f"thresher.pipeline.cli.{name.replace('-', '_')}_cmd")
 
 
 def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:

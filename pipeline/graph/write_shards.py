@@ -1,9 +1,9 @@
-"""The tokenize stage's output: ``shards/shard-NNNNN.arrow`` and ``shards/manifest.json``."""
+"""The tokenize stage's output: ``shards/shard-NNNNN.arrow`` (and the other formats' files,
+``shards/megatron/``, ``shards/flat/``) and ``shards/manifest.json``."""
 
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 
 import apache_beam as beam
 
@@ -13,7 +13,7 @@ from thresher.pipeline.progress import ProgressWriter
 from thresher.pipeline.graph.rundir import atomic_write
 from thresher.pipeline.graph.write_documents import SpillByShard, rows_of
 from thresher.transforms.hashing import TOKEN_BUCKETS, row_order, seeded_hash, shard_of, shards_of_bucket
-from thresher.transforms.shards import Manifest, ShardInfo, encode_shard, shard_name
+from thresher.transforms.shards import FORMATS, Manifest, ShardInfo, write_shard
 from thresher.transforms.tokenization import COPIES, TokenizerInfo
 
 SHUFFLE_SALT = "shuffle:"
@@ -30,9 +30,11 @@ def _shards(kv, n: int, seed: int):
 class WriteTokenShard(beam.DoFn):
     """Writes one tokenized shard (transforms/shards.py), documents in seeded shuffled order."""
 
-    def __init__(self, folder: str, dtype: str, seed: int, salt: str, progress_dir: str | None = None):
+    def __init__(self, folder: str, tokenizer: TokenizerInfo, formats: list[str], seed: int, salt: str,
+                 progress_dir: str | None = None):
         self.folder = folder
-        self.dtype = dtype
+        self.tokenizer = tokenizer
+        self.formats = formats
         self.seed = seed
         self.salt = salt
         self.progress_dir = progress_dir
@@ -46,12 +48,9 @@ class WriteTokenShard(beam.DoFn):
         n = items[0][1]
         rows = [r for r in rows_of(item for item, _ in items) if shard_of(self.salt + str(r["id"]), self.seed, n) == index]
         rows.sort(key=lambda r: (seeded_hash(self.salt + str(r["id"]), self.seed), *row_order(r)))
-        data = encode_shard(rows, self.dtype)
-        name = shard_name(index)
-        atomic_write(f"{self.folder}/{name}", data)
-        written = {"file": name, "rows": len(rows), "tokens": int(sum(len(r["tokens"]) for r in rows)),
-                   "bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
-        del rows, data
+        written = write_shard(rows, index, self.formats, self.tokenizer.dtype, self.tokenizer.vocab_size,
+                              lambda name, data: atomic_write(f"{self.folder}/{name}", data))
+        del rows
         give_back_memory()
         self.progress.add("shards")
         self.progress.flush()
@@ -59,16 +58,17 @@ class WriteTokenShard(beam.DoFn):
 
 
 class WriteManifest(beam.DoFn):
-    def __init__(self, path: str, tokenizer: TokenizerInfo, shard_tokens: int, seed: int):
+    def __init__(self, path: str, tokenizer: TokenizerInfo, shard_tokens: int, seed: int, formats: list[str]):
         self.path = path
+        self.formats = formats
         self.tokenizer = tokenizer
         self.shard_tokens = shard_tokens
         self.seed = seed
 
     def process(self, infos: list):
         manifest = Manifest(tokenizer=dataclasses.asdict(self.tokenizer), dtype=self.tokenizer.dtype, seed=self.seed,
-                            shard_tokens=self.shard_tokens,
-                            shards=[ShardInfo(**i) for i in sorted(infos, key=lambda i: i["file"])])
+                            shard_tokens=self.shard_tokens, formats=self.formats,
+                            shards=[ShardInfo(**i) for i in sorted(infos, key=lambda i: i["index"])])
         atomic_write(self.path, manifest.to_json().encode())
         yield {("output", "shards"): len(manifest.shards), ("output", "shard_rows"): manifest.rows,
                ("output", "shard_tokens"): manifest.tokens}
@@ -98,6 +98,7 @@ class WriteTokenShards(beam.PTransform):
         self.folder = f"{ctx.staging}/shards"
         self.tokenizer = ctx.resource(stage).info  # the driver read the tokenizer once (LoadedTokenizer)
         self.shard_tokens = params.shard_tokens
+        self.formats = [f for f in FORMATS if f in params.formats]
         self.seed = ctx.config.write.seed
         self.progress_dir = ctx.progress_dir
         self.spill = ctx.spill("tokens")
@@ -124,14 +125,14 @@ class WriteTokenShards(beam.PTransform):
             | "ToShards" >> beam.FlatMap(lambda kv, n, seed: [(s, (kv[1], n)) for s in _shards(kv, n, seed)],
                                          n=beam.pvalue.AsSingleton(n_shards), seed=self.seed)
             | "GroupShard" >> beam.GroupByKey()
-            | "WriteShard" >> beam.ParDo(WriteTokenShard(self.folder, self.tokenizer.dtype, self.seed, SHUFFLE_SALT,
-                                                         self.progress_dir))
+            | "WriteShard" >> beam.ParDo(WriteTokenShard(self.folder, self.tokenizer, self.formats, self.seed,
+                                                         SHUFFLE_SALT, self.progress_dir))
         )
         counts = (
             infos
             | "AllShards" >> beam.combiners.ToList()
             | "WriteManifest" >> beam.ParDo(WriteManifest(f"{self.folder}/manifest.json", self.tokenizer,
-                                                          self.shard_tokens, self.seed))
+                                                          self.shard_tokens, self.seed, self.formats))
         )
         docs = {branch: pcoll | f"DropTokens/{branch}" >> beam.Map(lambda d: {k: v for k, v in d.items() if k != "tokens"})
                 for branch, pcoll in branches.items()}

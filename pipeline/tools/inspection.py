@@ -23,7 +23,7 @@ from thresher.pipeline.stats import accounting_problems
 from thresher.transforms import stage as stage_registry
 from thresher.transforms.dedup import DUP_COUNT
 from thresher.transforms.tokenization import extra_copies
-from thresher.transforms.shards import MANIFEST, open_shard, read_manifest, token_arrays, verify
+from thresher.transforms.shards import MANIFEST, open_shard, read_manifest, shard_tokens, verify
 
 PERCENTILES = (5, 25, 50, 75, 95, 99)
 
@@ -145,18 +145,23 @@ def build_report(run_dir: str, details: bool = True) -> dict:
     if os.path.exists(os.path.join(shard_dir, MANIFEST)):
         m = read_manifest(shard_dir)
         lengths, unreadable, tables = [], [], []
+        fmt = "arrow" if "arrow" in m.formats else ("megatron" if "megatron" in m.formats else m.formats[0])
         for s in m.shards:
-            path = os.path.join(shard_dir, s.file)
-            if os.path.exists(path):
-                try:
-                    table = open_shard(path)
-                    _, offsets = token_arrays(table)
-                except (pa.ArrowException, OSError, ValueError):  # --verify says what is wrong with it
-                    unreadable.append(s.file)
-                    continue
-                lengths.append(np.diff(offsets))
-                tables.append(table)
+            if not s.file_of(fmt) or not all(os.path.exists(os.path.join(shard_dir, f["file"])) for f in s.file_of(fmt)):
+                continue
+            try:
+                flat, offsets = shard_tokens(shard_dir, s, fmt)
+                if offsets is None:  # flat files keep no boundaries: documents end in EOS
+                    ends = np.flatnonzero(np.asarray(flat) == m.tokenizer.get("eos_id"))
+                    offsets = np.concatenate([[0], ends + 1])
+                if fmt == "arrow":
+                    tables.append(open_shard(os.path.join(shard_dir, s.file)))
+            except (pa.ArrowException, OSError, ValueError):  # --verify says what is wrong with it
+                unreadable.append(s.file_of(fmt)[0]["file"])
+                continue
+            lengths.append(np.diff(offsets))
         toks = np.concatenate(lengths) if lengths else np.zeros(0)
+        by_format = m.bytes_by_format()
         report["shards"] = {
             "tokenizer": m.tokenizer,
             "dtype": m.dtype,
@@ -165,12 +170,17 @@ def build_report(run_dir: str, details: bool = True) -> dict:
             "count": len(m.shards),
             "rows": m.rows,
             "tokens": m.tokens,
-            "bytes": sum(s.bytes for s in m.shards),
-            "per_shard": [{"file": s.file, "rows": s.rows, "tokens": s.tokens, "bytes": s.bytes} for s in m.shards],
+            "bytes": sum(by_format.values()),
+            "formats": {f: {"bytes": b, "bytes_per_token": round(b / m.tokens, 3) if m.tokens else None}
+                        for f, b in by_format.items()},
+            "per_shard": [{"file": s.file or s.files[0]["file"], "rows": s.rows, "tokens": s.tokens,
+                           "bytes": sum(f["bytes"] for f in s.files)} for s in m.shards],
             "doc_tokens": _percentiles(toks),
             "tokens_histogram": _histogram(toks),
             "unreadable": unreadable,
         }
+        if "megatron" in m.formats:  # what a Megatron-LM user passes as --data-path
+            report["shards"]["megatron_data_path"] = m.blend(os.path.abspath(shard_dir))
         if details:
             report["shards"]["tokens_by_lang"] = tokens_by_language(tables)
     return report
@@ -322,16 +332,20 @@ def render_console(r: dict) -> str:
     s = r.get("shards")
     if s:
         tk = s["tokenizer"]
+        formats = s.get("formats") or {"arrow": {"bytes": s["bytes"]}}
         out.append(f"\nShards: {s['count']} ({s['dtype']}), {plural(s['rows'], 'document')}, {s['tokens']:,} tokens, "
-                   f"{_fmt_bytes(s['bytes'])}; tokenizer {tk['name']} (vocab {tk['vocab_size']:,}, EOS {tk['eos_id']}, "
+                   + ", ".join(f"{f} {_fmt_bytes(v['bytes'])}" for f, v in formats.items())
+                   + f"; tokenizer {tk['name']} (vocab {tk['vocab_size']:,}, EOS {tk['eos_id']}, "
                    f"sha256 {tk['sha256'][:12]}), seed {s['seed']}")
         dt = s["doc_tokens"]
         if dt:
             out.append("  tokens per document: " + "  ".join(f"p{p} {dt[f'p{p}']:,.0f}" for p in PERCENTILES)
                        + f"  max {dt['max']:,.0f}")
-        out.append(f"  {'shard':<20} {'rows':>10} {'tokens':>14} {'bytes':>12}")
+        out.append(f"  {'shard':<20} {'rows':>10} {'tokens':>14} {'bytes':>12}" + ("  (all formats)" if len(formats) > 1 else ""))
         for row in s["per_shard"]:
             out.append(f"  {row['file']:<20} {row['rows']:>10,} {row['tokens']:>14,} {_fmt_bytes(row['bytes']):>12}")
+        if s.get("megatron_data_path"):
+            out.append("  Megatron-LM: --data-path " + s["megatron_data_path"])
     v = r.get("verify")
     if v is not None:
         out.append("\nVerify: OK" if v["ok"] else "\nVerify: FAILED\n  " + "\n  ".join(v["problems"]))

@@ -160,3 +160,18 @@ def test_objective_examples_are_the_same_across_ranks_workers_and_restarts(sampl
     for a, b in zip(batches(resumed, 2), single[2:]):
         for k in a:
             np.testing.assert_array_equal(a[k], b[k])
+
+
+def test_the_megatron_and_flat_shards_give_the_same_windows(sample_shards, tmp_path):
+    from thresher.transforms.shards import convert
+
+    convert(str(sample_shards), str(tmp_path / "other"), ["megatron", "flat"])
+    arrow = TokenSource(str(sample_shards), seq_len=256)
+    with pytest.raises(DataError, match="written as megatron, flat, not arrow"):
+        TokenSource(str(tmp_path / "other"), seq_len=256, data_format="arrow")
+    for fmt in ("auto", "megatron", "flat"):
+        src = TokenSource(str(tmp_path / "other"), seq_len=256, data_format=fmt)
+        assert src.format == ("megatron" if fmt == "auto" else fmt)
+        assert src.n_windows == arrow.n_windows
+        for k in (0, 1, arrow.n_windows // 2, arrow.n_windows - 1):
+            assert np.array_equal(src.window(k), arrow.window(k))

@@ -5,8 +5,8 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from thresher.transforms.shards import (Manifest, ShardInfo, encode_shard, open_shard, read_manifest, sha256_file, shard_name,
-                               token_arrays, verify)
+from thresher.transforms.shards import (Manifest, ShardInfo, encode_shard, open_shard, read_flat, read_manifest,
+                               read_megatron, sha256_file, shard_name, token_arrays, verify, write_shard)
 
 
 def rows(n=50, vocab=1000, seed=0):
@@ -127,12 +127,63 @@ def test_version_1_shards_in_the_file_format_still_open_and_verify(tmp_path):
     data = sink.getvalue().to_pybytes()
     (tmp_path / shard_name(0)).write_bytes(data)
     d = json.loads(m.to_json())
-    d["version"] = 1
+    d["version"] = 1  # as version 1 wrote it: no formats, no files per shard
+    del d["formats"], d["shards"][0]["files"], d["shards"][0]["index"]
     d["shards"][0].update(bytes=len(data), sha256=sha256_file(str(tmp_path / shard_name(0))))
     (tmp_path / "manifest.json").write_text(json.dumps(d))
     assert verify(str(tmp_path)) == []
     flat, offsets = token_arrays(open_shard(str(tmp_path / shard_name(0))))
     assert np.array_equal(flat[offsets[5]:offsets[6]], rs[5]["tokens"])
-    d["version"] = 3
+    d["version"] = 4
     (tmp_path / "manifest.json").write_text(json.dumps(d))
-    assert "manifest version 3 is not one this Thresher reads" in verify(str(tmp_path))[0]
+    assert "manifest version 4 is not one this Thresher reads" in verify(str(tmp_path))[0]
+
+
+@pytest.mark.parametrize("vocab, megatron_dtype, flat_header", [(1000, np.uint16, (20240520, 1)),
+                                                                (2**16, np.uint16, (20240520, 1)),
+                                                                (2**16 + 1, np.int32, (20240801, 7)),
+                                                                (128_256, np.int32, (20240801, 7))])
+def test_megatron_and_flat_formats_round_trip(tmp_path, vocab, megatron_dtype, flat_header):
+    rs = rows(40, vocab=min(vocab, 2**16), seed=3)
+    for r in rs:
+        r["tokens"] = r["tokens"].astype(np.uint32) * (vocab // min(vocab, 2**16))
+    rs[5]["tokens"] = np.array([vocab - 1], dtype=np.uint32)  # the largest id survives
+    dtype = "uint16" if vocab <= 2**16 else "uint32"
+    written = {}
+    info = ShardInfo(**write_shard(rs, 3, ["flat", "megatron", "arrow"], dtype, vocab,
+                                   lambda name, data: written.__setitem__(name, data)))
+    assert sorted(written) == ["flat/shard-00003.bin", "megatron/shard-00003.bin", "megatron/shard-00003.idx",
+                               "shard-00003.arrow"]
+    for name, data in written.items():
+        (tmp_path / name).parent.mkdir(exist_ok=True)
+        (tmp_path / name).write_bytes(data)
+    flat, offsets = read_megatron(str(tmp_path), 3)
+    assert flat.dtype == megatron_dtype and len(offsets) == 41
+    for i, r in enumerate(rs):
+        assert np.array_equal(flat[offsets[i]:offsets[i + 1]], r["tokens"])
+    idx = (tmp_path / "megatron/shard-00003.idx").read_bytes()
+    assert idx[:9] == b"MMIDIDX\x00\x00" and idx[9:17] == (1).to_bytes(8, "little")
+    header = np.frombuffer(written["flat/shard-00003.bin"][:1024], dtype=np.int32)
+    assert tuple(header[:2]) == flat_header and header[2] == info.tokens
+    assert np.array_equal(read_flat(str(tmp_path), 3), np.concatenate([r["tokens"] for r in rs]))
+    m = Manifest({"name": "t", "sha256": "x", "vocab_size": vocab, "eos_token": "<e>", "eos_id": 0}, dtype, 0, 1000,
+                 [info], formats=["arrow", "megatron", "flat"])
+    (tmp_path / "manifest.json").write_text(m.to_json())
+    assert read_manifest(str(tmp_path)) == m
+    assert verify(str(tmp_path)) == []
+    (tmp_path / "flat" / "shard-00009.bin").write_bytes(written["flat/shard-00003.bin"])
+    assert verify(str(tmp_path)) == ["flat/shard-00009.bin: not in manifest.json"]
+
+
+def test_a_version_2_manifest_still_reads(tmp_path):
+    m = write_dir(tmp_path, [rows(30), rows(20, seed=1)])
+    old = json.loads(m.to_json())
+    old["version"] = 2
+    del old["formats"]
+    for s in old["shards"]:
+        del s["files"], s["index"]
+    (tmp_path / "manifest.json").write_text(json.dumps(old))
+    again = read_manifest(str(tmp_path))
+    assert again.formats == ["arrow"] and [s.index for s in again.shards] == [0, 1]
+    assert again.shards[1].files == m.shards[1].files
+    assert verify(str(tmp_path)) == []
