@@ -62,7 +62,7 @@ class Curate(beam.PTransform):
         written_docs = tuple(branches.values()) | "WriteDocuments" >> WriteShards(
             "documents", f"{ctx.staging}/documents", document_schema(self.stages, ctx.config), ctx.document_shards,
             w.seed, w.compression, ctx.progress_dir, ctx.spill("documents"),
-            partition=partition_column(self.stages, ctx.config))
+            partition=partition_column(self.stages, ctx.config), release=ctx.read_once)
         # Ids are the documents' keys for every reader: the ids kept more than once are counted
         # (an id given twice by the input), and stats.json and the console name them.
         duplicates = (
@@ -71,7 +71,7 @@ class Curate(beam.PTransform):
             | "CountDuplicateIds" >> beam.ParDo(CountDuplicateIds()).with_outputs(COUNTS, main="none"))
         written_rejected = tuple(rejected) | "WriteRejected" >> WriteShards(
             "rejected", f"{ctx.staging}/rejected", REJECTED_SCHEMA, w.rejected_shards or ctx.auto_shards, w.seed, w.compression,
-            ctx.progress_dir, ctx.spill("rejected"))
+            ctx.progress_dir, ctx.spill("rejected"), release=ctx.read_once)
         return (
             counts + [written_docs, written_rejected, duplicates[COUNTS]]
             | "AllCounts" >> beam.Flatten()

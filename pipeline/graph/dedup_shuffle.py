@@ -133,7 +133,8 @@ class WriteEarlierCopies(beam.PTransform):
         w = ctx.config.write
         self.groups = ctx.groups(f"{stage}_copies")
         self.write = WriteShards("earlier_copies", f"{ctx.staging}/{EARLIER_COPIES}/{stage}", EARLIER_COPIES_SCHEMA,
-                                 small_table_shards(ctx), w.seed, w.compression, None, ctx.spill(f"{stage}_copies"))
+                                 small_table_shards(ctx), w.seed, w.compression, None, ctx.spill(f"{stage}_copies"),
+                                 release=ctx.read_once)
 
     def expand(self, copies):
         return (copies
@@ -190,7 +191,8 @@ class ExactDedup(beam.PTransform):
         self.write_copies = WriteEarlierCopies(stage, ctx) if self.earlier else None
         w = ctx.config.write
         self.write_index = WriteShards("index_exact", f"{ctx.staging}/{EXACT_INDEX}", EXACT_INDEX_SCHEMA,
-                                       small_table_shards(ctx), w.seed, w.compression, None, ctx.spill("index_exact"))
+                                       small_table_shards(ctx), w.seed, w.compression, None, ctx.spill("index_exact"),
+                                       release=ctx.read_once)
 
     def expand(self, docs):
         c, stage = self.c, self.stage
@@ -548,9 +550,11 @@ class MinHashDedup(beam.PTransform):
         self.groups = ctx.groups(stage)
         w = ctx.config.write
         self.write_clusters = WriteShards("clusters", f"{ctx.staging}/dedup", CLUSTERS_SCHEMA, 1, w.seed, w.compression,
-                                          None, ctx.spill("clusters"), filename="clusters.parquet")
+                                          None, ctx.spill("clusters"), filename="clusters.parquet",
+                                          release=ctx.read_once)
         self.write_index = WriteShards("index_minhash", f"{ctx.staging}/{MINHASH_INDEX}", MINHASH_INDEX_SCHEMA,
-                                       ctx.document_shards, w.seed, w.compression, None, ctx.spill("index_minhash"))
+                                       ctx.document_shards, w.seed, w.compression, None, ctx.spill("index_minhash"),
+                                       release=ctx.read_once)
         self.earlier = ctx.resource(stage) or ()  # transforms.dedup.EarlierIndex of each `against` run
         self.write_copies = WriteEarlierCopies(stage, ctx) if self.earlier else None
 

@@ -11,6 +11,12 @@ A spill file is written whole by the bundle that names it (a fresh uuid per file
 bundle leaves an orphan that no reference points to, never a half-read file. Spill files live
 under ``DIR/.staging/spill/`` on the run's own filesystem (local, gs://, s3://: every worker
 reads what any other wrote) and go when the run is published.
+
+On the local runner, which retries no bundle, the Parquet writers' spill (every shard reads its
+own segment of each flush once) is written one file per segment (``SpillBuffer(release=True)``),
+and a reader deletes the file as soon as it has read it. A file of every shard's segments could go
+only once the last shard was written: at 100k documents the staging folder peaked with 390 MB
+of such files beside the 390 MB of output written from them.
 """
 
 from __future__ import annotations
@@ -45,6 +51,7 @@ class SpillRef(NamedTuple):
     length: int
     rows: int
     tokens: int = 0  # for token rows: how many tokens the segment holds
+    own_file: bool = False  # the segment is its file's only one, read once: the reader deletes the file
 
 
 _HEADER = struct.Struct("<Q")  # a segment: its pickle's length, then the pickle compressed
@@ -87,9 +94,10 @@ class SpillBuffer:
     buffer must empty itself by size, not only when the bundle ends.
     """
 
-    def __init__(self, folder: str, max_bytes: int = MAX_BYTES):
+    def __init__(self, folder: str, max_bytes: int = MAX_BYTES, release: bool = False):
         self.folder = folder
         self.max_bytes = max_bytes
+        self.release = release  # one file per segment, deleted by its reader
         self._rows: dict = {}
         self._tokens: dict = {}
         self._bytes = 0
@@ -123,16 +131,23 @@ class SpillBuffer:
         if not self._rows:
             self._release()
             return []
-        path = f"{self.folder}/{uuid.uuid4().hex}.pickle"
         refs = []
-        offset = 0
-        with FileSystems.create(path, compression_type=CompressionTypes.UNCOMPRESSED) as fh:
+        path, fh, offset = None, None, 0
+        try:
             for key in sorted(self._rows):
+                if fh is None or self.release:
+                    if fh is not None:
+                        fh.close()
+                    path, offset = f"{self.folder}/{uuid.uuid4().hex}.pickle", 0
+                    fh = FileSystems.create(path, compression_type=CompressionTypes.UNCOMPRESSED)
                 rows = self._rows[key]
                 blob = pack(pickle.dumps(rows, protocol=pickle.HIGHEST_PROTOCOL))
                 fh.write(blob)
-                refs.append((key, SpillRef(path, offset, len(blob), len(rows), self._tokens.get(key, 0))))
+                refs.append((key, SpillRef(path, offset, len(blob), len(rows), self._tokens.get(key, 0), self.release)))
                 offset += len(blob)
+        finally:
+            if fh is not None:
+                fh.close()
         self._rows, self._tokens = {}, {}
         self._release()
         give_back_memory()
@@ -158,6 +173,8 @@ def read_segments(refs: Iterable[SpillRef]) -> Iterable[list]:
                 if len(data) != r.length:
                     raise IOError(f"{path}: segment at {r.offset} is {len(data)} bytes, expected {r.length}")
                 yield pickle.loads(unpack(data))
+            if all(r.own_file for r in by_file[path]):
+                FileSystems.delete([path])
 
 
 def read_rows(refs: Iterable[SpillRef]) -> list:

@@ -50,15 +50,16 @@ class SpillByShard(beam.DoFn):
     """
 
     def __init__(self, folder: str | None, shards: int | None, seed: int, salt: str = "", buckets: int | None = None,
-                 max_bytes: int = MAX_BYTES):
+                 max_bytes: int = MAX_BYTES, release: bool = False):
         self.folder = folder
+        self.release = release  # each segment is read once: a file goes after its last (spill.SpillBuffer)
         self.shards = shards if shards is not None else buckets
         self.seed = seed
         self.salt = salt
         self.max_bytes = max_bytes
 
     def start_bundle(self):
-        self._buffer = SpillBuffer(self.folder, self.max_bytes) if self.folder else None
+        self._buffer = SpillBuffer(self.folder, self.max_bytes, self.release) if self.folder else None
 
     def process(self, row: dict):
         key = shard_of(self.salt + str(row.get("id")), self.seed, self.shards)
@@ -151,8 +152,10 @@ class WriteShards(beam.PTransform):
     """
 
     def __init__(self, kind: str, folder: str, schema: pa.Schema, shards: int, seed: int, compression: str,
-                 progress_dir: str | None, spill: str | None, filename: str | None = None, partition: str | None = None):
+                 progress_dir: str | None, spill: str | None, filename: str | None = None, partition: str | None = None,
+                 release: bool = False):
         super().__init__()
+        self.release = release  # the local runner: each spill file goes once its shards have read it
         self.args = (kind, folder, schema, shards, compression, progress_dir, filename, partition)
         self.shards = shards
         self.seed = seed
@@ -163,7 +166,8 @@ class WriteShards(beam.PTransform):
 
     def expand(self, rows):
         branches = branches_of(rows)
-        refs = [branch | f"Spill{i}" >> beam.ParDo(SpillByShard(self.spill, self.shards, self.seed))
+        refs = [branch | f"Spill{i}" >> beam.ParDo(SpillByShard(self.spill, self.shards, self.seed,
+                                                                release=self.release))
                 for i, branch in enumerate(branches)]
         if self.always:
             refs.append(branches[0].pipeline | "AlwaysWritten" >> beam.Create([(0, None)]))

@@ -31,6 +31,21 @@ def test_rows_come_back_by_key_in_order(tmp_path):
     assert [len(s) for s in read_segments([refs[2], refs[0]])] == [refs[2].rows, refs[0].rows]
 
 
+def test_released_segments_are_files_of_their_own_that_go_once_read(tmp_path):
+    """The Parquet writers' spill on the local runner: each shard's segment is a file, deleted when
+    that shard has read it, so the spill does not sit beside the output written from it."""
+    folder = tmp_path / "spill"
+    buf = SpillBuffer(str(folder), max_bytes=10**9, release=True)
+    rows = [{"id": f"d{i}", "text": "y" * i} for i in range(40)]
+    for r in rows:
+        buf.add(int(r["id"][1:]) % 4, r)
+    refs = dict(buf.flush())
+    assert len({r.path for r in refs.values()}) == 4 and all(r.own_file and r.offset == 0 for r in refs.values())
+    for n, key in enumerate(sorted(refs), 1):
+        assert [g["id"] for g in read_rows([refs[key]])] == [r["id"] for r in rows if int(r["id"][1:]) % 4 == key]
+        assert len(os.listdir(folder)) == 4 - n  # this shard's file went, the others wait for their readers
+
+
 def test_buffer_says_when_it_is_full(tmp_path):
     buf = SpillBuffer(str(tmp_path), max_bytes=5_000)
     n = 0
