@@ -24,7 +24,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from thresher.transforms.shards import MANIFEST, read_manifest, shard_tokens
+from thresher.transforms.shards import MANIFEST, read_manifest, shard_tokens, shards_folder
 
 
 class DataError(ValueError):
@@ -33,16 +33,16 @@ class DataError(ValueError):
 
 def shards_dir(path: str) -> str:
     """A run directory or its ``shards/`` folder -> the folder holding ``manifest.json``."""
-    for cand in (os.path.join(path, "shards"), path):
-        if os.path.exists(os.path.join(cand, MANIFEST)):
-            return cand
+    folder = shards_folder(path)
+    if os.path.exists(os.path.join(folder, MANIFEST)):
+        return folder
     raise DataError(f"{path}: no {MANIFEST} here or in {path}/shards (is it a thresher run directory?)")
 
 
 class TokenSource:
     """One run directory's shards as a single memory-mapped token stream, read from the Arrow
-    shards or from another format the run wrote (``data_format``; "auto": Arrow when there, else
-    the first format the manifest lists). Every format holds the same tokens in the same order, so
+    shards or from another format the run wrote (``data_format``; "auto": the manifest's
+    ``default_format``, Arrow when there, else Megatron, else flat). Every format holds the same tokens in the same order, so
     the stream, and training, are the same whichever is read."""
 
     def __init__(self, path: str, seq_len: int, holdout_shards: int = 0, holdout: bool = False,
@@ -51,7 +51,7 @@ class TokenSource:
         self.folder = shards_dir(path)
         self.manifest = read_manifest(self.folder)
         if data_format == "auto":
-            data_format = "arrow" if "arrow" in self.manifest.formats else self.manifest.formats[0]
+            data_format = self.manifest.default_format
         if data_format not in self.manifest.formats:
             raise DataError(f"{path}: its shards were written as {', '.join(self.manifest.formats)}, not "
                             f"{data_format} (stages.tokenize.formats, or `thresher export-shards`)")

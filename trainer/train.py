@@ -118,7 +118,7 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
                    help="run directories to evaluate on (repeatable)")
     p.add_argument("--data-format", choices=("auto",) + FORMATS, default=d.data_format,
                    help="the shard files to read (each format holds the same tokens); auto: Arrow when the run "
-                        "wrote it, else its first format")
+                        "wrote it, else Megatron, else flat")
     p.add_argument("--model", choices=sorted(MODELS), default=d.model, help="model size")
     p.add_argument("--objective", choices=OBJECTIVES, default=d.objective,
                    help="clm: next token (decoder); mlm: masked tokens (encoder); span: T5 span corruption "

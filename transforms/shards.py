@@ -241,10 +241,15 @@ def open_shard(path: str) -> pa.Table:
     return pa.ipc.open_stream(source).read_all()
 
 
+def shards_folder(path: str) -> str:
+    """A run directory -> its ``shards/`` folder; a folder holding a manifest itself stays as it is."""
+    return os.path.join(path, "shards") if os.path.exists(os.path.join(path, "shards", MANIFEST)) else path
+
+
 def open_shards(path: str) -> pa.Table:
     """Every shard of a run directory (or of its ``shards/`` folder), in manifest order, as one
     memory-mapped table: a chunk per shard, nothing copied."""
-    folder = os.path.join(path, "shards") if os.path.exists(os.path.join(path, "shards", MANIFEST)) else path
+    folder = shards_folder(path)
     manifest = read_manifest(folder)
     tables = [open_shard(os.path.join(folder, s.file)) for s in manifest.shards]
     return pa.concat_tables(tables) if tables else shard_schema(manifest.dtype).empty_table()
@@ -308,6 +313,12 @@ class Manifest:
     @property
     def tokens(self) -> int:
         return sum(s.tokens for s in self.shards)
+
+    @property
+    def default_format(self) -> str:
+        """The format readers use unless told: the first the run wrote in FORMATS' order (Arrow when
+        there; the writers list formats in that order)."""
+        return next(f for f in FORMATS if f in self.formats)
 
     def bytes_by_format(self) -> dict[str, int]:
         return {fmt: sum(f["bytes"] for s in self.shards for f in s.file_of(fmt)) for fmt in self.formats}
@@ -433,7 +444,7 @@ def convert(source: str, output: str, formats) -> Manifest:
     import shutil
     import uuid
 
-    folder = os.path.join(source, "shards") if os.path.exists(os.path.join(source, "shards", MANIFEST)) else source
+    folder = shards_folder(source)
     m = read_manifest(folder)
     have = [f for f in ("arrow", "megatron") if f in m.formats]
     if not have:

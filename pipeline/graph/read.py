@@ -70,17 +70,18 @@ class ReadRecords(CountingDoFn):
     SPREAD = "spread"
 
     def __init__(self, warc: WarcOptions, spill_folder: str | None, spread_bytes: int = 4_000_000,
-                 resume: ResumePlan | None = None, **kw):
+                 resume: ResumePlan | None = None, release: bool = False, **kw):
         super().__init__(track_ranges=resume is not None, **kw)
         self.warc = warc
         self.spill_folder = spill_folder
         self.spread_bytes = spread_bytes  # records of a file read whole travel in spilled chunks of this size
         self.resume = resume  # a resumable run: each range read in ranges ends with a RangeEnd marker
+        self.release = release  # the local runner reads each chunk once: its file goes once read (spill.py)
 
     def start_bundle(self):
         super().start_bundle()
         # without a spill folder the documents themselves are spread (the runner's shuffle carries them)
-        self._spread = SpillBuffer(self.spill_folder, self.spread_bytes) if self.spill_folder else None
+        self._spread = SpillBuffer(self.spill_folder, self.spread_bytes, self.release) if self.spill_folder else None
 
     def process(self, split):
         path, source, start, end, size = split
@@ -221,11 +222,8 @@ class _Chunks:
 
 class ReadSpilled(beam.DoFn):
     """A spill reference -> its rows (records of a file read whole, spread over the workers); a
-    document spread as itself (spill files off) passes through. With `delete` (the local runner,
-    which reads each once) the file goes once read: it holds that one segment."""
-
-    def __init__(self, delete: bool = False):
-        self.delete = delete
+    document spread as itself (spill files off) passes through. On the local runner, which reads
+    each once, the chunk's file goes once read (``SpillRef.own_file``)."""
 
     def process(self, ref):
         if isinstance(ref, dict):
@@ -237,8 +235,6 @@ class ReadSpilled(beam.DoFn):
         if ref is not None:
             for segment in read_segments([ref]):
                 yield from segment
-            if self.delete:
-                FileSystems.delete([ref.path])
         if marker is not None:
             yield marker
 
@@ -264,9 +260,10 @@ class ReadInputs(beam.PTransform):
             | "PlanSplits" >> beam.FlatMap(lambda f: [(f[0], f[1], a, b, f[2]) for a, b in plan_splits(f[0], f[2], split_bytes)
                                                       if (f[0], a, b) not in skip])
             | "SpreadSplits" >> beam.Reshuffle()
-            | "ReadRecords" >> beam.ParDo(ReadRecords(self.warc, self.spill, split_bytes, resume=self.resume, **self.common)).with_outputs(
+            | "ReadRecords" >> beam.ParDo(ReadRecords(self.warc, self.spill, split_bytes, resume=self.resume,
+                                                      release=self.delete_spilled, **self.common)).with_outputs(
                 COUNTS, REJECTED, ReadRecords.SPREAD, main="docs")
         )
         spread = (read[ReadRecords.SPREAD] | "SpreadRecords" >> beam.Reshuffle()
-                  | "ReadSpread" >> beam.ParDo(ReadSpilled(self.delete_spilled)))
+                  | "ReadSpread" >> beam.ParDo(ReadSpilled()))
         return StageResult({"read": read.docs, "spread": spread}, [read[COUNTS]], [read[REJECTED]])

@@ -145,7 +145,7 @@ def build_report(run_dir: str, details: bool = True) -> dict:
     if os.path.exists(os.path.join(shard_dir, MANIFEST)):
         m = read_manifest(shard_dir)
         lengths, unreadable, tables = [], [], []
-        fmt = "arrow" if "arrow" in m.formats else ("megatron" if "megatron" in m.formats else m.formats[0])
+        fmt = m.default_format
         for s in m.shards:
             if not s.file_of(fmt) or not all(os.path.exists(os.path.join(shard_dir, f["file"])) for f in s.file_of(fmt)):
                 continue
